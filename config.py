@@ -1,0 +1,120 @@
+"""Settings from environment variables (and `.env`).
+
+One `Config` class reads the environment when it is instantiated, so a test
+can set variables and build a fresh config. Secrets are never defaults in the
+code: `SECRET_KEY` and `VOICE_TOKEN` are generated once into `DATA_DIR`.
+"""
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+SAMPLE_KB = BASE_DIR / "metrotest_bot" / "rag" / "sample_kb" / "metrotest_sample.txt"
+
+load_dotenv(BASE_DIR / ".env")
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name, default):
+    return int(_env(name, default))
+
+
+def _env_float(name, default):
+    return float(_env(name, default))
+
+
+def _secret_file(data_dir: Path, name: str) -> str:
+    """Read a secret from DATA_DIR, creating it on first use (mode 0600)."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+def normalize_db_url(url: str) -> str:
+    """Plain postgres URLs get the psycopg (v3) driver, which is what we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    TESTING = False
+
+    def __init__(self, **overrides):
+        self.DATA_DIR = Path(overrides.pop("DATA_DIR", None) or _env("DATA_DIR", BASE_DIR / "instance")).resolve()
+        self.DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+        self.SQLALCHEMY_DATABASE_URI = normalize_db_url(
+            _env("DATABASE_URL", f"sqlite:///{self.DATA_DIR / 'metrotest.db'}"))
+        # pool_pre_ping survives a database restart without failing the first request
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+        self.SECRET_KEY = _env("SECRET_KEY") or _secret_file(self.DATA_DIR, "secret_key")
+        self.VOICE_TOKEN = _env("VOICE_TOKEN") or _secret_file(self.DATA_DIR, "voice_token")
+
+        self.KB_PATH = Path(_env("KB_PATH", SAMPLE_KB))
+        self.KB_MAX_UPLOAD_BYTES = _env_int("KB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+        self.MAX_CONTENT_LENGTH = self.KB_MAX_UPLOAD_BYTES + 1024 * 1024
+
+        self.OPENAI_API_KEY = _env("OPENAI_API_KEY")
+        self.OPENAI_BASE_URL = _env("OPENAI_BASE_URL")
+        self.LLM_MODEL = _env("LLM_MODEL", "gpt-4o-mini")
+        # A phone line cannot wait: first token within a few seconds, no retry chains.
+        self.LLM_FIRST_TOKEN_TIMEOUT = _env_float("LLM_FIRST_TOKEN_TIMEOUT", 4.0)
+        self.LLM_TOTAL_TIMEOUT = _env_float("LLM_TOTAL_TIMEOUT", 20.0)
+        self.LLM_MAX_TOKENS = _env_int("LLM_MAX_TOKENS", 300)
+
+        self.ELASTICSEARCH_URL = _env("ELASTICSEARCH_URL")
+        self.ELASTICSEARCH_PREFIX = _env("ELASTICSEARCH_PREFIX", "metrotest")
+
+        self.OPERATOR_PHONE = _env("OPERATOR_PHONE")
+        self.COMPANY_TZ = _env("COMPANY_TZ", "Asia/Yekaterinburg")
+
+        self.VOICE_IDLE_TIMEOUT = _env_float("VOICE_IDLE_TIMEOUT", 120.0)
+        self.VOICE_PING_INTERVAL = _env_float("VOICE_PING_INTERVAL", 20.0)
+        self.VOICE_MAX_FRAME_BYTES = _env_int("VOICE_MAX_FRAME_BYTES", 64 * 1024)
+
+        self.CRM_KIND = _env("CRM_KIND")
+        self.CRM_URL = _env("CRM_URL")
+        self.CRM_TOKEN = _env("CRM_TOKEN")
+        self.CRM_TIMEOUT_MS = _env_int("CRM_TIMEOUT_MS", 1500)
+
+        # How long a worker trusts its cached copy of settings and the KB version.
+        self.SHARED_STATE_TTL = _env_float("SHARED_STATE_TTL", 2.0)
+
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.PERMANENT_SESSION_LIFETIME = _env_int("ADMIN_SESSION_MINUTES", 8 * 60) * 60
+        self.WTF_CSRF_TIME_LIMIT = None
+
+        for key, value in overrides.items():
+            setattr(self, key, value)
+
+
+class TestConfig(Config):
+    """Isolated settings for tests: its own DATA_DIR, no API key unless given."""
+
+    TESTING = True
+
+    def __init__(self, **overrides):
+        overrides.setdefault("OPENAI_API_KEY", None)
+        overrides.setdefault("SECRET_KEY", "test-secret")
+        overrides.setdefault("VOICE_TOKEN", "test-token")
+        db_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
+        super().__init__(**overrides)
+        # TEST_DATABASE_URL runs the suite on PostgreSQL; SQLite in DATA_DIR otherwise.
+        self.SQLALCHEMY_DATABASE_URI = normalize_db_url(
+            db_url or _env("TEST_DATABASE_URL") or f"sqlite:///{self.DATA_DIR / 'test.db'}")

@@ -1,0 +1,41 @@
+"""Metrotest voice assistant: the app factory."""
+import os
+
+# Haystack phones home unless told not to; this machine and many offices have no internet.
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+from flask import Flask  # noqa: E402
+
+from .extensions import csrf, db, login_manager, migrate, sock  # noqa: E402
+
+
+def create_app(config=None) -> Flask:
+    """Build the app. `config` is a config.Config instance (Config() when None)."""
+    from config import Config
+
+    app = Flask(__name__)
+    app.config.from_object(config or Config())
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    login_manager.init_app(app)
+    sock.init_app(app)
+    csrf.init_app(app)
+
+    from . import models  # noqa: F401  (register tables)
+    from .health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+
+    from .voice import bp as voice_bp
+
+    app.register_blueprint(voice_bp)
+
+    from .admin import bp as admin_bp
+
+    app.register_blueprint(admin_bp, url_prefix="/logs-ui")
+
+    from . import cli
+
+    cli.init_app(app)
+    return app

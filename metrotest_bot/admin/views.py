@@ -1,0 +1,1 @@
+"""Placeholder: the admin helper replaces this module."""

@@ -1,0 +1,108 @@
+"""The bot's words (prompt, greeting, fixed phrases, operator number).
+
+Read through the database with a short per-process cache, so a change made in
+the admin panel on one worker is in force on every worker within seconds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+
+from flask import current_app
+
+from .extensions import db
+from .models import BotSettingsVersion
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Ты — голосовой ассистент компании «Метротест», производителя испытательного оборудования. "
+    "Ты говоришь с клиентом по телефону, твой ответ озвучит синтезатор речи.\n"
+    "Правила:\n"
+    "- Отвечай по-русски, коротко: одно-три простых предложения разговорной речи.\n"
+    "- Используй только факты из фрагментов базы знаний ниже. Ничего не придумывай.\n"
+    "- Если во фрагментах нет ответа, скажи, что не знаешь, и предложи соединить с сотрудником.\n"
+    "- Без markdown, списков, скобок, эмодзи и ссылок; числа, цены и время пиши так, как их удобно произнести.\n"
+    "- Не диктуй длинных перечислений: назови главное и предложи уточнить."
+)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    greeting: str = "Здравствуйте! Вы позвонили в компанию «Метротест». Я голосовой помощник. Чем могу помочь?"
+    refusal: str = "К сожалению, у меня нет точного ответа на этот вопрос. Могу соединить вас с сотрудником — скажите «оператор» или нажмите ноль."
+    transfer_phrase: str = "Соединяю вас с сотрудником, оставайтесь на линии."
+    no_operator_phrase: str = "Сейчас я не могу вас соединить. Позвоните, пожалуйста, в офис по номеру 8 800 000-12-12 в будни с 8:30 до 17:30 по екатеринбургскому времени."
+    goodbye: str = "Спасибо за звонок! Всего доброго, до свидания."
+    reprompt: str = "Вы меня слышите? Задайте, пожалуйста, ваш вопрос."
+    error_phrase: str = "Извините, произошла техническая ошибка. Соединяю вас с сотрудником."
+    operator_phone: str = ""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Cache:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.value: BotSettings | None = None
+        self.loaded_at = 0.0
+
+
+_caches: dict[int, _Cache] = {}
+
+
+def _cache_for_app() -> _Cache:
+    # One cache per app object: tests create many apps in one process.
+    return _caches.setdefault(id(current_app._get_current_object()), _Cache())
+
+
+def defaults() -> BotSettings:
+    return BotSettings(operator_phone=current_app.config.get("OPERATOR_PHONE") or "")
+
+
+def load_from_db() -> BotSettings:
+    base = defaults()
+    row = db.session.execute(
+        db.select(BotSettingsVersion).order_by(BotSettingsVersion.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        return base
+    known = {k: v for k, v in (row.data or {}).items() if k in BotSettings.field_names() and v is not None}
+    return BotSettings(**{**base.to_dict(), **known})
+
+
+def get_bot_settings() -> BotSettings:
+    """Settings in force, at most SHARED_STATE_TTL seconds old."""
+    cache = _cache_for_app()
+    ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
+    now = time.monotonic()
+    if cache.value is not None and now - cache.loaded_at < ttl:
+        return cache.value
+    try:
+        value = load_from_db()
+    except Exception:  # database briefly down: keep talking with what we had
+        current_app.logger.exception("bot settings: database unavailable, using cached/default values")
+        db.session.rollback()
+        return cache.value or defaults()
+    with cache.lock:
+        cache.value, cache.loaded_at = value, now
+    return value
+
+
+def save_bot_settings(data: dict, username: str | None) -> BotSettingsVersion:
+    row = BotSettingsVersion(data={k: data[k] for k in BotSettings.field_names() if k in data}, created_by=username)
+    db.session.add(row)
+    db.session.commit()
+    invalidate()
+    return row
+
+
+def invalidate() -> None:
+    cache = _cache_for_app()
+    with cache.lock:
+        cache.value, cache.loaded_at = None, 0.0

@@ -1,0 +1,30 @@
+"""GET /healthz: is the service up, what does it answer from."""
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from .extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    from .rag import get_engine
+
+    checks = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, don't crash: the probe must always answer
+        db.session.rollback()
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    engine = get_engine()
+    status = "ok" if checks["database"] == "ok" and engine.passage_count() > 0 else "degraded"
+    cfg = current_app.config
+    return jsonify(
+        status=status,
+        kb_passages=engine.passage_count(),
+        search_backend=engine.backend_name(),
+        llm_mode=cfg["LLM_MODEL"] if cfg.get("OPENAI_API_KEY") else "offline",
+        checks=checks,
+    ), (200 if status == "ok" else 503)

@@ -1,0 +1,173 @@
+"""SQL is the source of truth: calls, turns, admins, bot settings, KB versions.
+
+Search indexes (KB passages, transcripts) are derived from these tables.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+from .timeutil import utcnow
+
+# Call outcomes, as stored; the admin panel translates them.
+OUTCOME_IN_PROGRESS = "in_progress"
+OUTCOME_COMPLETED = "completed"
+OUTCOME_TRANSFERRED = "transferred"
+OUTCOME_HANGUP = "hangup"  # the caller hung up
+OUTCOME_LOST = "lost"  # the socket closed without hangup
+OUTCOME_ERROR = "error"
+OUTCOMES = (OUTCOME_IN_PROGRESS, OUTCOME_COMPLETED, OUTCOME_TRANSFERRED, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_ERROR)
+
+ROLE_CALLER = "caller"
+ROLE_BOT = "bot"
+
+
+class Call(db.Model):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vox_call_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    vox_session_id: Mapped[str | None] = mapped_column(String(128))
+    caller: Mapped[str | None] = mapped_column(String(64), index=True)
+    dialled: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(32), default=OUTCOME_IN_PROGRESS, index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(255))
+    recording_url: Mapped[str | None] = mapped_column(Text)
+    transferred_to: Mapped[str | None] = mapped_column(String(128))
+
+    # What the CRM returned at setup (issue: caller context).
+    crm_data: Mapped[dict | None] = mapped_column(JSON)
+    caller_name: Mapped[str | None] = mapped_column(String(255))
+    caller_company: Mapped[str | None] = mapped_column(String(255))
+
+    # Counters kept up to date as turns are committed, so the call list
+    # does not aggregate a million turns per page.
+    n_turns: Mapped[int] = mapped_column(Integer, default=0)
+    n_interrupted: Mapped[int] = mapped_column(Integer, default=0)
+    n_unanswered: Mapped[int] = mapped_column(Integer, default=0)
+    first_piece_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    first_piece_n: Mapped[int] = mapped_column(Integer, default=0)
+
+    turns: Mapped[list["Turn"]] = relationship(
+        back_populates="call", order_by="Turn.seq", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def mean_first_piece_ms(self) -> float | None:
+        return self.first_piece_ms_sum / self.first_piece_n if self.first_piece_n else None
+
+
+class Turn(db.Model):
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    role: Mapped[str] = mapped_column(String(16))  # caller | bot
+    kind: Mapped[str] = mapped_column(String(32), default="speech")  # speech | dtmf | greeting | answer | transfer | goodbye | reprompt | system
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
+
+    # Bot turns only.
+    answer_id: Mapped[str | None] = mapped_column(String(64))
+    planned_text: Mapped[str | None] = mapped_column(Text)  # the whole answer as generated
+    spoken_text: Mapped[str | None] = mapped_column(Text)  # what the caller actually heard
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    answered: Mapped[bool | None] = mapped_column(Boolean)  # False: refusal (KB had no answer)
+    source: Mapped[str | None] = mapped_column(String(32))  # llm | offline | refusal | phrase
+    passages: Mapped[list | None] = mapped_column(JSON)  # [{id, section, text, score}]
+    retrieval_ms: Mapped[float | None] = mapped_column(Float)
+    llm_first_token_ms: Mapped[float | None] = mapped_column(Float)
+    first_piece_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float | None] = mapped_column(Float)
+    question: Mapped[str | None] = mapped_column(Text)  # the caller text this turn answered
+
+    call: Mapped[Call] = relationship(back_populates="turns")
+
+    __table_args__ = (Index("ix_turns_call_seq", "call_id", "seq"),)
+
+
+class AdminUser(UserMixin, db.Model):
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class LoginAttempt(db.Model):
+    """Failed and successful sign-ins, for throttling by user and by address."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AuditLog(db.Model):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict | None] = mapped_column(JSON)
+
+
+class BotSettingsVersion(db.Model):
+    """Each save of the bot's words is a new row; the newest is in force."""
+
+    __tablename__ = "bot_settings_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+KB_STATUS_PENDING = "pending"
+KB_STATUS_INDEXING = "indexing"
+KB_STATUS_READY = "ready"
+KB_STATUS_FAILED = "failed"
+
+
+class KBVersion(db.Model):
+    """An uploaded KB file. Exactly one ready version is active at a time."""
+
+    __tablename__ = "kb_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    encoding: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=KB_STATUS_PENDING)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    n_passages: Mapped[int] = mapped_column(Integer, default=0)
+    n_sections: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Placeholder: the RAG helper replaces this module (get_engine)."""

@@ -1,0 +1,61 @@
+"""Data passed between the answer engine and its users (voice, admin, CLI)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Protocol
+
+
+@dataclass
+class Passage:
+    id: str
+    text: str  # original passage text as it appears in the KB
+    section: str  # section title the passage belongs to
+    score: float  # relevance score, higher is better (comparable within one backend)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Timings:
+    retrieval_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    first_piece_ms: float | None = None
+    total_ms: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AnswerStream(Protocol):
+    """One answer being produced. Iterate it for speakable pieces.
+
+    - `passages`, `answered` and `timings.retrieval_ms` are set before the
+      first piece is yielded (retrieval runs when the stream is created).
+    - `source`: "llm", "offline" (extractive, also the LLM fallback) or
+      "refusal" (the relevance gate found nothing; `answered` is False).
+    - `planned_text` grows as pieces are produced; once exhausted it is the
+      whole answer.
+    - `close()` cancels generation at once, closing the LLM's HTTP stream.
+    """
+
+    question: str
+    passages: list[Passage]
+    answered: bool
+    source: str
+    timings: Timings
+    planned_text: str
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class CallerContext:
+    """What the CRM told us about the caller; facts the LLM may use."""
+
+    name: str | None = None
+    company: str | None = None
+    manager: str | None = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Placeholder: the voice helper replaces this module."""

@@ -1,0 +1,8 @@
+"""Shared fixtures live in tests/support/, one module per concern."""
+import os
+
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+pytest_plugins = [
+    "tests.support.apps",
+]

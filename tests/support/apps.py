@@ -1,0 +1,41 @@
+"""An app per test with its own DATA_DIR and database."""
+from pathlib import Path
+
+import pytest
+
+from config import TestConfig
+from metrotest_bot import create_app
+from metrotest_bot.extensions import db
+
+SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED_KB = SHARED_DIR / "kb" / "Метротест_САЙТ.txt"
+SHARED_EVAL = SHARED_DIR / "kb" / "eval_dev.jsonl"
+
+
+def make_app(tmp_path, **overrides):
+    app = create_app(TestConfig(DATA_DIR=tmp_path / "data", **overrides))
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def shared_kb():
+    if not SHARED_KB.exists():
+        pytest.skip(f"{SHARED_KB} is not here (the demo KB lives in ../shared)")
+    return SHARED_KB
