@@ -1,0 +1,69 @@
+"""`make bench`: runs each benchmark section, prints its figures, writes BENCHMARKS.md.
+
+A section is a module in this package with `TITLE` and `run() -> str` (Markdown).
+`python -m bench retrieval load` runs only the named sections.
+"""
+import importlib
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+SECTIONS = ["retrieval", "load", "admin_search"]
+OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def main(argv):
+    chosen = argv or SECTIONS
+    parts = []
+    for name in chosen:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"bench.{name}":
+                print(f"[bench] section {name}: not written yet, skipped", flush=True)
+                continue
+            raise
+        print(f"\n=== {module.TITLE} ===", flush=True)
+        started = time.monotonic()
+        body = module.run()
+        print(body, flush=True)
+        parts.append(f"## {module.TITLE}\n\n{body.strip()}\n\n_Section time: {time.monotonic() - started:.0f} s._\n")
+    header = (
+        "# Benchmarks\n\n"
+        "Written by `make bench` (`python -m bench`); every figure below comes from its last run.\n\n"
+        f"- Run at: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+        f"- Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{_cpus()} CPUs\n\n"
+    )
+    if argv and OUT.exists():
+        # A partial run replaces only its own sections.
+        parts = _merge(OUT.read_text(encoding="utf-8"), parts)
+    OUT.write_text(header + "\n".join(parts), encoding="utf-8")
+    print(f"\n[bench] written {OUT}")
+
+
+def _cpus():
+    import os
+
+    return os.cpu_count()
+
+
+def _merge(old: str, new_parts: list[str]) -> list[str]:
+    sections = {}
+    order = []
+    for chunk in old.split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0].strip()
+        sections[title] = "## " + chunk.rstrip() + "\n"
+        order.append(title)
+    for part in new_parts:
+        title = part.split("\n", 1)[0][3:].strip()
+        if title not in sections:
+            order.append(title)
+        sections[title] = part
+    return [sections[t] for t in order]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
