@@ -1,4 +1,6 @@
-"""Placeholder: the voice helper tunes this for the gevent worker."""
-bind = "0.0.0.0:8000"
+"""gunicorn settings for the gevent worker (the voice helper tunes these)."""
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gevent"
-workers = 1
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))

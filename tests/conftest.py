@@ -4,5 +4,7 @@ import os
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 pytest_plugins = [
+    "tests.support.databases",
     "tests.support.apps",
+    "tests.support.live_server",
 ]

@@ -12,21 +12,25 @@ SHARED_KB = SHARED_DIR / "kb" / "Метротест_САЙТ.txt"
 SHARED_EVAL = SHARED_DIR / "kb" / "eval_dev.jsonl"
 
 
-def make_app(tmp_path, **overrides):
-    app = create_app(TestConfig(DATA_DIR=tmp_path / "data", **overrides))
+def make_app(data_dir, database_url, **overrides):
+    """An app on DATA_DIR and a database URL, tables created."""
+    app = create_app(TestConfig(DATA_DIR=data_dir, SQLALCHEMY_DATABASE_URI=database_url, **overrides))
     with app.app_context():
         db.create_all()
     return app
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path)
-    yield app
+def dispose(app):
     with app.app_context():
         db.session.remove()
-        db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(tmp_path, database_url):
+    app = make_app(tmp_path / "data", database_url)
+    yield app
+    dispose(app)
 
 
 @pytest.fixture

@@ -1,0 +1,32 @@
+"""A fresh database per test: a SQLite file, or a new PostgreSQL database
+when TEST_DATABASE_URL is set (the CI runs the suite both ways)."""
+import os
+import uuid
+
+import pytest
+
+from config import normalize_db_url
+
+
+def _pg_admin_conn(url: str):
+    import psycopg
+
+    # Connect to the server's maintenance DB to create/drop per-test databases.
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    base, _, _ = plain.rpartition("/")
+    return psycopg.connect(base + "/postgres", autocommit=True)
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = f"mt_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin_conn(server) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = normalize_db_url(server).rpartition("/")[0]
+    yield f"{base}/{name}"
+    with _pg_admin_conn(server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
