@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.databases",
     "tests.support.apps",
     "tests.support.live_server",
+    "tests.support.openai_server",
 ]

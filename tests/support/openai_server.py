@@ -1,0 +1,157 @@
+"""A local OpenAI-compatible chat-completions server, for the real `openai` client.
+
+It speaks the documented wire format: POST /v1/chat/completions with
+`stream: true` answers `text/event-stream` chunks
+(`data: {"object": "chat.completion.chunk", "choices": [{"delta": ...}]}`)
+ending with `data: [DONE]`; without `stream` it answers one JSON completion.
+
+Modes, set per test on the running server:
+- "ok": stream `answer` token by token, `token_delay` seconds apart,
+  after `first_token_delay`.
+- "error500": answer HTTP 500 with an OpenAI-style error body.
+- "hang": accept the request and never send a byte (a timeout).
+
+It records each request body (`requests`) and counts streams that ran to
+the end (`completed_streams`) and streams the client closed early
+(`closed_streams`) — the barge-in tests need to see that the LLM's HTTP
+stream was really closed.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+DEFAULT_ANSWER = "Мы работаем с понедельника по пятницу с 8:30 до 17:30. Суббота и воскресенье — выходные."
+
+
+def tokenize(text: str) -> list[str]:
+    """Split like an LLM tokenizer would, roughly: words with their leading space, punctuation apart."""
+    return re.findall(r"\s*[\w-]+|\s*[^\w\s]", text)
+
+
+class FakeOpenAI:
+    def __init__(self):
+        self.mode = "ok"
+        self.answer = DEFAULT_ANSWER
+        self.token_delay = 0.0
+        self.first_token_delay = 0.0
+        self.requests: list[dict] = []
+        self.completed_streams = 0
+        self.closed_streams = 0
+        self.lock = threading.Lock()
+        self.stream_closed = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self):
+        self.mode, self.answer = "ok", DEFAULT_ANSWER
+        self.token_delay = self.first_token_delay = 0.0
+        self.requests.clear()
+        self.completed_streams = self.closed_streams = 0
+        self.stream_closed.clear()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake.lock:
+                    fake.requests.append(body)
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                if fake.mode == "error500":
+                    return self._json(500, {"error": {"message": "The server had an error", "type": "server_error"}})
+                if fake.mode == "hang":
+                    time.sleep(3600)
+                    return
+                if body.get("stream"):
+                    return self._stream(body)
+                time.sleep(fake.first_token_delay)
+                return self._json(200, {
+                    "id": "chatcmpl-local", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model", "local"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": fake.answer}}],
+                })
+
+            def _json(self, status, obj):
+                data = json.dumps(obj, ensure_ascii=False).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _chunk(self, obj):
+                line = ("data: " + (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n\n").encode()
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+
+            def _stream(self, body):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                base = {"id": "chatcmpl-local", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body.get("model", "local")}
+                try:
+                    time.sleep(fake.first_token_delay)
+                    self._chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                      "finish_reason": None}]})
+                    for token in tokenize(fake.answer):
+                        self._chunk({**base, "choices": [{"index": 0, "delta": {"content": token},
+                                                          "finish_reason": None}]})
+                        if fake.token_delay:
+                            time.sleep(fake.token_delay)
+                    self._chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    self._chunk("[DONE]")
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    with fake.lock:
+                        fake.closed_streams += 1
+                    fake.stream_closed.set()
+                    return
+                with fake.lock:
+                    fake.completed_streams += 1
+
+        return Handler
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server):
+    """The running fake, reset for this test."""
+    _fake_openai_server.reset()
+    yield _fake_openai_server
+    _fake_openai_server.reset()
