@@ -171,3 +171,19 @@ class KBVersion(db.Model):
     n_sections: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SearchOutbox(db.Model):
+    """Calls and turns changed since the Elasticsearch transcript index last saw them.
+
+    Written in the same transaction as the change (only when ELASTICSEARCH_URL
+    is set), drained after commit; rows stay while Elasticsearch is down.
+    No foreign key: a deleted call must still be removed from the index.
+    """
+
+    __tablename__ = "search_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(Integer, index=True)
+    turn_id: Mapped[int | None] = mapped_column(Integer)  # None: every turn of the call
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
