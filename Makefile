@@ -29,7 +29,7 @@ voximplant/node_modules/.installed: voximplant/package.json voximplant/package-l
 
 # The service on its embedded defaults: SQLite, embedded search, offline answers without a key.
 run: install
-	$(BIN)/flask init-db
+	$(BIN)/flask db upgrade
 	$(BIN)/flask reindex --if-needed
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
