@@ -91,6 +91,7 @@ class Config:
         self.CRM_URL = _env("CRM_URL")
         self.CRM_TOKEN = _env("CRM_TOKEN")
         self.CRM_TIMEOUT_MS = _env_int("CRM_TIMEOUT_MS", 1500)
+        self.CRM_CACHE_TTL = _env_float("CRM_CACHE_TTL", 300.0)  # seconds a number's CRM answer is reused
 
         # How long a worker trusts its cached copy of settings and the KB version.
         self.SHARED_STATE_TTL = _env_float("SHARED_STATE_TTL", 2.0)

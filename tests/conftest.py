@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.apps",
     "tests.support.live_server",
     "tests.support.openai_server",
+    "tests.support.fake_crm",
 ]
