@@ -1,0 +1,78 @@
+"""LLM generation through any OpenAI-compatible chat API, streamed.
+
+Phone-line rules: the first token must come within LLM_FIRST_TOKEN_TIMEOUT
+seconds (the read timeout of the HTTP stream), the whole answer within
+LLM_TOTAL_TIMEOUT, and nothing is retried (max_retries=0): on an error the
+caller hears the offline answer instead.
+"""
+from __future__ import annotations
+
+import threading
+
+from .types import CallerContext, Passage
+
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def llm_enabled(config) -> bool:
+    return bool(config.get("OPENAI_API_KEY"))
+
+
+def get_client(config):
+    """One `openai.OpenAI` client per (key, URL, timeouts), shared: it pools connections."""
+    import httpx
+    from openai import OpenAI
+
+    first = float(config.get("LLM_FIRST_TOKEN_TIMEOUT") or 4.0)
+    key = (config.get("OPENAI_API_KEY"), config.get("OPENAI_BASE_URL"), first)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = OpenAI(
+                api_key=key[0], base_url=key[1] or None, max_retries=0,
+                # read= bounds the wait for the first token and every gap after it.
+                timeout=httpx.Timeout(connect=min(first, 3.0), read=first, write=5.0, pool=first),
+            )
+            _clients[key] = client
+    return client
+
+
+def caller_facts(caller: CallerContext | None) -> str:
+    if caller is None:
+        return ""
+    facts = []
+    if caller.name:
+        facts.append(f"имя: {caller.name}")
+    if caller.company:
+        facts.append(f"компания: {caller.company}")
+    if caller.manager:
+        facts.append(f"персональный менеджер: {caller.manager}")
+    for key, value in (caller.extra or {}).items():
+        if value not in (None, "", [], {}):
+            facts.append(f"{key}: {value}")
+    return "; ".join(facts)
+
+
+def build_messages(question: str, passages: list[Passage], system_prompt: str,
+                   caller: CallerContext | None = None) -> list[dict]:
+    context = "\n".join(
+        f"[{i}] {p.section + ': ' if p.section else ''}{p.text}" for i, p in enumerate(passages, 1))
+    system = f"{system_prompt.strip()}\n\nФрагменты базы знаний:\n{context}"
+    facts = caller_facts(caller)
+    if facts:
+        system += ("\n\nО звонящем (из CRM; обращайся по имени, если оно есть, "
+                   f"но не зачитывай эти данные без надобности): {facts}")
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+
+
+def open_stream(config, messages: list[dict]):
+    """Start a streamed completion; returns the openai Stream (iterate chunks, .close())."""
+    client = get_client(config)
+    return client.chat.completions.create(
+        model=config.get("LLM_MODEL") or "gpt-4o-mini",
+        messages=messages,
+        stream=True,
+        temperature=0.2,
+        max_tokens=int(config.get("LLM_MAX_TOKENS") or 300),
+    )

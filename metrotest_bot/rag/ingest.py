@@ -1,0 +1,330 @@
+"""KB files → clean sections → passages.
+
+A KB is often a website dump: navigation menus, breadcrumbs, copyright and
+cookie lines, page numbers. That furniture is dropped here so it never
+reaches an answer. Each passage keeps the title of its section.
+
+Supported: .txt (UTF-8, UTF-8 with BOM, cp1251 and other Cyrillic code
+pages — detected, not assumed), .md, .pdf (text layer via pypdf).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import KBError
+
+SUPPORTED = (".txt", ".md", ".pdf")
+
+# Passage size: a paragraph of the site is the natural unit; very long ones
+# are cut at sentence ends, tiny ones are merged with their neighbour.
+MAX_PASSAGE_CHARS = 420
+MIN_PASSAGE_CHARS = 60
+
+
+@dataclass
+class Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PassageText:
+    section: str
+    text: str
+    position: int
+
+
+@dataclass
+class ParsedKB:
+    filename: str
+    encoding: str | None
+    sha256: str
+    sections: list[Section]
+    passages: list[PassageText]
+
+    @property
+    def n_sections(self) -> int:
+        return sum(1 for s in self.sections if s.paragraphs)
+
+
+# --- reading ---------------------------------------------------------------
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Bytes of a text file → (text, encoding). Raises KBError for binary data."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    if b"\x00" in data[:4096]:
+        raise KBError("Файл не похож на текст: в нём двоичные данные. Загрузите .txt, .md или .pdf.")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    # Only encodings a Russian text file realistically comes in: a short
+    # cp1251 file must not be "detected" as some Central-European code page.
+    best = from_bytes(data, cp_isolation=["cp1251", "koi8_r", "cp866", "mac_cyrillic", "iso8859_5"]).best()
+    if best is None:
+        raise KBError("Не удалось определить кодировку файла. Сохраните его в UTF-8 или Windows-1251.")
+    text = str(best)
+    if _control_ratio(text) > 0.01:
+        raise KBError("Файл не похож на текст: в нём двоичные данные. Загрузите .txt, .md или .pdf.")
+    return text, best.encoding
+
+
+def _control_ratio(text: str) -> float:
+    if not text:
+        return 0.0
+    bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
+    return bad / len(text)
+
+
+def read_pdf(data: bytes) -> list[str]:
+    """Text of each page of a PDF."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception as exc:
+                raise KBError("PDF защищён паролем: снимите защиту и загрузите снова.") from exc
+        return [page.extract_text() or "" for page in reader.pages]
+    except KBError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise KBError("Не удалось прочитать PDF: файл повреждён или это не PDF.") from exc
+
+
+# --- furniture ---------------------------------------------------------------
+
+_MENU_SEP = re.compile(r"\s[|•·/»>]\s|\s{3,}")
+_FURNITURE = re.compile(
+    r"(©|\(c\)|copyright|все права защищены|политика конфиденциальности|карта сайта|"
+    r"пользовательское соглашение|использ\w* (файлы )?cookie|куки|наверх|поделиться|"
+    r"подпис\w+ на (новости|рассылку)|версия для печати|^главная$|^меню$|^поиск$|"
+    r"^(вход|регистрация|войти)$|^читать далее|^подробнее$)",
+    re.IGNORECASE,
+)
+_PAGE_NUMBER = re.compile(r"^(стр(аница)?\.?\s*)?[-–—]?\s*\d{1,4}\s*([-–—]|из\s+\d+)?\s*[-–—]?$", re.IGNORECASE)
+
+
+_BREADCRUMB = re.compile(r"^(вы здесь|вы находитесь|главная|home)\b.{0,40}\s[>»›/]\s", re.IGNORECASE)
+
+
+def is_menu_line(line: str) -> bool:
+    """A navigation bar (several short items separated by |, •, / or ›) or a breadcrumb."""
+    if _BREADCRUMB.search(line) and len(line) <= 150:
+        return True
+    parts = [p.strip() for p in re.split(r"[|•·›»]| > | / ", line) if p.strip()]
+    if len(parts) >= 3 and all(len(p) <= 30 for p in parts) and not re.search(r"[.!?:]\s*$", line):
+        return True
+    return False
+
+
+def is_furniture(line: str) -> bool:
+    s = line.strip()
+    if not s:
+        return False
+    if is_menu_line(s) or _PAGE_NUMBER.match(s):
+        return True
+    # Short lines only: a real sentence that mentions cookies or copyright stays.
+    return len(s) <= 120 and bool(_FURNITURE.search(s))
+
+
+# --- structure -----------------------------------------------------------------
+
+_HEADING_MARKED = [
+    re.compile(r"^\s*={2,}\s*(.+?)\s*={2,}\s*$"),  # === Title ===
+    re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$"),  # ## Title (also in .txt dumps)
+    re.compile(r"^\s*\[\s*(.+?)\s*\]\s*$"),  # [Title]
+]
+
+
+def _marked_heading(line: str) -> str | None:
+    for pattern in _HEADING_MARKED:
+        m = pattern.match(line)
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+def _looks_like_heading(line: str, next_line: str | None) -> bool:
+    """An unmarked title: short, no final punctuation, followed by body text."""
+    s = line.strip()
+    if not s or len(s) > 70 or re.search(r"[.,;:!?…]$", s) or not s[0].isupper():
+        return False
+    if re.search(r"\d{3,}|@|\+\d", s):  # phones, prices: data, not titles
+        return False
+    return next_line is not None and len(next_line.strip()) > len(s)
+
+
+_MD_INLINE = [
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links → their text
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
+    (re.compile(r"(?<![\w*])[*_](?!\s)(.+?)(?<!\s)[*_](?![\w*])"), r"\1"),
+    (re.compile(r"`([^`]*)`"), r"\1"),
+    (re.compile(r"^\s*>\s?"), ""),  # quotes
+    (re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+"), ""),  # list markers
+]
+
+
+def strip_markdown(line: str) -> str:
+    for pattern, repl in _MD_INLINE:
+        line = pattern.sub(repl, line)
+    if re.fullmatch(r"\s*(\|?\s*:?-{3,}:?\s*)+\|?\s*|\s*[-*_]{3,}\s*", line):
+        return ""  # table rules, horizontal rules
+    if line.strip().startswith("|"):
+        line = " — ".join(c.strip() for c in line.strip().strip("|").split("|") if c.strip())
+    return line
+
+
+def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
+    sections = [Section(title="")]
+    in_code = False
+    clean = []
+    for raw in lines:
+        line = raw.replace("\u00a0", " ").replace("\t", " ").rstrip()
+        if markdown and line.strip().startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code:
+            continue
+        clean.append(line)
+    nonblank = [i for i, line in enumerate(clean) if line.strip()]
+    for k, i in enumerate(nonblank):
+        line = clean[i]
+        title = _marked_heading(line)
+        if title is None and not markdown:
+            nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else None
+            prev_blank = i == 0 or not clean[i - 1].strip()
+            if prev_blank and _looks_like_heading(line, nxt) and not is_furniture(line):
+                title = line.strip()
+        if title is not None:
+            title = strip_markdown(title).strip()
+            if not is_furniture(title):
+                sections.append(Section(title=title))
+            continue
+        if is_furniture(line):
+            continue
+        text = strip_markdown(line) if markdown else line
+        text = re.sub(r"\s+", " ", text).strip()
+        if text and not is_furniture(text):
+            sections[-1].paragraphs.append(text)
+    return [s for s in sections if s.paragraphs]
+
+
+def _drop_repeated_pdf_lines(pages: list[str]) -> list[str]:
+    """Headers and footers repeat on most pages: drop lines seen on ≥ half of them."""
+    if len(pages) < 3:
+        return pages
+    counts = Counter()
+    for page in pages:
+        counts.update({re.sub(r"\d+", "#", ln.strip()) for ln in page.splitlines() if ln.strip()})
+    limit = max(2, len(pages) // 2)
+    repeated = {ln for ln, n in counts.items() if n >= limit}
+    return ["\n".join(ln for ln in page.splitlines() if re.sub(r"\d+", "#", ln.strip()) not in repeated)
+            for page in pages]
+
+
+def _join_pdf_lines(text: str) -> list[str]:
+    """PDF text is broken into visual lines: glue them back into paragraphs."""
+    out: list[str] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s:
+            out.append("")
+            continue
+        heading = _marked_heading(s) is not None
+        if (out and out[-1] and not heading and _marked_heading(out[-1]) is None
+                and not re.search(r"[.!?:]$", out[-1]) and (s[0].islower() or s[0].isdigit())):
+            out[-1] = (out[-1][:-1] if out[-1].endswith("-") and s[0].islower() else out[-1] + " ") + s
+        else:
+            out.append(s)
+    return out
+
+
+# --- passages ------------------------------------------------------------------
+
+def _sentences(text: str) -> list[str]:
+    from razdel import sentenize
+
+    return [s.text for s in sentenize(text)]
+
+
+def make_passages(sections: list[Section]) -> list[PassageText]:
+    passages: list[PassageText] = []
+    for section in sections:
+        chunks: list[str] = []
+        for para in section.paragraphs:
+            if len(para) <= MAX_PASSAGE_CHARS:
+                chunks.append(para)
+                continue
+            current = ""
+            for sent in _sentences(para):
+                if current and len(current) + 1 + len(sent) > MAX_PASSAGE_CHARS:
+                    chunks.append(current)
+                    current = sent
+                else:
+                    current = f"{current} {sent}".strip()
+            if current:
+                chunks.append(current)
+        merged: list[str] = []
+        for chunk in chunks:
+            if merged and (len(merged[-1]) < MIN_PASSAGE_CHARS or len(chunk) < MIN_PASSAGE_CHARS) \
+                    and len(merged[-1]) + len(chunk) < MAX_PASSAGE_CHARS:
+                merged[-1] = f"{merged[-1]} {chunk}"
+            else:
+                merged.append(chunk)
+        for chunk in merged:
+            passages.append(PassageText(section=section.title, text=chunk, position=len(passages)))
+    return passages
+
+
+def parse_bytes(data: bytes, filename: str) -> ParsedKB:
+    """Parse a KB file's bytes. Raises KBError with a message for the admin."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SUPPORTED:
+        shown = suffix or "без расширения"
+        raise KBError(f"Неподдерживаемый тип файла ({shown}). Загрузите .txt, .md или .pdf.")
+    if not data or not data.strip():
+        raise KBError("Файл пустой: в нём нет текста.")
+    encoding = None
+    if suffix == ".pdf":
+        if not data.startswith(b"%PDF"):
+            raise KBError("Файл с расширением .pdf не является PDF-документом.")
+        pages = _drop_repeated_pdf_lines(read_pdf(data))
+        lines: list[str] = []
+        for page in pages:
+            lines.extend(_join_pdf_lines(page))
+            lines.append("")
+        sections = split_sections(lines)
+    else:
+        text, encoding = decode_text(data)
+        sections = split_sections(text.splitlines(), markdown=suffix == ".md")
+    passages = make_passages(sections)
+    if not passages:
+        raise KBError("В файле не найдено текста для базы знаний (после удаления меню и служебных строк он пуст).")
+    return ParsedKB(filename=filename, encoding=encoding, sha256=hashlib.sha256(data).hexdigest(),
+                    sections=sections, passages=passages)
+
+
+def parse_file(path: str | Path) -> ParsedKB:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KBError(f"Файл базы знаний не найден: {path}") from exc
+    except OSError as exc:
+        raise KBError(f"Не удалось прочитать файл базы знаний: {exc.strerror}") from exc
+    return parse_bytes(data, path.name)
