@@ -1,6 +1,88 @@
-"""gunicorn settings for the gevent worker (the voice helper tunes these)."""
+"""gunicorn settings: gevent workers holding many long-lived call WebSockets.
+
+`make run` starts `gunicorn -c gunicorn.conf.py wsgi:app`. Every value can be
+overridden through the environment (GUNICORN_*).
+
+Monkey-patching order. The gevent worker calls `gevent.monkey.patch_all()` in
+the worker process right after the fork, before it imports `wsgi:app`. So the
+app, and everything it imports (socket, ssl, threading, selectors, httpx for
+the LLM, psycopg, simple-websocket's reader thread), loads already patched:
+ - simple-websocket's background "thread" becomes a greenlet and its
+   threading.Event a gevent Event, so a blocked `ws.receive()` yields;
+ - psycopg 3 picks its gevent-friendly wait function only when it is first
+   imported after patching (psycopg.waiting checks gevent.monkey);
+ - the openai client's httpx sockets become cooperative, so closing an
+   answer's greenlet closes its LLM stream without blocking the worker.
+For that to hold, this file imports nothing of the app, and `preload_app`
+stays off: preloading would import the app in the unpatched master.
+"""
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+
+def _env(name, default):
+    return os.environ.get(name) or default
+
+
+bind = _env("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(_env("GUNICORN_WORKERS", "1"))
 worker_class = "gevent"
-workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+preload_app = False  # see above: the app must be imported after patch_all()
+
+# One call is one connection held for minutes; a worker holds hundreds.
+worker_connections = int(_env("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# Heartbeat timeout: a gevent worker notifies the master from its hub once a second,
+# so this only fires when something blocks the hub, never for a long call.
+timeout = int(_env("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM / restart: stop accepting, give calls in progress this long to end,
+# then close them (each is logged as lost).
+graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Idle HTTP keep-alive; behind a load balancer set it above the balancer's idle timeout.
+keepalive = int(_env("GUNICORN_KEEPALIVE", "5"))
+# Recycle nothing: a restart would drop the calls of the worker.
+max_requests = 0
+
+# The heartbeat file on tmpfs: a disk that stalls must not make the master kill a worker.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# gunicorn's runtime control socket (gunicornc) is one fixed path per user: several
+# servers on a machine (tests, staging) would fight over it. Off unless a path is given.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
+
+# Behind a reverse proxy (TLS for wss://), trust its X-Forwarded-* headers.
+forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Everything to stdout: gunicorn's own log, the access log, the app's log.
+loglevel = _env("LOG_LEVEL", "info").lower()
+accesslog = "-"
+errorlog = "-"
+# %(U)s is the path without the query string: the call socket's ?token= stays out of the log.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": loglevel.upper(), "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["stdout"], "propagate": False,
+                           "qualname": "gunicorn.error"},
+        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False,
+                            "qualname": "gunicorn.access"},
+        # Third-party chatter at INFO (every HTTP request to the LLM) is noise here.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "elastic_transport": {"level": "WARNING"},
+        "haystack": {"level": "WARNING"},
+        "alembic": {"level": "WARNING"},
+        "pymorphy3": {"level": "WARNING"},
+    },
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout"},
+    },
+    "formatters": {
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                    "datefmt": "%Y-%m-%d %H:%M:%S %z", "class": "logging.Formatter"},
+    },
+}

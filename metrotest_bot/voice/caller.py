@@ -1,0 +1,55 @@
+"""Who is calling: the CRM lookup at setup, in one place.
+
+The session asks `profile_for()` once per call and then uses the profile for
+the greeting, the caller context the answer engine sees, the call log's CRM
+columns and the transfer target (the client's own manager when the CRM
+names one, else the operator number from the bot settings).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .. import crm
+from ..bot_settings import BotSettings
+from ..rag.types import CallerContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallerProfile:
+    info: crm.CallerInfo | None
+    greeting: str
+
+    @property
+    def context(self) -> CallerContext | None:
+        if self.info is None:
+            return None
+        return CallerContext(name=self.info.name, company=self.info.company, manager=self.info.manager_name)
+
+    def call_columns(self) -> dict:
+        """The Call columns this profile fills."""
+        if self.info is None:
+            return {}
+        return dict(crm_data=self.info.to_dict(), caller_name=self.info.name, caller_company=self.info.company)
+
+    def transfer_target(self, settings: BotSettings) -> str | None:
+        if self.info is not None and self.info.manager_phone:
+            return self.info.manager_phone
+        return settings.operator_phone or None
+
+
+def profile_for(number: str | None, settings: BotSettings) -> CallerProfile:
+    """Needs an app context. Never raises: an unknown or unreachable CRM means no profile."""
+    info = None
+    try:
+        info = crm.lookup_caller(number)
+    except Exception:  # the CRM has its own time budget; a bug there must not drop the call
+        log.exception("CRM lookup failed for %s", number)
+    try:
+        greeting = crm.greeting_for(info, settings.greeting)
+    except Exception:
+        log.exception("CRM greeting failed")
+        greeting = settings.greeting
+    return CallerProfile(info=info, greeting=greeting or settings.greeting)

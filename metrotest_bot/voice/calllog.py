@@ -1,0 +1,194 @@
+"""The call log writer: one Call row per call, each turn committed when it happens.
+
+Every write runs in its own short app context, so its session (and pooled
+connection) is released at once instead of being held for a call that lasts
+minutes. A failed write is logged and retried once; if the database is still
+unavailable the call goes on without that row (the caller must not hear a
+database outage). Counters on Call are updated with SQL expressions, so two
+greenlets of one call never lose an increment.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..extensions import db
+from ..models import ROLE_BOT, Call, Turn
+from ..timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_S = 0.2
+
+# SQLite allows one writer. Its busy wait is a C loop that would stall every
+# greenlet of the worker, so the worker's own writers take turns here instead.
+_sqlite_write_lock = threading.Lock()
+
+
+@dataclass
+class BotTurn:
+    """A bot turn as the session builds it; saved once it has something said, updated at its end."""
+
+    kind: str  # greeting | answer | transfer | goodbye | reprompt | system
+    answer_id: str | None
+    text: str = ""
+    question: str | None = None
+    planned_text: str | None = None
+    spoken_text: str | None = None
+    interrupted: bool = False
+    answered: bool | None = None
+    source: str | None = None
+    passages: list | None = None
+    retrieval_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    first_piece_ms: float | None = None
+    total_ms: float | None = None
+    seq: int = 0
+    turn_id: int | None = None
+    # What the Call counters already include, so an update adds only the difference.
+    counted: dict = field(default_factory=dict)
+
+    def columns(self) -> dict:
+        return dict(
+            role=ROLE_BOT, kind=self.kind, answer_id=self.answer_id, text=self.text, question=self.question,
+            planned_text=self.planned_text, spoken_text=self.spoken_text, interrupted=self.interrupted,
+            answered=self.answered, source=self.source, passages=self.passages, retrieval_ms=self.retrieval_ms,
+            llm_first_token_ms=self.llm_first_token_ms, first_piece_ms=self.first_piece_ms,
+            total_ms=self.total_ms,
+        )
+
+    def counter_state(self) -> dict:
+        return {
+            "interrupted": int(bool(self.interrupted)),
+            "unanswered": int(self.answered is False),
+            "first_piece": self.first_piece_ms,
+        }
+
+
+class CallLog:
+    def __init__(self, app):
+        self.app = app
+        self.call_id: int | None = None
+        self._call_fields: dict | None = None
+        self._pending_call_id: int | None = None  # flushed, not yet committed
+        self._seq = 0
+        self._lock = threading.Lock()  # seq numbers and bot-turn saves of one call
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _write(self, what: str, fn):
+        """Run fn(session) and commit, in a fresh app context; retry once; None on failure."""
+        for attempt in (1, 2):
+            try:
+                with self.app.app_context():
+                    sqlite = db.engine.dialect.name == "sqlite"
+                    with _sqlite_write_lock if sqlite else nullcontext():
+                        result = fn(db.session)
+                        db.session.commit()
+                if self._pending_call_id is not None:
+                    self.call_id, self._pending_call_id = self._pending_call_id, None
+                return result
+            except SQLAlchemyError:
+                self._pending_call_id = None
+                log.exception("call log: %s failed (attempt %d, call %s)", what, attempt, self.call_id)
+                if attempt == 1:
+                    time.sleep(RETRY_DELAY_S)
+        return None
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def _ensure_call(self, session) -> int:
+        # The Call row is created at setup; if the database was down then, create it now.
+        if self.call_id is not None:
+            return self.call_id
+        call = Call(**self._call_fields)
+        session.add(call)
+        session.flush()
+        self._pending_call_id = call.id
+        return call.id
+
+    # -- the call -----------------------------------------------------------
+
+    def start(self, *, vox_call_id, vox_session_id, caller, dialled, crm_data=None, caller_name=None,
+              caller_company=None) -> int | None:
+        self._call_fields = dict(
+            vox_call_id=vox_call_id, vox_session_id=vox_session_id, caller=caller, dialled=dialled,
+            started_at=utcnow(), crm_data=crm_data, caller_name=caller_name, caller_company=caller_company,
+        )
+        return self._write("create call", self._ensure_call)
+
+    def set_recording(self, url: str) -> None:
+        def fn(session):
+            call_id = self._ensure_call(session)
+            session.execute(update(Call).where(Call.id == call_id).values(recording_url=url))
+
+        self._write("recording url", fn)
+
+    def finish(self, outcome: str, *, reason: str | None = None, transferred_to: str | None = None) -> None:
+        def fn(session):
+            call_id = self._ensure_call(session)
+            ended = utcnow()
+            started = self._call_fields["started_at"]
+            values = dict(outcome=outcome, ended_at=ended, duration_s=round((ended - started).total_seconds(), 3))
+            if reason:
+                values["end_reason"] = reason[:255]
+            if transferred_to:
+                values["transferred_to"] = transferred_to[:128]
+            session.execute(update(Call).where(Call.id == call_id).values(**values))
+
+        self._write(f"finish ({outcome})", fn)
+
+    # -- turns --------------------------------------------------------------
+
+    def caller_turn(self, text: str, *, kind: str = "speech", confidence: float | None = None, seq: int) -> None:
+        def fn(session):
+            call_id = self._ensure_call(session)
+            session.add(Turn(call_id=call_id, seq=seq, role="caller", kind=kind, text=text, confidence=confidence))
+            session.execute(update(Call).where(Call.id == call_id).values(n_turns=Call.n_turns + 1))
+
+        self._write("caller turn", fn)
+
+    def save_bot_turn(self, turn: BotTurn) -> None:
+        """Insert the bot turn, or update it when already saved; keeps the Call counters in step."""
+        with self._lock:
+            saved = self._write(f"bot turn {turn.answer_id}", lambda session: self._save_bot_turn(session, turn))
+            if saved is not None:
+                turn_id, counted = saved
+                turn.turn_id, turn.counted = turn_id, counted
+
+    def _save_bot_turn(self, session, turn: BotTurn):
+        call_id = self._ensure_call(session)
+        new = turn.counter_state()
+        old = turn.counted or {"interrupted": 0, "unanswered": 0, "first_piece": None}
+        counters = {}
+        row = session.get(Turn, turn.turn_id) if turn.turn_id is not None else None
+        if row is None:
+            row = Turn(call_id=call_id, seq=turn.seq, **turn.columns())
+            session.add(row)
+            session.flush()
+            counters["n_turns"] = Call.n_turns + 1
+        else:
+            # Through the ORM, not a bulk UPDATE: the transcript index listens to flushes.
+            for name, value in turn.columns().items():
+                setattr(row, name, value)
+        turn_id = row.id
+        if new["interrupted"] != old["interrupted"]:
+            counters["n_interrupted"] = Call.n_interrupted + (new["interrupted"] - old["interrupted"])
+        if new["unanswered"] != old["unanswered"]:
+            counters["n_unanswered"] = Call.n_unanswered + (new["unanswered"] - old["unanswered"])
+        if old["first_piece"] is None and new["first_piece"] is not None:
+            counters["first_piece_ms_sum"] = Call.first_piece_ms_sum + new["first_piece"]
+            counters["first_piece_n"] = Call.first_piece_n + 1
+        if counters:
+            session.execute(update(Call).where(Call.id == call_id).values(**counters))
+        # The caller records these only once the commit went through.
+        return turn_id, new

@@ -1,0 +1,404 @@
+"""One phone call: everything the call knows lives in its CallSession.
+
+The socket's own greenlet reads frames and handles them in order; each answer
+runs in a greenlet of its own, so a barge-in can cancel it at once. Frames
+from both greenlets go out under one lock, and an answer's `cancelled` flag is
+set under that same lock: once an interrupt is handled, no further `text` of
+that answer can leave.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+
+import gevent
+from simple_websocket import ConnectionClosed
+
+from ..bot_settings import BotSettings, get_bot_settings
+from ..extensions import db
+from ..models import OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFERRED
+from . import frames, intents
+from .caller import CallerProfile, profile_for
+from .calllog import BotTurn, CallLog
+
+log = logging.getLogger(__name__)
+
+GREETING_ID = "greeting"
+KEEP_RECENT_ANSWERS = 8  # answers an `interrupt` may still refer to (their TTS may still be playing)
+KILL_WAIT_S = 5.0
+
+
+def new_answer_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def ms_since(start: float) -> float:
+    return round((time.monotonic() - start) * 1000.0, 1)
+
+
+class Answer:
+    """One answer on its way out: its greenlet, what was sent, how it ended."""
+
+    def __init__(self, question: str, received_at: float, seq: int):
+        self.id = new_answer_id()
+        self.question = question
+        self.received_at = received_at  # when the caller's final prompt arrived
+        self.turn = BotTurn(kind="answer", answer_id=self.id, question=question, seq=seq)
+        self.greenlet: gevent.Greenlet | None = None
+        self.stream = None
+        self.next_seq = 0
+        self.sent: list[str] = []
+        self.cancelled = False  # set under the session's send lock
+        self.finishing = False  # streaming is over; only the log write remains
+        self.done = False  # the final state is in the log (or was tried)
+        self.spoken: str | None = None  # utteranceUntilInterrupt, when the caller barged in
+
+    @property
+    def sent_text(self) -> str:
+        return " ".join(self.sent)
+
+
+class CallSession:
+    def __init__(self, ws, app):
+        self.ws = ws
+        self.app = app
+        cfg = app.config
+        self.max_frame_bytes = cfg["VOICE_MAX_FRAME_BYTES"]
+        self.idle_timeout = cfg["VOICE_IDLE_TIMEOUT"]
+        self.log = CallLog(app)
+        self.send_lock = threading.Lock()
+        self.profile: CallerProfile | None = None
+        self.current: Answer | None = None
+        self.recent: OrderedDict[str, BotTurn] = OrderedDict()
+        self.outcome: str | None = None  # decided by the call itself: transferred or completed
+        self.transferred_to: str | None = None
+        self.open = True
+        self.last_activity = time.monotonic()
+
+    @property
+    def started(self) -> bool:
+        return self.profile is not None
+
+    # -- the socket's loop --------------------------------------------------
+
+    def run(self) -> None:
+        outcome, reason = OUTCOME_LOST, "socket closed"
+        try:
+            while True:
+                idle_for = time.monotonic() - self.last_activity
+                if self.current is None and idle_for >= self.idle_timeout:
+                    outcome, reason = OUTCOME_LOST, "idle timeout"
+                    self.ws.close(reason=1000, message="idle timeout")
+                    break
+                raw = self.ws.receive(timeout=max(self.idle_timeout - idle_for, 0.5))
+                if raw is None:
+                    continue
+                self.last_activity = time.monotonic()
+                ended = self.handle(raw)
+                if ended:
+                    outcome, reason = ended
+                    break
+        except ConnectionClosed:
+            outcome, reason = OUTCOME_LOST, "socket closed"
+        except gevent.GreenletExit:
+            outcome, reason = OUTCOME_LOST, "server shut down"
+            raise
+        except Exception:
+            log.exception("call %s: unexpected error", self.log.call_id)
+            outcome, reason = OUTCOME_ERROR, "server error"
+        finally:
+            self.open = False
+            self.stop_answer()
+            if self.started:
+                self.log.finish(self.outcome or outcome, reason=reason, transferred_to=self.transferred_to)
+
+    def handle(self, raw) -> tuple[str, str] | None:
+        """Handle one frame; returns (outcome, reason) when the call is over."""
+        try:
+            event = frames.parse(raw, self.max_frame_bytes)
+        except frames.FrameError as exc:
+            self.send_error(exc.code, exc.message)
+            return None
+        if isinstance(event, frames.Setup):
+            if self.started:
+                self.send_error("duplicate_setup", "setup was already received on this socket")
+            else:
+                self.on_setup(event)
+            return None
+        if not self.started:
+            self.send_error("no_setup", "the first frame must be setup")
+            return None
+        try:
+            if isinstance(event, frames.Prompt):
+                self.on_prompt(event)
+            elif isinstance(event, frames.Interrupt):
+                self.on_interrupt(event)
+            elif isinstance(event, frames.Dtmf):
+                self.on_dtmf(event)
+            elif isinstance(event, frames.Recording):
+                self.log.set_recording(event.url)
+            elif isinstance(event, frames.Hangup):
+                self.stop_answer()
+                return OUTCOME_HANGUP, event.reason or "caller hung up"
+        except ConnectionClosed:
+            raise
+        except Exception:  # one bad turn must not drop the call
+            log.exception("call %s: error handling %s", self.log.call_id, type(event).__name__)
+            self.send_error("internal_error", "the server failed to handle this frame")
+        return None
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, frame: str) -> bool:
+        with self.send_lock:
+            return self._send_locked(frame)
+
+    def _send_locked(self, frame: str) -> bool:
+        if not self.open:
+            return False
+        self.ws.send(frame)
+        self.last_activity = time.monotonic()
+        return True
+
+    def send_error(self, code: str, message: str) -> None:
+        log.info("call %s: error frame %s: %s", self.log.call_id, code, message)
+        self.send(frames.error_frame(code, message))
+
+    def send_piece(self, answer: Answer, text: str, last: bool = False) -> bool:
+        """Send one `text` frame of an answer unless the answer was cancelled."""
+        with self.send_lock:
+            if answer.cancelled or not self._send_locked(frames.text_frame(answer.id, answer.next_seq, text, last)):
+                return False
+            answer.next_seq += 1
+            if text:
+                answer.sent.append(text)
+            return True
+
+    def say(self, kind: str, text: str) -> BotTurn:
+        """A configured phrase as one whole answer of one `text` frame, logged as a bot turn."""
+        answer_id = new_answer_id()
+        turn = BotTurn(kind=kind, answer_id=answer_id, text=text, planned_text=text, spoken_text=text,
+                       source="phrase", seq=self.log.next_seq())
+        self.send(frames.text_frame(answer_id, 0, text, True))
+        self.log.save_bot_turn(turn)
+        self._remember(turn)
+        return turn
+
+    def _remember(self, turn: BotTurn) -> None:
+        self.recent[turn.answer_id] = turn
+        while len(self.recent) > KEEP_RECENT_ANSWERS:
+            self.recent.popitem(last=False)
+
+    def settings(self) -> BotSettings:
+        # A short app context of its own: the settings read must not pin a pooled connection.
+        with self.app.app_context():
+            return get_bot_settings()
+
+    # -- events -------------------------------------------------------------
+
+    def on_setup(self, event: frames.Setup) -> None:
+        settings = self.settings()
+        with self.app.app_context():
+            profile = profile_for(event.from_number, settings)
+        self.profile = profile
+        self.log.start(vox_call_id=event.call_id, vox_session_id=event.session_id, caller=event.from_number,
+                       dialled=event.to_number, **profile.call_columns())
+        turn = BotTurn(kind="greeting", answer_id=GREETING_ID, text=profile.greeting, planned_text=profile.greeting,
+                       spoken_text=profile.greeting, source="phrase", seq=self.log.next_seq())
+        self.send(frames.text_frame(GREETING_ID, 0, profile.greeting, True))
+        self.log.save_bot_turn(turn)
+        self._remember(turn)
+
+    def on_prompt(self, event: frames.Prompt) -> None:
+        if not event.last:
+            return  # a partial result: the caller is still speaking
+        text = event.text.strip()
+        if not text:
+            return
+        received_at = time.monotonic()
+        # A new question while an answer streams cuts that answer (rule 2).
+        self.stop_answer()
+        caller_seq = self.log.next_seq()
+        intent = intents.detect(text)
+        if intent is None:
+            self.start_answer(text, received_at)  # first, so the caller waits for no log write
+            self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
+            return
+        self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
+        if intent == intents.TRANSFER:
+            self.transfer()
+        else:
+            self.goodbye()
+
+    def on_interrupt(self, event: frames.Interrupt) -> None:
+        current = self.current
+        if current is not None and current.id == event.answer_id:
+            self.stop_answer(spoken=event.utterance)
+            return
+        turn = self.recent.get(event.answer_id)
+        if turn is None:
+            self.send_error("unknown_answer", f"no answer {event.answer_id[:40]!r} on this call")
+            return
+        # The answer was all sent, but its speech was still playing when the caller spoke.
+        turn.interrupted = True
+        turn.spoken_text = event.utterance
+        turn.text = event.utterance
+        self.log.save_bot_turn(turn)
+
+    def on_dtmf(self, event: frames.Dtmf) -> None:
+        self.log.caller_turn(event.digit, kind="dtmf", seq=self.log.next_seq())
+        if event.digit == "0":
+            self.stop_answer()
+            self.transfer()
+
+    # -- transfer and goodbye -------------------------------------------------
+
+    def transfer(self) -> None:
+        settings = self.settings()
+        target = self.profile.transfer_target(settings)
+        if not target:
+            self.say("transfer", settings.no_operator_phrase)  # no number: tell how to reach the office
+            return
+        self._transfer_to(target, settings.transfer_phrase)
+
+    def _transfer_to(self, target: str, phrase: str) -> None:
+        turn = BotTurn(kind="transfer", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
+                       source="phrase", seq=self.log.next_seq())
+        self.outcome, self.transferred_to = OUTCOME_TRANSFERRED, target
+        self.send(frames.transfer_frame(target, phrase))
+        self.log.save_bot_turn(turn)
+
+    def goodbye(self) -> None:
+        phrase = self.settings().goodbye
+        turn = BotTurn(kind="goodbye", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
+                       source="phrase", seq=self.log.next_seq())
+        self.outcome = OUTCOME_COMPLETED
+        self.send(frames.end_frame("goodbye", phrase))
+        self.log.save_bot_turn(turn)
+
+    # -- answers ------------------------------------------------------------
+
+    def start_answer(self, question: str, received_at: float) -> None:
+        answer = Answer(question, received_at, self.log.next_seq())
+        self.current = answer
+        answer.greenlet = gevent.spawn(self._answer_main, answer)
+
+    def stop_answer(self, spoken: str | None = None) -> None:
+        """End the current answer now: nothing more of it goes out, its generation is cancelled.
+
+        `spoken` is what the caller heard (utteranceUntilInterrupt); without it,
+        the pieces already sent are taken as spoken.
+        """
+        answer = self.current
+        if answer is None:
+            return
+        with self.send_lock:
+            answer.cancelled = True
+        self.current = None
+        if answer.finishing:
+            # Everything was sent; let its log write finish, then record the barge-in over it.
+            answer.greenlet.join(timeout=KILL_WAIT_S)
+            if spoken is not None:
+                answer.turn.interrupted = True
+                answer.turn.spoken_text = answer.turn.text = spoken
+                self.log.save_bot_turn(answer.turn)
+            return
+        answer.spoken = spoken
+        answer.turn.interrupted = True
+        # GreenletExit lands where the answer waits (usually the LLM stream); its finally closes the stream.
+        answer.greenlet.kill(block=True, timeout=KILL_WAIT_S)
+        if not answer.done:  # killed before it ever ran
+            self._finish_answer(answer)
+
+    def _answer_main(self, answer: Answer) -> None:
+        settings = None
+        try:
+            with self.app.app_context():
+                from ..rag import get_engine
+
+                settings = get_bot_settings()
+                stream = get_engine().answer(answer.question, settings, caller=self.profile.context)
+                answer.stream = stream
+                # Retrieval is done: give its pooled connection back for the seconds of streaming.
+                db.session.remove()
+                answer.turn.answered = stream.answered
+                answer.turn.source = stream.source
+                answer.turn.passages = [p.to_dict() for p in (stream.passages or [])]
+                for piece in stream:
+                    piece = piece.strip()
+                    if not piece:
+                        continue
+                    if not self.send_piece(answer, piece):
+                        return
+                    if answer.turn.first_piece_ms is None:
+                        answer.turn.first_piece_ms = ms_since(answer.received_at)
+                        self._save_progress(answer)  # something was said: it is in the log from now on
+                answer.finishing = True
+                self.send_piece(answer, "", last=True)
+        except ConnectionClosed:
+            pass  # the socket's loop sees it too and finalizes the call
+        except Exception:
+            log.exception("call %s: answer %s failed", self.log.call_id, answer.id)
+            self._answer_failed(answer, settings)
+        finally:
+            answer.finishing = True
+            self._finish_answer(answer)
+
+    def _answer_failed(self, answer: Answer, settings: BotSettings | None) -> None:
+        """The engine broke (its own LLM errors are handled inside it): the caller must not hear silence."""
+        if answer.cancelled:
+            return
+        settings = settings or self.settings()
+        if answer.sent:
+            self.send_piece(answer, "", last=True)
+            return
+        target = self.profile.transfer_target(settings)
+        if target:
+            with self.send_lock:
+                if answer.cancelled:
+                    return
+                answer.cancelled = True  # the transfer replaces this answer
+            self._transfer_to(target, settings.error_phrase)
+        else:
+            self.send_piece(answer, settings.no_operator_phrase, last=True)
+
+    def _save_progress(self, answer: Answer) -> None:
+        turn = answer.turn
+        turn.planned_text = self._planned(answer)
+        turn.text = answer.sent_text
+        self.log.save_bot_turn(turn)
+
+    @staticmethod
+    def _planned(answer: Answer) -> str:
+        planned = getattr(answer.stream, "planned_text", None) if answer.stream is not None else None
+        return planned or answer.sent_text
+
+    def _finish_answer(self, answer: Answer) -> None:
+        if answer.done:
+            return
+        answer.done = True
+        stream = answer.stream
+        if stream is not None:
+            try:
+                stream.close()  # closes the LLM's HTTP stream if it is still open
+            except Exception:
+                log.exception("call %s: closing answer stream failed", self.log.call_id)
+        turn = answer.turn
+        turn.planned_text = self._planned(answer)
+        if turn.interrupted:
+            turn.spoken_text = answer.spoken if answer.spoken is not None else answer.sent_text
+            turn.text = turn.spoken_text
+        else:
+            turn.spoken_text = turn.text = answer.sent_text
+        timings = getattr(stream, "timings", None)
+        if timings is not None:
+            turn.retrieval_ms = timings.retrieval_ms
+            turn.llm_first_token_ms = timings.llm_first_token_ms
+        turn.total_ms = ms_since(answer.received_at)
+        self.log.save_bot_turn(turn)
+        self._remember(turn)
+        if self.current is answer:
+            self.current = None
