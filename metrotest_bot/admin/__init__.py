@@ -1,6 +1,56 @@
-"""The login-protected admin panel at /logs-ui/."""
-from flask import Blueprint
+"""The login-protected admin panel at /logs-ui/.
+
+One module per page or concern: auth (sign-in), calls (list and call page),
+export (CSV), clear (clearing the log). A new page is a new module imported
+below plus one line in templates/admin/_nav.html; every endpoint of this
+blueprint requires sign-in unless listed in PUBLIC_ENDPOINTS.
+"""
+from flask import Blueprint, current_app, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from ..extensions import login_manager
 
 bp = Blueprint("admin", __name__, template_folder="../templates")
 
-from . import views  # noqa: E402,F401
+PUBLIC_ENDPOINTS = {"admin.login"}
+
+
+@bp.before_request
+def require_login():
+    if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+        return login_manager.unauthorized()
+
+
+@bp.app_context_processor
+def admin_helpers():
+    return {"has_endpoint": lambda name: name in current_app.view_functions}
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(exc):
+    return render_template("admin/error.html", title="Форма устарела",
+                           message="Страница с формой устарела или открыта из другого места. "
+                                   "Обновите страницу и повторите действие."), 400
+
+
+@bp.errorhandler(404)
+def not_found(exc):
+    return render_template("admin/error.html", title="Не найдено",
+                           message="Такой страницы или звонка нет. Возможно, журнал очищен."), 404
+
+
+@bp.errorhandler(400)
+def bad_request(exc):
+    return render_template("admin/error.html", title="Неверный запрос",
+                           message=getattr(exc, "description", "") or "Проверьте параметры."), 400
+
+
+@bp.record_once
+def _init_search(state):
+    from .. import search
+
+    search.init_app(state.app)
+
+
+from . import auth, calls, clear, export, labels  # noqa: E402,F401

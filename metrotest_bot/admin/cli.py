@@ -1,9 +1,33 @@
-"""Placeholder: `flask create-admin` is written by the admin helper."""
+"""`flask create-admin USERNAME [--password P]`: create an admin, or set a new password."""
 import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import AdminUser
+
+MIN_PASSWORD = 8
 
 
 @click.command("create-admin")
 @click.argument("username")
-@click.option("--password")
+@click.option("--password", help="Пароль; без этого ключа он запрашивается дважды.")
+@with_appcontext
 def create_admin_command(username, password):
-    raise click.ClickException("not implemented yet")
+    """Create an admin user for /logs-ui/ (or reset an existing one's password)."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise click.BadParameter("имя пользователя: от 1 до 64 символов.", param_hint="USERNAME")
+    if password is None:
+        password = click.prompt("Пароль", hide_input=True, confirmation_prompt="Повторите пароль")
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"Пароль слишком короткий: нужно не меньше {MIN_PASSWORD} символов.")
+    db.create_all()  # a fresh install may create its admin before the first start
+    user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
+    created = user is None
+    if created:
+        user = AdminUser(username=username)
+        db.session.add(user)
+    user.set_password(password)
+    db.session.commit()
+    click.echo(f"Администратор {username} {'создан' if created else 'получил новый пароль'}.")

@@ -1,0 +1,73 @@
+"""The call list (/logs-ui/) and one call's page (/logs-ui/calls/<id>)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask import abort, render_template
+from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ROLE_BOT, Call, Turn
+from ..search import highlight, query_terms, snippets
+from ..timeutil import as_utc
+from . import bp
+from .filters import CallFilter, find_calls, page_size
+
+
+@bp.route("/")
+def calls():
+    flt = CallFilter.from_request()
+    found = find_calls(flt)
+    by_id = {c.id: c for c in db.session.scalars(select(Call).where(Call.id.in_(found.call_ids)))}
+    rows = [by_id[i] for i in found.call_ids if i in by_id]
+    snips = snippets(flt.q, found.call_ids) if flt.q else {}
+    pages = -(-found.total // page_size()) if found.total else None
+    return render_template("admin/calls.html", flt=flt, form=flt.form, calls=rows, found=found,
+                           snippets=snips, pages=pages)
+
+
+def _squash(text: str | None) -> str:
+    return re.sub(r"\s+", " ", text or "").strip()
+
+
+@dataclass
+class TurnView:
+    """A turn as the call page shows it: what was heard, what was cut."""
+
+    turn: Turn
+    offset_s: float | None
+    html: Markup  # the text (heard part for an interrupted answer), matches highlighted
+    cut: str | None  # the part of the planned answer the caller did not hear
+    refusal: bool
+
+
+def turn_view(turn: Turn, call: Call, terms) -> TurnView:
+    heard = turn.text or ""
+    cut = None
+    if turn.role == ROLE_BOT and turn.interrupted:
+        heard = turn.spoken_text if turn.spoken_text is not None else heard
+        planned = _squash(turn.planned_text or turn.text)
+        spoken = _squash(heard)
+        if planned.startswith(spoken):
+            cut = planned[len(spoken):].strip() or None
+        elif planned and planned != spoken:
+            cut = planned  # the heard part is not a prefix: show the whole plan
+    html = highlight(heard, terms) if terms else escape(heard)
+    started, at = as_utc(call.started_at), as_utc(turn.created_at)
+    offset = (at - started).total_seconds() if started and at else None
+    return TurnView(turn, offset, html, cut, refusal=turn.role == ROLE_BOT and turn.answered is False)
+
+
+@bp.route("/calls/<int:call_id>")
+def call(call_id: int):
+    flt = CallFilter.from_request()
+    row = db.session.get(Call, call_id)
+    if row is None:
+        abort(404)
+    terms = query_terms(flt.q) if flt.q else []
+    turns = db.session.scalars(select(Turn).where(Turn.call_id == call_id).order_by(Turn.seq, Turn.id)).all()
+    views = [turn_view(t, row, terms) for t in turns]
+    recording = row.recording_url if (row.recording_url or "").startswith(("https://", "http://")) else None
+    return render_template("admin/call.html", call=row, turns=views, flt=flt, recording=recording)

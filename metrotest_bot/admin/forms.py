@@ -1,0 +1,56 @@
+"""WTForms of the admin panel. Every POST form carries `csrf_token` (Flask-WTF)."""
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, PasswordField, StringField, SubmitField
+from wtforms.meta import DefaultMeta
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+
+class RussianForm(FlaskForm):
+    """Built-in validator messages in Russian (WTForms ships the translation)."""
+
+    class Meta:
+        locales = ["ru_RU", "ru"]
+
+        def get_translations(self, form):
+            return DefaultMeta.get_translations(self, form)
+
+
+class LoginForm(RussianForm):
+    username = StringField("Имя пользователя", validators=[DataRequired(), Length(max=64)],
+                           render_kw={"autocomplete": "username", "autocapitalize": "none", "autofocus": True})
+    password = PasswordField("Пароль", validators=[DataRequired(), Length(max=256)],
+                             render_kw={"autocomplete": "current-password"})
+    submit = SubmitField("Войти")
+
+
+class LogoutForm(RussianForm):
+    submit = SubmitField("Выйти")
+
+
+DATE_MESSAGE = "Дата в формате ГГГГ-ММ-ДД, например 2025-03-01."
+
+
+class CallFilterForm(RussianForm):
+    """The call list's filters; read from the query string (GET, so no CSRF)."""
+
+    class Meta(RussianForm.Meta):
+        csrf = False
+
+    q = StringField("Что говорили", validators=[Optional(), Length(max=200)],
+                    render_kw={"placeholder": "например: доставка в Казань", "type": "search"})
+    date_from = DateField("С даты", validators=[Optional()], invalid_value_message=DATE_MESSAGE)
+    date_to = DateField("По дату", validators=[Optional()], invalid_value_message=DATE_MESSAGE)
+
+    def validate_date_to(self, field):
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError("Конечная дата раньше начальной.")
+
+
+class ClearForm(RussianForm):
+    confirm = BooleanField("Да, удалить все записи звонков без возможности восстановления",
+                           render_kw={"value": "yes"})
+    submit = SubmitField("Очистить журнал")
+
+    def validate_confirm(self, field):
+        if field.raw_data != ["yes"]:
+            raise ValidationError("Отметьте подтверждение: без него журнал не очищается.")

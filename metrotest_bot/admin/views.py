@@ -1,1 +1,0 @@
-"""Placeholder: the admin helper replaces this module."""

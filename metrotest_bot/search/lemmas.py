@@ -1,0 +1,76 @@
+"""Russian words to lemmas, shared by the transcript index and its highlighting.
+
+One MorphAnalyzer per process (it is read-only and takes a few MB), and a
+cache of word -> lemmas, because calls repeat the same few thousand words.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+
+WORD_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+(?:-[0-9A-Za-zА-Яа-яЁё]+)*")
+
+# Parts of speech that carry no meaning of their own: prepositions, conjunctions,
+# particles, interjections, pronouns. Indexing them would only fill the table.
+FUNCTION_POS = frozenset({"PREP", "CONJ", "PRCL", "INTJ", "NPRO"})
+MAX_LEMMA_LEN = 64
+
+_morph = None
+_morph_lock = threading.Lock()
+
+
+def morph():
+    global _morph
+    if _morph is None:
+        with _morph_lock:
+            if _morph is None:
+                import pymorphy3
+
+                _morph = pymorphy3.MorphAnalyzer()
+    return _morph
+
+
+def normalize(word: str) -> str:
+    return word.lower().replace("ё", "е")
+
+
+@lru_cache(maxsize=200_000)
+def lemmas_of(word: str) -> frozenset[str]:
+    """All normal forms a (lower-cased) word can have; empty for function words.
+
+    Every parse counts ("стали" is both "стать" and "сталь"), so a search for
+    either lexeme finds it; the index stores all of them.
+    """
+    if word.isdigit():
+        return frozenset({word[:MAX_LEMMA_LEN]})
+    parses = morph().parse(word)
+    if not parses or parses[0].tag.POS in FUNCTION_POS:
+        return frozenset()
+    return frozenset(normalize(p.normal_form)[:MAX_LEMMA_LEN] for p in parses)
+
+
+def words(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, normalized word) for each word of text."""
+    return [(m.start(), m.end(), normalize(m.group())) for m in WORD_RE.finditer(text or "")]
+
+
+def text_lemmas(text: str) -> set[str]:
+    out: set[str] = set()
+    for _, _, word in words(text):
+        out |= lemmas_of(word)
+    return out
+
+
+def query_terms(query: str) -> list[frozenset[str]]:
+    """A search query as a list of words, each the set of its possible lemmas.
+
+    A call matches when every word matches (AND), a word by any of its lemmas (OR).
+    Function words are dropped; duplicates collapse.
+    """
+    terms: list[frozenset[str]] = []
+    for _, _, word in words(query):
+        lemmas = lemmas_of(word)
+        if lemmas and lemmas not in terms:
+            terms.append(lemmas)
+    return terms
