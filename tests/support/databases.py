@@ -1,5 +1,6 @@
 """A fresh database per test: a SQLite file, or a new PostgreSQL database
 when TEST_DATABASE_URL is set (the CI runs the suite both ways)."""
+import contextlib
 import os
 import uuid
 
@@ -17,16 +18,25 @@ def _pg_admin_conn(url: str):
     return psycopg.connect(base + "/postgres", autocommit=True)
 
 
-@pytest.fixture
-def database_url(tmp_path):
+@contextlib.contextmanager
+def fresh_database(tmp_dir):
+    """A new empty database for any fixture scope: SQLite in tmp_dir, or PostgreSQL."""
     server = os.environ.get("TEST_DATABASE_URL")
     if not server:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{tmp_dir / 'test.db'}"
         return
     name = f"mt_test_{uuid.uuid4().hex[:12]}"
     with _pg_admin_conn(server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = normalize_db_url(server).rpartition("/")[0]
-    yield f"{base}/{name}"
-    with _pg_admin_conn(server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _pg_admin_conn(server) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    with fresh_database(tmp_path) as url:
+        yield url
