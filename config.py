@@ -79,6 +79,11 @@ class Config:
 
         self.ELASTICSEARCH_URL = _env("ELASTICSEARCH_URL")
         self.ELASTICSEARCH_PREFIX = _env("ELASTICSEARCH_PREFIX", "metrotest")
+        # Per request: the admin panel falls back to SQL search rather than wait longer.
+        self.ELASTICSEARCH_TIMEOUT = _env_float("ELASTICSEARCH_TIMEOUT", 5.0)
+        # Transcript outbox: idle poll, and the longest pause between retries while Elasticsearch is down.
+        self.SEARCH_OUTBOX_POLL = _env_float("SEARCH_OUTBOX_POLL", 10.0)
+        self.SEARCH_OUTBOX_RETRY_MAX = _env_float("SEARCH_OUTBOX_RETRY_MAX", 30.0)
 
         self.OPERATOR_PHONE = _env("OPERATOR_PHONE")
         self.COMPANY_TZ = _env("COMPANY_TZ", "Asia/Yekaterinburg")
