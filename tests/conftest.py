@@ -9,4 +9,6 @@ pytest_plugins = [
     "tests.support.live_server",
     "tests.support.openai_server",
     "tests.support.fake_crm",
+    "tests.support.admin_data",
+    "tests.support.browser",
 ]
