@@ -55,3 +55,5 @@ def init_app(app) -> None:
 
     events.install()
     app.cli.add_command(reindex_transcripts_command)
+    if app.config.get("ELASTICSEARCH_URL"):
+        get_index(app)  # now, not lazily: its outbox hooks must see the very first write

@@ -1,0 +1,388 @@
+"""Call transcripts in Elasticsearch (used when ELASTICSEARCH_URL is set).
+
+Two indexes, each behind an alias so `flask reindex` can rebuild into a new
+index and switch atomically:
+- `<prefix>-turns`: a document per turn carrying its call's fields, for
+  Kibana (unanswered questions, interruptions, latencies);
+- `<prefix>-calls`: a document per call with its whole transcript, for the
+  admin panel's search ("every word in some form, anywhere in the call") and
+  for Kibana (calls per day, outcomes).
+
+SQL stays the source of truth. Changes reach Elasticsearch after commit
+through the outbox (outbox.py); the SQL lemma table is kept as well, so while
+Elasticsearch is unreachable the admin panel searches SQL instead.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Iterable, Iterator
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
+
+from ..models import Call, Turn
+from ..timeutil import as_utc
+from .base import DateRange, SearchPage, TurnText
+from .sql import SqlTranscriptIndex, turn_search_text
+
+log = logging.getLogger(__name__)
+
+BULK_CHUNK = 500
+# After a failed request the panel searches SQL for this long before trying again.
+DOWN_FOR_S = 30.0
+
+ANALYSIS = {
+    # «ёлка» and «елка» are one word to a Russian reader; the stemmer knows only е.
+    "char_filter": {"ru_yo": {"type": "mapping", "mappings": ["ё => е", "Ё => Е"]}},
+    "filter": {
+        "ru_stop": {"type": "stop", "stopwords": "_russian_"},
+        "ru_stemmer": {"type": "stemmer", "language": "russian"},
+    },
+    "analyzer": {
+        "ru_text": {"type": "custom", "tokenizer": "standard", "char_filter": ["ru_yo"],
+                    "filter": ["lowercase", "ru_stop", "ru_stemmer"]},
+    },
+    "normalizer": {"ru_lower": {"type": "custom", "char_filter": ["ru_yo"], "filter": ["lowercase"]}},
+}
+INDEX_SETTINGS = {
+    "number_of_shards": 1,
+    # A replica where there is a second node; green on the single-node docker-compose.
+    "auto_expand_replicas": "0-1",
+    "analysis": ANALYSIS,
+}
+
+TEXT = {"type": "text", "analyzer": "ru_text"}
+# Text that Kibana also counts by value (top questions, names).
+TEXT_AND_KEYWORD = {**TEXT, "fields": {"keyword": {"type": "keyword", "normalizer": "ru_lower", "ignore_above": 512}}}
+KEYWORD = {"type": "keyword"}
+DATE = {"type": "date"}
+
+CALL_FIELDS = {
+    "call_id": {"type": "long"},
+    "vox_call_id": KEYWORD,
+    "vox_session_id": KEYWORD,
+    "caller": KEYWORD,
+    "dialled": KEYWORD,
+    "caller_name": TEXT_AND_KEYWORD,
+    "caller_company": TEXT_AND_KEYWORD,
+    "started_at": DATE,
+    "ended_at": DATE,
+    "duration_s": {"type": "float"},
+    "outcome": KEYWORD,
+    "end_reason": {"type": "keyword", "ignore_above": 256},
+    "transferred_to": KEYWORD,
+}
+TURNS_MAPPINGS = {
+    "dynamic": False,
+    "properties": {
+        "@timestamp": DATE,
+        "turn_id": {"type": "long"},
+        "seq": {"type": "integer"},
+        "role": KEYWORD,
+        "kind": KEYWORD,
+        "text": TEXT,
+        "planned_text": TEXT,
+        "question": TEXT_AND_KEYWORD,
+        "answered": {"type": "boolean"},
+        "interrupted": {"type": "boolean"},
+        "source": KEYWORD,
+        "confidence": {"type": "float"},
+        "retrieval_ms": {"type": "float"},
+        "llm_first_token_ms": {"type": "float"},
+        "first_piece_ms": {"type": "float"},
+        "total_ms": {"type": "float"},
+        **CALL_FIELDS,
+    },
+}
+CALLS_MAPPINGS = {
+    "dynamic": False,
+    "properties": {
+        "@timestamp": DATE,
+        **CALL_FIELDS,
+        "transcript": TEXT,
+        "unanswered_questions": TEXT_AND_KEYWORD,
+        "n_turns": {"type": "integer"},
+        "n_interrupted": {"type": "integer"},
+        "n_unanswered": {"type": "integer"},
+        "mean_first_piece_ms": {"type": "float"},
+        "recording_url": {"type": "keyword", "index": False},
+    },
+}
+
+
+class SearchUnavailable(Exception):
+    """Elasticsearch did not answer, or answered with an error."""
+
+
+def es_date(dt: datetime | None) -> str | None:
+    """UTC with fixed width, so documents and query bounds compare the same everywhere."""
+    dt = as_utc(dt)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if dt else None
+
+
+def call_fields(call: Call) -> dict:
+    return {
+        "call_id": call.id, "vox_call_id": call.vox_call_id, "vox_session_id": call.vox_session_id,
+        "caller": call.caller, "dialled": call.dialled, "caller_name": call.caller_name,
+        "caller_company": call.caller_company, "started_at": es_date(call.started_at),
+        "ended_at": es_date(call.ended_at), "duration_s": call.duration_s, "outcome": call.outcome,
+        "end_reason": call.end_reason, "transferred_to": call.transferred_to,
+    }
+
+
+# The call's columns that turn documents carry: a change re-indexes every turn of the call.
+CALL_COLUMNS_IN_TURNS = frozenset(k for k in CALL_FIELDS if k != "call_id") | {"id"}
+
+
+def turn_document(turn: Turn, call: Call) -> dict:
+    return {
+        "@timestamp": es_date(turn.created_at), "turn_id": turn.id, "seq": turn.seq, "role": turn.role,
+        "kind": turn.kind, "text": turn_search_text(turn.text, turn.spoken_text), "planned_text": turn.planned_text,
+        "question": turn.question, "answered": turn.answered, "interrupted": bool(turn.interrupted),
+        "source": turn.source, "confidence": turn.confidence, "retrieval_ms": turn.retrieval_ms,
+        "llm_first_token_ms": turn.llm_first_token_ms, "first_piece_ms": turn.first_piece_ms,
+        "total_ms": turn.total_ms, **call_fields(call),
+    }
+
+
+def call_document(call: Call, turns: Iterable[Turn]) -> dict:
+    turns = sorted(turns, key=lambda t: (t.seq, t.id))
+    return {
+        "@timestamp": es_date(call.started_at), **call_fields(call),
+        "transcript": "\n".join(filter(None, (turn_search_text(t.text, t.spoken_text) for t in turns))),
+        "unanswered_questions": [t.question for t in turns if t.answered is False and t.question],
+        "n_turns": call.n_turns, "n_interrupted": call.n_interrupted, "n_unanswered": call.n_unanswered,
+        "mean_first_piece_ms": call.mean_first_piece_ms, "recording_url": call.recording_url,
+    }
+
+
+def make_client(url: str, timeout: float) -> Elasticsearch:
+    # No retry chains: the outbox retries later, and search falls back to SQL at once.
+    return Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False)
+
+
+class TranscriptStore:
+    """The two transcript indexes of one Elasticsearch cluster: writes, rebuilds, queries."""
+
+    def __init__(self, client: Elasticsearch, prefix: str):
+        self.es = client
+        self.turns_alias = f"{prefix}-turns"
+        self.calls_alias = f"{prefix}-calls"
+        self._ensured = False
+
+    # -- indexes ---------------------------------------------------------
+    def _specs(self):
+        return ((self.turns_alias, TURNS_MAPPINGS), (self.calls_alias, CALLS_MAPPINGS))
+
+    def ensure(self) -> None:
+        """Create both indexes behind their aliases unless they exist (under the outbox lock)."""
+        if self._ensured:
+            return
+        for alias, mappings in self._specs():
+            if not self.es.indices.exists(index=alias):
+                try:
+                    self.es.indices.create(index=f"{alias}-v0", settings=INDEX_SETTINGS, mappings=mappings,
+                                           aliases={alias: {}})
+                except ApiError as exc:
+                    if exc.error != "resource_already_exists_exception":
+                        raise
+        self._ensured = True
+
+    def refresh(self) -> None:
+        self.es.indices.refresh(index=f"{self.turns_alias},{self.calls_alias}")
+
+    # -- writing ---------------------------------------------------------
+    def _bulk(self, operations: list, require_alias: bool = True) -> None:
+        for start in range(0, len(operations), BULK_CHUNK * 2):
+            chunk = operations[start:start + BULK_CHUNK * 2]
+            resp = self.es.bulk(operations=chunk, require_alias=require_alias)
+            if not resp.get("errors"):
+                continue
+            for item in resp["items"]:
+                (op, result), = item.items()
+                if op == "delete" and result.get("status") == 404:
+                    continue  # already gone
+                if "error" in result:
+                    self._ensured = False  # e.g. an index deleted by hand: create it again next time
+                    raise SearchUnavailable(f"bulk {op} {result.get('_id')}: {result['error']}")
+
+    def write(self, calls: list[dict], turns: list[dict], gone_turn_ids: Iterable[int] = (),
+              gone_call_ids: Iterable[int] = ()) -> None:
+        """Index call and turn documents; remove deleted turns and calls."""
+        self.ensure()
+        ops: list = []
+        for doc in calls:
+            ops += [{"index": {"_index": self.calls_alias, "_id": str(doc["call_id"])}}, doc]
+        for doc in turns:
+            ops += [{"index": {"_index": self.turns_alias, "_id": str(doc["turn_id"])}}, doc]
+        for turn_id in gone_turn_ids:
+            ops.append({"delete": {"_index": self.turns_alias, "_id": str(turn_id)}})
+        gone_call_ids = sorted(set(gone_call_ids))
+        for call_id in gone_call_ids:
+            ops.append({"delete": {"_index": self.calls_alias, "_id": str(call_id)}})
+        if ops:
+            self._bulk(ops)
+        for start in range(0, len(gone_call_ids), 1000):
+            self.es.delete_by_query(index=self.turns_alias, conflicts="proceed", refresh=False,
+                                    query={"terms": {"call_id": gone_call_ids[start:start + 1000]}})
+
+    def rebuild(self, batches: Iterable[tuple[list[dict], list[dict]]]) -> Iterator[int]:
+        """Build fresh indexes from (call docs, turn docs) batches, then switch the aliases.
+
+        Yields the number of calls written after each batch. Searches use the
+        old indexes until the switch, which is atomic.
+        """
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+        new = {alias: f"{alias}-v{stamp}" for alias, _ in self._specs()}
+        for alias, mappings in self._specs():
+            # No replicas and no refresh while loading; restored before the switch.
+            self.es.indices.create(index=new[alias], mappings=mappings,
+                                   settings={**INDEX_SETTINGS, "refresh_interval": "-1"})
+        try:
+            for call_docs, turn_docs in batches:
+                ops: list = []
+                for doc in call_docs:
+                    ops += [{"index": {"_index": new[self.calls_alias], "_id": str(doc["call_id"])}}, doc]
+                for doc in turn_docs:
+                    ops += [{"index": {"_index": new[self.turns_alias], "_id": str(doc["turn_id"])}}, doc]
+                if ops:
+                    self._bulk(ops, require_alias=False)
+                yield len(call_docs)
+            for index in new.values():
+                self.es.indices.put_settings(index=index, settings={"refresh_interval": None})
+            self.es.indices.refresh(index=",".join(new.values()))
+            actions, old = [], []
+            for alias, index in new.items():
+                if self.es.indices.exists_alias(name=alias):
+                    current = list(self.es.indices.get_alias(name=alias).body)
+                    old += current
+                    actions += [{"remove": {"index": ix, "alias": alias}} for ix in current]
+                elif self.es.indices.exists(index=alias):
+                    # A concrete index squatting on the alias name (auto-created by hand): replace it.
+                    actions.append({"remove_index": {"index": alias}})
+                actions.append({"add": {"index": index, "alias": alias}})
+            self.es.indices.update_aliases(actions=actions)
+        except BaseException:
+            self.es.indices.delete(index=",".join(new.values()), ignore_unavailable=True)
+            raise
+        for index in old:
+            self.es.indices.delete(index=index, ignore_unavailable=True)
+        self._ensured = True
+
+    # -- reading ---------------------------------------------------------
+    def _query(self, query: str, dates: DateRange) -> dict:
+        date_range = {}
+        if dates.start is not None:
+            date_range["gte"] = es_date(dates.start)
+        if dates.end is not None:
+            date_range["lt"] = es_date(dates.end)
+        bool_q: dict = {"must": [{"match": {"transcript": {"query": query, "operator": "and"}}}]}
+        if date_range:
+            bool_q["filter"] = [{"range": {"started_at": date_range}}]
+        return {"bool": bool_q}
+
+    SORT = [{"started_at": {"order": "desc"}}, {"call_id": {"order": "desc"}}]
+
+    def search(self, query: str, dates: DateRange, limit: int, offset: int) -> tuple[list[int], int]:
+        resp = self.es.search(index=self.calls_alias, query=self._query(query, dates), sort=self.SORT,
+                              from_=offset, size=limit, track_total_hits=True, source=["call_id"])
+        hits = resp["hits"]
+        return [h["_source"]["call_id"] for h in hits["hits"]], hits["total"]["value"]
+
+    def iter_call_ids(self, query: str, dates: DateRange, batch: int) -> Iterator[list[int]]:
+        after = None
+        while True:
+            kwargs = {"search_after": after} if after else {}
+            resp = self.es.search(index=self.calls_alias, query=self._query(query, dates), sort=self.SORT,
+                                  size=batch, source=["call_id"], track_total_hits=False, **kwargs)
+            hits = resp["hits"]["hits"]
+            if not hits:
+                return
+            yield [h["_source"]["call_id"] for h in hits]
+            if len(hits) < batch:
+                return
+            after = hits[-1]["sort"]
+
+
+ES_ERRORS = (ApiError, TransportError, TransportConnectionError, SearchUnavailable)
+
+
+class ElasticTranscriptIndex:
+    """The admin panel's transcript index on Elasticsearch, with the SQL index as fallback.
+
+    Writes go to both: the SQL lemma table in the same transaction (so a
+    fallback search is always complete), Elasticsearch after commit through
+    the outbox. Searches ask Elasticsearch; when it fails they answer from
+    SQL and skip Elasticsearch for DOWN_FOR_S seconds.
+    """
+
+    name = "elasticsearch"
+
+    def __init__(self, app):
+        from . import outbox
+
+        self.app = app
+        cfg = app.config
+        self.sql = SqlTranscriptIndex(app)
+        self.store = TranscriptStore(make_client(cfg["ELASTICSEARCH_URL"], cfg.get("ELASTICSEARCH_TIMEOUT", 5.0)),
+                                     cfg.get("ELASTICSEARCH_PREFIX") or "metrotest")
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self.last_backend = self.name  # which backend answered the last search (the panel may say "degraded")
+        self.outbox = outbox.Outbox(app, self.store)
+
+    # -- writing (the SQL side; Elasticsearch follows through the outbox) ---
+    def index_turns(self, session, turns: list[TurnText]) -> None:
+        self.sql.index_turns(session, turns)
+
+    def clear(self, **kwargs) -> None:
+        self.sql.clear(**kwargs)
+        self.outbox.record_clear(kwargs.get("keep") or [])
+
+    def reindex_all(self, progress=None) -> int:
+        """Rebuild the SQL lemma table and both Elasticsearch indexes from the call log."""
+        n = self.sql.reindex_all()
+        self.outbox.rebuild(progress)
+        return n
+
+    # -- reading -----------------------------------------------------------
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + DOWN_FOR_S
+        log.warning("Elasticsearch transcript search failed, using SQL for %.0f s: %s", DOWN_FOR_S, exc)
+
+    def search(self, query: str, dates: DateRange, limit: int = 50, offset: int = 0) -> SearchPage:
+        if self._available():
+            try:
+                ids, total = self.store.search(query, dates, limit, offset)
+            except ES_ERRORS as exc:
+                self._failed(exc)
+            else:
+                self.last_backend = self.name
+                return SearchPage(ids, total, offset + len(ids) < total)
+        self.last_backend = self.sql.name
+        return self.sql.search(query, dates, limit, offset)
+
+    def iter_call_ids(self, query: str, dates: DateRange, batch: int = 500) -> Iterator[list[int]]:
+        if self._available():
+            try:
+                # The first page decides the backend; an export does not switch halfway.
+                pages = self.store.iter_call_ids(query, dates, batch)
+                first = next(pages, None)
+            except ES_ERRORS as exc:
+                self._failed(exc)
+            else:
+                self.last_backend = self.name
+                if first is not None:
+                    yield first
+                    yield from pages
+                return
+        self.last_backend = self.sql.name
+        yield from self.sql.iter_call_ids(query, dates, batch)
