@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.support.apps",
     "tests.support.live_server",
     "tests.support.openai_server",
+    "tests.support.fake_elasticsearch",
     "tests.support.fake_crm",
     "tests.support.admin_data",
     "tests.support.browser",
