@@ -44,3 +44,11 @@ def test_empty_or_strange_answers(fake_crm):
 def test_sip_manager_target(fake_crm):
     fake_crm.webhook_records[WEBHOOK_PHONE]["manager_phone"] = "sip:belova@pbx.metrotest.ru"
     assert lookup_caller(WEBHOOK_PHONE, config=fake_crm.settings("webhook")).manager_phone == "sip:belova@pbx.metrotest.ru"
+
+
+def test_overlong_values_fit_the_call_log(fake_crm):
+    fake_crm.webhook_records[WEBHOOK_PHONE]["company"] = "ООО " + "Очень длинное название " * 30
+    fake_crm.webhook_records[WEBHOOK_PHONE]["manager_phone"] = "sip:" + "m" * 200 + "@pbx.example.ru"
+    info = lookup_caller(WEBHOOK_PHONE, config=fake_crm.settings("webhook"))
+    assert len(info.company) <= 255 and info.company.endswith("…")
+    assert info.manager_phone is None

@@ -95,7 +95,7 @@ def lookup_caller(number: str | None, config=None) -> CallerInfo | None:
     if info is not None:
         info.source = s["kind"]
         info.raw["phone"] = phone
-        info.resolve_names()
+        info.resolve_names().clip()
     log.info("CRM %s lookup for %s: %s in %.0f ms (%d requests)", s["kind"], phones.masked(phone),
              "found" if info else "unknown", (time.monotonic() - started) * 1000, client.requests)
     _cache.put(key, info, s["cache_ttl"])

@@ -27,6 +27,18 @@ class CallerInfo:
         """How the bot addresses the caller («Иван Петрович»), None when no name is fit to speak."""
         return names.address(self.first_name, self.patronymic)
 
+    def clip(self) -> "CallerInfo":
+        """Fit the call log's columns (names and company 255, transfer target 128): a CRM may hold more."""
+        for key in ("name", "first_name", "patronymic", "last_name", "company", "manager_name"):
+            value = getattr(self, key)
+            if value and len(value) > 255:
+                setattr(self, key, value[:254].rstrip() + "…")
+        if self.manager_phone and len(self.manager_phone) > 128:
+            self.manager_phone = None  # a cut number would ring someone else
+        if self.notes and len(self.notes) > 2000:
+            self.notes = self.notes[:1999] + "…"
+        return self
+
     def resolve_names(self) -> "CallerInfo":
         """Keep in first_name/patronymic only words that are a real given name and patronymic."""
         first, patronymic, last = names.resolve(self.first_name, self.patronymic, self.last_name, self.name)

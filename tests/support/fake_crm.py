@@ -236,7 +236,10 @@ class FakeCRM:
                     except (BrokenPipeError, ConnectionResetError):
                         return
                 else:
-                    self.wfile.write(data)
+                    try:
+                        self.wfile.write(data)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up waiting: what the slow modes are for
 
             # Bitrix24 ------------------------------------------------------
 
