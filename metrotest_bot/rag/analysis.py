@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .numbers import join_number_words
+from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
-ANALYZER_VERSION = "1"
+ANALYZER_VERSION = "4"
 
 _morph = None
 _morph_lock = threading.Lock()
@@ -39,6 +40,22 @@ def lemma(word: str) -> str:
     return morph().parse(word)[0].normal_form.replace("ё", "е")
 
 
+@lru_cache(maxsize=200_000)
+def lemma_alternatives(word: str) -> tuple[str, ...]:
+    """Distinct normal forms of a word, most likely first: «прессы» → (пресса, пресс).
+
+    Indexing every plausible lemma keeps an ambiguous form findable whichever
+    reading the analyzer prefers."""
+    out: list[str] = []
+    for parse in morph().parse(word):
+        form = parse.normal_form.replace("ё", "е")
+        if form not in out and (not out or parse.score >= 0.01):
+            out.append(form)
+        if len(out) == 3:
+            break
+    return tuple(out) or (word,)
+
+
 # Function words and the way callers wrap a question; they say nothing about
 # which passage answers it.
 STOP = frozenset("""
@@ -48,7 +65,7 @@ STOP = frozenset("""
 при про с со так также такой там те то тоже только тот ту у уже хотеть хотеться чем через что чтобы чей
 чья эта эти это этот я себя свой сам ваш который весь сей оный бы ж либо нибудь будто
 подсказать сказать скажите пожалуйста узнать интересовать интересно вопрос слушать алло здравствуйте
-добрый день девушка извинить простить спасибо пожалуйста ли подскажите могу мочь нужно нужный сколько
+куда откуда почему зачем каков добрый день девушка извинить простить спасибо пожалуйста ли подскажите могу мочь нужно нужный сколько
 """.split())
 
 # Units and spelling variants written both ways: one canonical term.
@@ -61,6 +78,15 @@ CANONICAL = {
     "емейл": "почта", "имейл": "почта", "email": "почта", "e-mail": "почта", "мейл": "почта",
     "линукс": "linux", "виндовс": "windows", "астра": "astra",
     "процент": "%",
+}
+
+# Everyday compounds of business speech, spelled out as the KB would write them.
+COMPOUNDS = {
+    "техподдержка": ("технический", "поддержка"), "техобслуживание": ("технический", "обслуживание"),
+    "техзадание": ("технический", "задание"), "спецификация": ("спецификация",),
+    "госзаказчик": ("государственный", "заказчик"), "госзакупка": ("государственный", "закупка"),
+    "юрлицо": ("юридический", "лицо"), "физлицо": ("физический", "лицо"), "ип": ("индивидуальный", "предприниматель"),
+    "запчасть": ("запчасть",), "соцсеть": ("социальный", "сеть"),
 }
 
 # Colloquial phone phrasing → the words a KB uses for the same thing. General
@@ -123,11 +149,22 @@ QUERY_SYNONYMS = {
     "учить": ["обучение"],
     "научить": ["обучение"],
     "компьютер": ["программа"],
+    "использовать": ["работать"],
+    "вернуть": ["возврат"],
+    "возвращать": ["возврат"],
+    "обменять": ["возврат", "обмен"],
+    "ехать": ["доставка"],
+    "везти": ["доставка"],
+    "выезжать": ["выезд"],
+    "выехать": ["выезд"],
+    "приехать": ["выезд"],
+    "приезжать": ["выезд"],
+    "посмотреть": ["демонстрация", "демонстрационный"],
+    "вживую": ["демонстрация", "демонстрационный"],
+    "продлить": ["продление"],
+    "пользоваться": ["работать"],
     "софт": ["программа", "программный"],
 }
-
-# After «до скольки», «во сколько», «со скольки»: the caller asks for hours.
-_TIME_QUESTION = re.compile(r"\b(до|во|со|с)\s+скольк", re.IGNORECASE)
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")
 _TOKEN = re.compile(r"[a-zа-я0-9]+(?:[-:][a-zа-я0-9]+)*")
@@ -135,6 +172,58 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 STEM_LEN = 6
 
+# --- what kind of fact a text holds: marker terms ------------------------------------
+# A passage with a phone number answers «дайте телефон» even if the word
+# «телефон» is not in it; a question asking for a price prefers passages
+# with prices. Markers are indexed with the passage and added to questions.
+M_PHONE, M_EMAIL, M_ADDRESS, M_PRICE, M_HOURS, M_TERM = "#телефон", "#почта", "#адрес", "#цена", "#часы", "#срок"
+M_MODEL = "#модель"
+
+_TEXT_MARKERS = [
+    (M_PHONE, re.compile(r"(?:\+7|\b8)[\s-]*\(?\d{3,5}\)?[\s-]*\d{1,3}[\s-]*\d{2}[\s-]*\d{2}\b")),
+    (M_EMAIL, _EMAIL),
+    (M_ADDRESS, re.compile(r"\b(?:ул|пр|просп|пер|д|г)\.\s*[А-ЯЁA-Z0-9]|\bадрес", re.IGNORECASE)),
+    (M_PRICE, re.compile(r"\d[\d\s\u00a0]*\s*(?:руб|₽|р\.)|(?:стоимость|цена|стоит)\w*\b[^.]{0,60}\d", re.IGNORECASE)),
+    (M_HOURS, re.compile(r"\b\d{1,2}:\d{2}\b|круглосуточно", re.IGNORECASE)),
+    (M_TERM, re.compile(r"\d+(?:\s*[–-]\s*\d+)?\s+(?:рабоч\w+\s+|календарн\w+\s+)?"
+                        r"(?:дн|день|недел|месяц|лет|год|час|минут)", re.IGNORECASE)),
+    (M_MODEL, re.compile(r"\b[А-ЯЁA-Z]{1,5}-\d+")),
+]
+
+
+def text_markers(text: str) -> list[str]:
+    return [marker for marker, pattern in _TEXT_MARKERS if pattern.search(text)]
+
+
+# Question words that ask for a kind of fact.
+_LEMMA_INTENTS = {
+    M_PRICE: {"стоить", "цена", "стоимость", "почем", "прайс", "дорого", "дешево", "платный", "бесплатный",
+              "расценка", "тариф", "заплатить"},
+    M_PHONE: {"телефон", "номер", "позвонить", "звонить", "дозвониться", "связаться", "связь"},
+    M_EMAIL: {"почта", "написать", "связаться"},
+    M_ADDRESS: {"адрес", "находиться", "располагаться"},
+    M_TERM: {"срок", "ждать"},
+}
+
+# Phone phrasings (on the question's text): (pattern, markers, extra terms, said words that become light).
+_PHRASES = [
+    (re.compile(r"\b(?:во|до|со|с|к)\s+скольк|часы работы|режим работы|график работы|открыва|закрыва|"
+                r"работа\w*\s+(?:ли\s+)?(?:в|по|на)\s+(?:суббот|воскресень|выходн|праздник)|когда\s+(?:вы\s+)?работа"),
+     [M_HOURS], ["работать", "режим"], {"работать", "открываться", "закрываться"}),
+    (re.compile(r"сколько\s+(?:по\s+)?времени|как\s+долго|как\s+быстро|за\s+сколько|сколько\s+(?:дней|недель|месяцев)|"
+                r"какие\s+сроки|какой\s+срок|в\s+течение\s+какого|когда\s+(?:привез|достав|будет|приед|отгруз|сделает)|"
+                r"сколько\s+(?:делается|изготавлива|ждать|ехать|идет|идёт)"),
+     [M_TERM], ["срок"], {"время", "быстро", "долго"}),
+    (re.compile(r"как\s+часто|периодичност|раз\s+в\s+(?:год|сколько)"),
+     [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
+    (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), [M_ADDRESS], ["адрес"], set()),
+]
+# «какие копры вы делаете»: the caller wants the models; a passage naming them is better.
+_MODELS_QUESTION = re.compile(r"\bкак(?:ие|ой|ая|ое|их)\b.*\b(?:дела|выпуска|производ|бывают|есть у вас|продает|продаете|"
+                              r"предлага|изготавл|модел)|\bмодел")
+
+
+# --- analysis --------------------------------------------------------------------------
 
 def normalize(text: str) -> str:
     text = text.lower().replace("ё", "е").replace("\u00ad", "")
@@ -146,24 +235,42 @@ def normalize(text: str) -> str:
     return text
 
 
-def _word_terms(token: str) -> list[str]:
-    """One raw token → its lemma(s). Hyphenated codes keep the whole and the parts."""
-    if re.search(r"\d", token) or "-" in token or ":" in token:
-        out = [token]
-        parts = re.split(r"[-:]", token)
-        if len(parts) > 1:
-            out += [lemma(p) if p.isalpha() else p for p in parts if p]
-        return out
-    return [lemma(token)]
+class Code(tuple):
+    """A model code or other hyphenated token with digits: (whole, part, part…)."""
+
+
+def _token_items(token: str) -> list[tuple[str, ...]]:
+    """One raw token → items, each a tuple of alternative lemmas."""
+    if ":" in token:  # 8:30 stays one term
+        return [(token,)]
+    if "-" in token:
+        parts = [p for p in token.split("-") if p]
+        if any(ch.isdigit() for ch in token):
+            # model codes: ПИ-2000 is searched as a whole and by its parts
+            return [Code((token, *(lemma(p) if p.isalpha() else p for p in parts)))]
+        return [lemma_alternatives(p) for p in parts]
+    if token.isalpha():
+        alts = lemma_alternatives(token)
+        if alts[0] in COMPOUNDS:
+            return [(part,) for part in COMPOUNDS[alts[0]]]
+        return [alts]
+    return [(token,)]
+
+
+def items(text: str) -> list[tuple[str, ...]]:
+    """Lemma alternatives of every word in order (stop words kept), number words joined into digits."""
+    raw: list[tuple[str, ...]] = []
+    for token in _TOKEN.findall(normalize(text)):
+        raw.extend(_token_items(token))
+    for start, end, value in reversed(number_runs([alts[0] for alts in raw])):
+        raw[start:end] = [(value,)]
+    return [alts if isinstance(alts, Code) else tuple(dict.fromkeys(CANONICAL.get(t, t) for t in alts))
+            for alts in raw]
 
 
 def lemmas(text: str) -> list[str]:
-    """Lemmas of all words in order (stop words kept), number words joined into digits."""
-    out: list[str] = []
-    for token in _TOKEN.findall(normalize(text)):
-        out.extend(_word_terms(token))
-    out = join_number_words(out)
-    return [CANONICAL.get(t, t) for t in out]
+    """Best lemma of every word (stop words kept)."""
+    return [alts[0] for alts in items(text)]
 
 
 def stem(term: str) -> str | None:
@@ -173,44 +280,113 @@ def stem(term: str) -> str | None:
     return None
 
 
+def content_items(text: str) -> list[tuple[str, ...]]:
+    return [alts for alts in items(text) if alts[0] not in STOP]
+
+
 def content_terms(text: str) -> list[str]:
-    """Lemmas without stop words: what the passage or question is about."""
-    return [t for t in lemmas(text) if t not in STOP and len(t) > 0]
+    """Best lemmas without stop words: what the passage or question is about."""
+    return [alts[0] for alts in content_items(text)]
 
 
 def index_terms(text: str) -> list[str]:
-    """Terms indexed for a passage: content lemmas plus their stems."""
-    terms = content_terms(text)
-    return terms + [s for s in (stem(t) for t in terms) if s]
+    """Terms indexed for a passage: every plausible lemma, stems, fact markers."""
+    terms: list[str] = []
+    for alts in content_items(text):
+        terms.extend(a for a in alts if a not in STOP)
+    stems = [s for s in (stem(t) for t in terms) if s]
+    return terms + stems + text_markers(text)
 
 
-# Weight of a term by how it entered the question: said, implied, or a stem.
-W_SAID, W_SYNONYM, W_STEM = 1.0, 0.5, 0.4
+# Weights of a term by how it entered the question: said, said but generic
+# ("light": делать, стоить, работать), implied by phrasing, a stem, a marker.
+W_SAID, W_LIGHT, W_SYNONYM, W_STEM, W_MARKER = 1.0, 0.3, 0.5, 0.4, 0.6
+
+LIGHT = frozenset("""
+делать сделать занимать занять получить получать иметь использовать пользоваться дать давать
+стоить почем работать время нужный надо бывать являться проводить сказать знать
+""".split())
 
 
-def weighted_query_terms(question: str) -> dict[str, float]:
-    """Terms searched for a question with their weights: content lemmas (1.0),
-    colloquial expansions (0.5), stems of the lemmas (0.4)."""
-    base = content_terms(question)
-    out: dict[str, float] = {t: W_SAID for t in base}
+@dataclass
+class Slot:
+    """One content word of the question with its alternative lemmas and what else may stand for it."""
+
+    lemmas: tuple[str, ...]
+    weight: float
+    expansions: tuple[str, ...] = ()
+
+    @property
+    def said(self) -> bool:
+        return self.weight >= W_SAID
+
+
+@dataclass
+class Query:
+    question: str
+    slots: list[Slot] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)  # kinds of fact asked for: an answer should hold one
+    extra: list[str] = field(default_factory=list)
+    soft_markers: list[str] = field(default_factory=list)  # kinds of fact that help, not required
+
+    def weights(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+
+        def put(term, w):
+            if w > out.get(term, 0.0):
+                out[term] = w
+
+        for slot in self.slots:
+            for t in slot.lemmas:
+                put(t, slot.weight)
+            for t in slot.expansions:
+                put(t, W_SYNONYM * max(slot.weight, 0.6))
+            for t in slot.lemmas:
+                s = stem(t)
+                if s:
+                    put(s, W_STEM * slot.weight)
+        for t in self.extra:
+            put(t, W_SYNONYM)
+        for m in self.markers + self.soft_markers:
+            put(m, W_MARKER)
+        return out
+
+    def search_text(self) -> str:
+        return " ".join(self.weights())
+
+    def is_empty(self) -> bool:
+        return not self.slots and not self.extra
+
+
+def analyze_question(question: str) -> Query:
+    """The caller's question → slots (content words), fact markers and phrase expansions."""
+    text = normalize(question)
+    markers: list[str] = []
     extra: list[str] = []
-    if _TIME_QUESTION.search(question.lower().replace("ё", "е")):
-        extra += ["работать", "режим"]
-    for t in base:
-        extra += QUERY_SYNONYMS.get(t, [])
-    for t in extra:
-        out.setdefault(t, W_SYNONYM)
-    for t in base:
-        s = stem(t)
-        if s:
-            out.setdefault(s, W_STEM)
-    return out
-
-
-def query_terms(question: str) -> list[str]:
-    return list(weighted_query_terms(question))
-
-
-def query_weights(question: str, idf=None) -> dict[str, float]:
-    """Weighted terms, each also weighted by its rarity in the KB when `idf` is given."""
-    return {t: w * (idf(t) if idf else 1.0) for t, w in weighted_query_terms(question).items()}
+    lighten: set[str] = set()
+    for pattern, p_markers, p_extra, p_light in _PHRASES:
+        if pattern.search(text):
+            markers += p_markers
+            extra += p_extra
+            lighten |= p_light
+    slots: list[Slot] = []
+    seen: set[str] = set()
+    for alts in content_items(question):
+        if alts[0] in seen:
+            continue
+        seen.add(alts[0])
+        if isinstance(alts, Code):  # ПИ-2000: the code itself, its parts only as a hint
+            slots.append(Slot((alts[0],), W_SAID, tuple(dict.fromkeys(alts[1:]))))
+            continue
+        light = alts[0] in LIGHT or alts[0] in lighten
+        expansions: list[str] = []
+        for a in alts:
+            expansions += [e for e in QUERY_SYNONYMS.get(a, []) if e not in alts]
+            for marker, words in _LEMMA_INTENTS.items():
+                if a in words:
+                    markers.append(marker)
+                    expansions.append(marker)
+        slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions))))
+    soft = [M_MODEL] if _MODELS_QUESTION.search(text) else []
+    return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
+                 soft)

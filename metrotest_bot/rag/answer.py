@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 class Answer:
     def __init__(self, *, question: str, passages: list[Passage], answered: bool, retrieval_ms: float,
-                 started: float, settings, caller: CallerContext | None, config: dict, idf=None):
+                 started: float, settings, caller: CallerContext | None, config: dict, stats=None):
         self.question = question
         self.passages = passages
         self.answered = answered
@@ -31,7 +31,7 @@ class Answer:
         self._settings = settings
         self._caller = caller
         self._config = config
-        self._idf = idf
+        self._stats = stats
         self._started = started
         self._closed = False
         self._lock = threading.Lock()
@@ -70,7 +70,7 @@ class Answer:
             self._close_http()
 
     def offline_text(self) -> str:
-        return offline.compose(self.question, self.passages, self._idf) or self._settings.refusal
+        return offline.compose(self.question, self.passages, self._stats) or self._settings.refusal
 
     def _offline_pieces(self):
         for piece in split_text(self.offline_text()):

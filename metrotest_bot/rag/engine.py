@@ -184,7 +184,7 @@ class Engine:
         started = time.monotonic()
         index = self.current()
         passages, answered = [], False
-        if index is not None and analysis.content_terms(question):
+        if index is not None and not analysis.analyze_question(question).is_empty():
             docs, answered = run_pipeline(index.pipeline, question)
             passages = [Passage(id=d.id, text=d.meta.get("text", ""), section=d.meta.get("section", ""),
                                 score=float(d.score or 0.0)) for d in docs]
@@ -196,4 +196,4 @@ class Engine:
         index = self._index
         return Answer(question=question, passages=passages, answered=answered, retrieval_ms=retrieval_ms,
                       started=started, settings=settings, caller=caller, config=self.config,
-                      idf=index.stats.idf if index else None)
+                      stats=index.stats if index else None)

@@ -19,6 +19,12 @@ HUNDREDS = {
     "сто": 100, "двести": 200, "триста": 300, "четыреста": 400, "пятьсот": 500,
     "шестьсот": 600, "семьсот": 700, "восемьсот": 800, "девятьсот": 900,
 }
+# Ordinals end a number: «сорок четвёртый» → 44 (as in «по сорок четвёртому закону»).
+ORDINALS = {
+    "первый": 1, "второй": 2, "третий": 3, "четвертый": 4, "пятый": 5, "шестой": 6, "седьмой": 7,
+    "восьмой": 8, "девятый": 9, "десятый": 10, "одиннадцатый": 11, "двенадцатый": 12, "двадцатый": 20,
+    "тридцатый": 30, "сороковой": 40, "пятидесятый": 50, "сотый": 100, "тысячный": 1000,
+}
 SCALES = {"тысяча": 1000, "тыс": 1000, "миллион": 1_000_000, "млн": 1_000_000, "миллиард": 1_000_000_000}
 
 
@@ -30,19 +36,18 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value).replace(".", ",")
 
 
-def join_number_words(lemmas: list[str]) -> list[str]:
-    """Replace each run of number-word lemmas by its value in digits.
+def number_runs(lemmas: list[str]) -> list[tuple[int, int, str]]:
+    """Runs of number-word lemmas: (start, end, value in digits), end exclusive.
 
-    ["пресс", "два", "тысяча", "кн"] → ["пресс", "2000", "кн"]. A digit
-    followed by a scale word also combines: ["5", "тысяча"] → ["5000"].
+    ["пресс", "два", "тысяча", "кн"] → [(1, 3, "2000")]. A digit followed by a
+    scale word combines too: ["5", "тысяча"] → [(0, 2, "5000")].
     """
-    out: list[str] = []
+    runs = []
     i = 0
     while i < len(lemmas):
         lemma = lemmas[i]
         starts = is_number_word(lemma) or (lemma.isdigit() and i + 1 < len(lemmas) and lemmas[i + 1] in SCALES)
         if not starts or (lemma in SCALES and lemma not in ("тысяча", "миллион")):
-            out.append(lemma)
             i += 1
             continue
         total, current, j = 0.0, 0.0, i
@@ -59,9 +64,21 @@ def join_number_words(lemmas: list[str]) -> list[str]:
             elif w in SCALES:
                 total += (current or 1) * SCALES[w]
                 current = 0
+            elif w in ORDINALS and j > i:
+                current += ORDINALS[w]
+                j += 1
+                break
             else:
                 break
             j += 1
-        out.append(_fmt(total + current))
+        runs.append((i, j, _fmt(total + current)))
         i = j
+    return runs
+
+
+def join_number_words(lemmas: list[str]) -> list[str]:
+    """Replace each run of number-word lemmas by its value: [..., "два", "тысяча", ...] → [..., "2000", ...]."""
+    out = list(lemmas)
+    for start, end, value in reversed(number_runs(lemmas)):
+        out[start:end] = [value]
     return out

@@ -7,33 +7,40 @@ the phone.
 """
 from __future__ import annotations
 
-import re
-
 from razdel import sentenize
 
 from . import analysis
 from .types import Passage
 
 MAX_CHARS = 320
-# The caller wants a number (price, time, term, phone): sentences with digits win ties.
-_WANTS_NUMBER = re.compile(r"сколько|скольк|почем|почём|цен|стоит|стоимост|когда|во сколько|срок|телефон|номер|"
-                           r"адрес|почт|как долго|быстро", re.IGNORECASE)
 
 
-def _sentence_score(sentence_terms: set[str], weights: dict[str, float]) -> float:
-    return sum(w for t, w in weights.items() if t in sentence_terms)
+class _FlatStats:
+    """Every term equally rare: used when no KB statistics are at hand."""
+
+    @staticmethod
+    def idf(term: str) -> float:
+        return 1.0
 
 
-def compose(question: str, passages: list[Passage], idf=None, max_chars: int = MAX_CHARS) -> str:
-    """A short spoken reply from the best passages (empty when there are none)."""
+def compose(question: str, passages: list[Passage], stats=None, max_chars: int = MAX_CHARS) -> str:
+    """A short spoken reply from the best passages (empty when there are none).
+
+    Each sentence of the top passages is scored like a passage is (the
+    question's words it holds, rare ones counting more, plus the kind of fact
+    asked for: a price, a phone, hours); its section title counts a little.
+    The best sentence is kept, with a second one when it adds almost as much.
+    """
+    from .pipeline import holds_asked_fact, match_score
+
     if not passages:
         return ""
-    weights = analysis.query_weights(question, idf)
-    wants_number = bool(_WANTS_NUMBER.search(question))
+    stats = stats or _FlatStats()
+    parsed = analysis.analyze_question(question)
     top_score = passages[0].score or 0.0
     candidates = []  # (score, passage rank, position in passage, sentence)
-    for rank, passage in enumerate(passages[:2]):
-        if rank and top_score and passage.score < 0.75 * top_score:
+    for rank, passage in enumerate(passages[:3]):
+        if rank and top_score and passage.score < 0.7 * top_score:
             break
         section_terms = set(analysis.index_terms(passage.section))
         for pos, s in enumerate(sentenize(passage.text)):
@@ -41,10 +48,10 @@ def compose(question: str, passages: list[Passage], idf=None, max_chars: int = M
             if not text:
                 continue
             terms = set(analysis.index_terms(text))
-            score = _sentence_score(terms, weights) + 0.3 * _sentence_score(section_terms - terms, weights)
-            if wants_number and re.search(r"\d", text):
-                score += 0.5
-            score *= 1.0 if rank == 0 else 0.8
+            score = match_score(parsed, terms, stats) + 0.3 * match_score(parsed, section_terms | terms, stats)
+            score *= (passage.score / top_score) if top_score else 1.0
+            if not holds_asked_fact(parsed, terms):
+                score *= 0.6
             candidates.append((score, rank, pos, text))
     if not candidates:
         return ""
@@ -53,13 +60,12 @@ def compose(question: str, passages: list[Passage], idf=None, max_chars: int = M
     chosen = [best]
     for cand in candidates[1:]:
         length = sum(len(c[3]) for c in chosen) + len(cand[3])
-        if cand[0] >= 0.6 * best[0] and cand[0] > 0 and length <= max_chars:
+        if cand[0] >= 0.75 * best[0] and cand[0] > 0 and length <= max_chars:
             chosen.append(cand)
         if len(chosen) == 2:
             break
     chosen.sort(key=lambda c: (c[1], c[2]))
-    text = " ".join(c[3] for c in chosen)
-    return trim(text, max_chars)
+    return trim(" ".join(c[3] for c in chosen), max_chars)
 
 
 def trim(text: str, max_chars: int) -> str:

@@ -34,6 +34,8 @@ class KBStats:
         self.df: Counter = Counter()
         for doc in documents:
             self.df.update(set((doc.content or "").split()))
+        self._words = [t for t in self.df if t.isalpha()]
+        self._related: dict[str, tuple[str, ...]] = {}
 
     def idf(self, term: str) -> float:
         df = self.df.get(term, 0)
@@ -42,60 +44,117 @@ class KBStats:
     def known(self, term: str) -> bool:
         return term in self.df
 
+    def related(self, term: str) -> tuple[str, ...]:
+        """KB words sharing a long prefix with `term`: продлить ~ продление, поверитель ~ поверка.
+
+        Derived words are not joined by lemmas; a shared prefix of at least five
+        letters and 60 % of the shorter word is a cheap, language-wide signal."""
+        cached = self._related.get(term)
+        if cached is not None:
+            return cached
+        out = []
+        if term.isalpha() and len(term) >= 5:
+            for word in self._words:
+                if word == term or word[:4] != term[:4]:
+                    continue
+                common = 0
+                for a, b in zip(word, term):
+                    if a != b:
+                        break
+                    common += 1
+                if common >= max(5, math.ceil(0.6 * min(len(word), len(term)))):
+                    out.append(word)
+        self._related[term] = tuple(out)
+        return self._related[term]
+
 
 @component
 class QueryAnalyzer:
-    """Caller's question → search query (lemma terms) and weighted terms."""
+    """Caller's question → search query (lemma terms) and its analysis (slots, markers)."""
 
-    @component.output_types(query=str, weights=dict)
+    @component.output_types(query=str, parsed=analysis.Query)
     def run(self, question: str):
-        weights = analysis.weighted_query_terms(question)
-        return {"query": " ".join(weights) or "∅", "weights": weights}
+        parsed = analysis.analyze_question(question)
+        return {"query": parsed.search_text() or "∅", "parsed": parsed}
 
 
-def _expansions(term: str) -> list[str]:
-    out = [term]
-    out += analysis.QUERY_SYNONYMS.get(term, [])
-    s = analysis.stem(term)
-    if s:
-        out.append(s)
-    return out
+def _slot_match(slot: analysis.Slot, terms: set[str], stats: KBStats) -> tuple[float, float]:
+    """(credit 0..1, idf) of one question word against a passage's terms."""
+    hits = [t for t in slot.lemmas if t in terms]
+    if hits:
+        return 1.0, max(stats.idf(t) for t in hits)
+    idf = min(stats.idf(t) for t in slot.lemmas)
+    if any(e in terms for e in slot.expansions):
+        return 0.8, idf
+    if any(s in terms for s in (analysis.stem(t) for t in slot.lemmas) if s):
+        return 0.7, idf
+    if any(r in terms for t in slot.lemmas for r in stats.related(t)):
+        return 0.6, idf
+    return 0.0, idf
 
 
-def coverage(weights: dict[str, float], doc_terms: set[str], stats: KBStats) -> float:
-    """Rarity-weighted share of the said terms a passage holds (directly, by synonym or stem)."""
-    said = [t for t, w in weights.items() if w >= analysis.W_SAID]
-    if not said:
-        return 0.0
+def coverage(parsed: analysis.Query, terms: set[str], stats: KBStats) -> float:
+    """Rarity-weighted share of the question's words a passage holds (directly, by synonym or stem).
+
+    Generic words (делать, стоить) count only when the question has nothing else."""
+    slots = [s for s in parsed.slots if s.said] or parsed.slots
+    if not slots:
+        return 1.0 if parsed.extra and any(t in terms for t in parsed.extra) else 0.0
     total = got = 0.0
-    for term in said:
-        idf = stats.idf(term)
+    for slot in slots:
+        credit, idf = _slot_match(slot, terms, stats)
         total += idf
-        if term in doc_terms:
-            got += idf
-        elif any(e in doc_terms for e in _expansions(term)[1:]):
-            got += 0.8 * idf
+        got += credit * idf
     return got / total if total else 0.0
+
+
+def match_score(parsed: analysis.Query, terms: set[str], stats: KBStats) -> float:
+    """Weighted match of all the question's terms (said, light, implied, markers), rarity-weighted."""
+    score = 0.0
+    for slot in parsed.slots:
+        credit, idf = _slot_match(slot, terms, stats)
+        score += slot.weight * credit * idf
+    for t in parsed.extra:
+        if t in terms:
+            score += analysis.W_SYNONYM * stats.idf(t)
+    for m in parsed.markers + parsed.soft_markers:
+        if m in terms:
+            score += analysis.W_MARKER * stats.idf(m)
+    return score
+
+
+def holds_asked_fact(parsed: analysis.Query, terms: set[str]) -> bool:
+    """The question asks for a kind of fact (price, phone, hours…): does the text hold one?"""
+    return not parsed.markers or any(m in terms for m in parsed.markers)
 
 
 @component
 class PassageRanker:
-    """Rescore candidates: backend BM25 (normalised) + coverage of the question's terms."""
+    """Rescore candidates the same way on every backend: question coverage + term match + BM25."""
 
     def __init__(self, stats: KBStats, top_k: int = TOP_K):
         self.stats = stats
         self.top_k = top_k
 
     @component.output_types(documents=list[Document])
-    def run(self, documents: list[Document], weights: dict):
+    def run(self, documents: list[Document], parsed: analysis.Query):
         if not documents:
             return {"documents": []}
-        best = max((d.score or 0.0) for d in documents) or 1.0
-        rescored = []
+        best_bm25 = max((d.score or 0.0) for d in documents) or 1.0
+        scored = []
         for doc in documents:
             terms = set((doc.content or "").split())
-            cov = coverage(weights, terms, self.stats)
-            score = 0.5 * (doc.score or 0.0) / best + 0.5 * cov
+            cov = coverage(parsed, terms, self.stats)
+            match = match_score(parsed, terms, self.stats)
+            scored.append((doc, cov, match))
+        best_match = max(m for _, _, m in scored) or 1.0
+        rescored = []
+        for doc, cov, match in scored:
+            score = 0.4 * cov + 0.4 * match / best_match + 0.2 * (doc.score or 0.0) / best_bm25
+            if not holds_asked_fact(parsed, set((doc.content or "").split())):
+                score *= 0.8  # asked for a price and no price here: likely not the answer
+            if not doc.meta.get("section"):
+                score *= 0.85  # text before the first heading: usually a preamble, not an answer
             rescored.append(replace(doc, score=round(score, 4), meta={**doc.meta, "coverage": round(cov, 4)}))
         rescored.sort(key=lambda d: -d.score)
         return {"documents": rescored[: self.top_k]}
@@ -121,7 +180,7 @@ def build_pipeline(store, stats: KBStats) -> Pipeline:
     pipe.add_component("ranker", PassageRanker(stats))
     pipe.add_component("gate", RelevanceGate())
     pipe.connect("analyzer.query", "retriever.query")
-    pipe.connect("analyzer.weights", "ranker.weights")
+    pipe.connect("analyzer.parsed", "ranker.parsed")
     pipe.connect("retriever.documents", "ranker.documents")
     pipe.connect("ranker.documents", "gate.documents")
     return pipe
