@@ -106,6 +106,7 @@ def test_known_caller_greeted_by_name_logged_and_sent_to_own_manager(bitrix_serv
     prompts = [json.dumps(r.get("messages"), ensure_ascii=False) for r in fake_openai.requests]
     assert prompts, f"the answer went through the LLM: {call.frames}"
     assert "ООО «УралСпецСтрой»" in prompts[-1] and "Анна Смирнова" in prompts[-1]
+    assert "Иван Петрович" in prompts[-1] and "Сидоров" not in prompts[-1]  # addressed as in the greeting
     assert SECRET_NOTE not in prompts[-1]
 
     transfer = call.press("0")

@@ -24,9 +24,8 @@ class CallerProfile:
 
     @property
     def context(self) -> CallerContext | None:
-        if self.info is None:
-            return None
-        return CallerContext(name=self.info.name, company=self.info.company, manager=self.info.manager_name)
+        # The LLM addresses the caller as the greeting did («Иван Петрович»), not by the full CRM name.
+        return crm.caller_context(self.info)
 
     def call_columns(self) -> dict:
         """The Call columns this profile fills."""
