@@ -16,6 +16,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
+const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const C = require('./constants');
 const { Call, ASR, Player, WebSocket } = require('./objects');
@@ -168,9 +169,11 @@ class Emulator extends EventEmitter {
     });
   }
 
+  // Unique across sessions, like Voximplant's ids: the server's call log keys on them.
   nextId(prefix) {
     this._ids += 1;
-    return `${prefix}${this._ids}`;
+    if (!this._idBase) this._idBase = crypto.randomBytes(6).toString('hex').toUpperCase();
+    return `${prefix}${this._idBase}.${this._ids}`;
   }
 
   // -- media routing ---------------------------------------------------------------
