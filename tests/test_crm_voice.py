@@ -14,6 +14,7 @@ import websocket
 from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.extensions import db
 from metrotest_bot.models import Call
+from tests.support.admin_data import make_admin, sign_in
 from tests.support.fake_crm import (
     AMO_CONTACT_PHONE, BITRIX_MANAGER_PHONE, SECRET_NOTE, UNKNOWN_PHONE, WEBHOOK_MANAGER_PHONE, WEBHOOK_PHONE,
 )
@@ -122,6 +123,14 @@ def test_known_caller_greeted_by_name_logged_and_sent_to_own_manager(bitrix_serv
     assert row.caller_company == "ООО «УралСпецСтрой»"
     assert row.crm_data["source"] == "bitrix24" and row.crm_data["manager_phone"] == BITRIX_MANAGER_PHONE
     assert row.transferred_to == BITRIX_MANAGER_PHONE
+
+    # The admin's call list and call page show who called.
+    make_admin(bitrix_server.app)
+    admin = bitrix_server.app.test_client()
+    assert sign_in(admin).status_code == 302
+    for page in ("/logs-ui/", f"/logs-ui/calls/{row.id}"):
+        html = admin.get(page).get_data(as_text=True)
+        assert "Сидоров Иван Петрович" in html and "ООО «УралСпецСтрой»" in html, page
 
 
 def test_unknown_caller_greeted_normally_and_sent_to_operator(bitrix_server, fake_crm):
