@@ -32,8 +32,6 @@ from .sql import SqlTranscriptIndex, turn_search_text
 log = logging.getLogger(__name__)
 
 BULK_CHUNK = 500
-# After a failed request the panel searches SQL for this long before trying again.
-DOWN_FOR_S = 30.0
 
 ANALYSIS = {
     # «ёлка» and «елка» are one word to a Russian reader; the stemmer knows only е.
@@ -317,7 +315,7 @@ class ElasticTranscriptIndex:
     Writes go to both: the SQL lemma table in the same transaction (so a
     fallback search is always complete), Elasticsearch after commit through
     the outbox. Searches ask Elasticsearch; when it fails they answer from
-    SQL and skip Elasticsearch for DOWN_FOR_S seconds.
+    SQL and skip Elasticsearch for SEARCH_OUTBOX_RETRY_MAX seconds.
     """
 
     name = "elasticsearch"
@@ -330,6 +328,8 @@ class ElasticTranscriptIndex:
         self.sql = SqlTranscriptIndex(app)
         self.store = TranscriptStore(make_client(cfg["ELASTICSEARCH_URL"], cfg.get("ELASTICSEARCH_TIMEOUT", 5.0)),
                                      cfg.get("ELASTICSEARCH_PREFIX") or "metrotest")
+        # After a failed request the panel searches SQL for this long before trying Elasticsearch again.
+        self.down_for_s = float(cfg.get("SEARCH_OUTBOX_RETRY_MAX", 30.0))
         self._down_until = 0.0
         self._lock = threading.Lock()
         self.last_backend = self.name  # which backend answered the last search (the panel may say "degraded")
@@ -355,8 +355,8 @@ class ElasticTranscriptIndex:
 
     def _failed(self, exc: Exception) -> None:
         with self._lock:
-            self._down_until = time.monotonic() + DOWN_FOR_S
-        log.warning("Elasticsearch transcript search failed, using SQL for %.0f s: %s", DOWN_FOR_S, exc)
+            self._down_until = time.monotonic() + self.down_for_s
+        log.warning("Elasticsearch transcript search failed, using SQL for %.0f s: %s", self.down_for_s, exc)
 
     def search(self, query: str, dates: DateRange, limit: int = 50, offset: int = 0) -> SearchPage:
         if self._available():
