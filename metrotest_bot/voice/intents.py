@@ -61,8 +61,11 @@ def _analyzer():
 def _lemmas(word: str) -> frozenset[str]:
     if word.isdigit():
         return frozenset({"#num"})
-    forms = {p.normal_form.replace("ё", "е") for p in _analyzer().parse(word)}
-    return frozenset(forms | {word})
+    parses = _analyzer().parse(word)
+    forms = {p.normal_form.replace("ё", "е") for p in parses} | {word}
+    if any(p.tag.POS == "NUMR" for p in parses):  # «десять», «пять»: a count, as digits are
+        forms.add("#num")
+    return frozenset(forms)
 
 
 def lemmatize(text: str) -> list[frozenset[str]]:

@@ -6,7 +6,7 @@ from flask import current_app, request
 
 from ..extensions import sock
 from . import bp
-from .session import CallSession
+from .session import CallSession, close_socket
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,6 @@ def token_ok(given: str | None) -> bool:
 def call_socket(ws):
     if not token_ok(request.args.get("token")):
         log.warning("call socket from %s refused: missing or wrong token", request.remote_addr)
-        ws.close(reason=POLICY_VIOLATION, message="invalid token")
+        close_socket(ws, POLICY_VIOLATION, "invalid token")
         return
     CallSession(ws, current_app._get_current_object()).run()

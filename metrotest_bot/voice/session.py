@@ -31,6 +31,28 @@ KEEP_RECENT_ANSWERS = 8  # answers an `interrupt` may still refer to (their TTS 
 KILL_WAIT_S = 5.0
 
 
+CLOSE_WAIT_S = 2.0
+
+
+def close_socket(ws, code: int = 1000, message: str | None = None) -> None:
+    """Close with a close frame, then let the client answer it before the TCP socket goes.
+
+    Closing the TCP socket with the client's frames still unread makes the kernel send
+    a reset, and the client may lose our close frame (and its code, e.g. 1008) with it.
+    simple-websocket's reader keeps reading until the client's close frame arrives.
+    """
+    try:
+        ws.close(reason=code, message=message)
+    except ConnectionClosed:
+        return
+    except Exception:  # the socket broke under us: nothing left to close politely
+        log.debug("closing the call socket failed", exc_info=True)
+        return
+    thread = getattr(ws, "thread", None)
+    if thread is not None:
+        thread.join(timeout=CLOSE_WAIT_S)
+
+
 def new_answer_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -91,7 +113,6 @@ class CallSession:
                 idle_for = time.monotonic() - self.last_activity
                 if self.current is None and idle_for >= self.idle_timeout:
                     outcome, reason = OUTCOME_LOST, "idle timeout"
-                    self.ws.close(reason=1000, message="idle timeout")
                     break
                 raw = self.ws.receive(timeout=max(self.idle_timeout - idle_for, 0.5))
                 if raw is None:
@@ -113,7 +134,10 @@ class CallSession:
             self.open = False
             self.stop_answer()
             if self.started:
-                self.log.finish(self.outcome or outcome, reason=reason, transferred_to=self.transferred_to)
+                outcome = self.outcome or outcome
+                self.log.finish(outcome, reason=reason, transferred_to=self.transferred_to)
+                log.info("call %s ended: %s (%s)", self.log.call_id, outcome, reason)
+            close_socket(self.ws, 1000, reason if reason == "idle timeout" else None)
 
     def handle(self, raw) -> tuple[str, str] | None:
         """Handle one frame; returns (outcome, reason) when the call is over."""
@@ -206,6 +230,7 @@ class CallSession:
         self.profile = profile
         self.log.start(vox_call_id=event.call_id, vox_session_id=event.session_id, caller=event.from_number,
                        dialled=event.to_number, **profile.call_columns())
+        log.info("call %s started (Voximplant call %s)", self.log.call_id, event.call_id)
         turn = BotTurn(kind="greeting", answer_id=GREETING_ID, text=profile.greeting, planned_text=profile.greeting,
                        spoken_text=profile.greeting, source="phrase", seq=self.log.next_seq())
         self.send(frames.text_frame(GREETING_ID, 0, profile.greeting, True))

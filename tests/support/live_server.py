@@ -4,6 +4,7 @@
 stops it at teardown; `LiveServer.app` is an in-process app on the same
 DATA_DIR and database, for inspecting the call log.
 """
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .apps import dispose, make_app
+from .databases import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "live-test-token"
@@ -105,6 +107,17 @@ def start_live_server(data_dir: Path, database_url: str, workers: int = 1, **env
             time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"gunicorn did not answer in time:\n{server.log()}")
+
+
+@contextlib.contextmanager
+def serving(tmp_dir: Path, workers: int = 1, **env):
+    """A live server on a database of its own, for fixtures of any scope (e.g. one per test module)."""
+    with fresh_database(tmp_dir) as database_url:
+        srv = start_live_server(tmp_dir / "data", database_url, workers=workers, **env)
+        try:
+            yield srv
+        finally:
+            srv.stop()
 
 
 @pytest.fixture
