@@ -60,3 +60,8 @@ def test_missing_token_is_no_context_and_no_request(fake_crm, caplog):
 def test_server_error_is_no_context(fake_crm):
     fake_crm.mode = "error500"
     assert lookup_caller(AMO_CONTACT_PHONE, config=fake_crm.settings("amocrm")) is None
+
+
+def test_api_path_in_the_url_is_tolerated(fake_crm):
+    settings = fake_crm.settings("amocrm", CRM_URL=fake_crm.amo_url + "/api/v4/")
+    assert lookup_caller(AMO_CONTACT_PHONE, config=settings).company == "Лаборатория «СтройКонтроль»"

@@ -109,3 +109,8 @@ def test_cache_is_bounded_and_expires():
     cache.put("short", "x", ttl=0.01)
     time.sleep(0.02)
     assert cache.get("short") == (False, None)
+
+
+def test_zero_budget_asks_nobody(fake_crm):
+    assert lookup_caller(BITRIX_CONTACT_PHONE, config=fake_crm.settings("bitrix24", CRM_TIMEOUT_MS=0)) is None
+    assert fake_crm.requests == []

@@ -16,7 +16,7 @@ from metrotest_bot.extensions import db
 from metrotest_bot.models import Call
 from tests.support.admin_data import make_admin, sign_in
 from tests.support.fake_crm import (
-    AMO_CONTACT_PHONE, BITRIX_MANAGER_PHONE, SECRET_NOTE, UNKNOWN_PHONE, WEBHOOK_MANAGER_PHONE, WEBHOOK_PHONE,
+    BITRIX_MANAGER_PHONE, SECRET_NOTE, UNKNOWN_PHONE, WEBHOOK_MANAGER_PHONE, WEBHOOK_PHONE,
 )
 from tests.support.live_server import free_port
 

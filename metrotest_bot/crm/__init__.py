@@ -75,7 +75,9 @@ def lookup_caller(number: str | None, config=None) -> CallerInfo | None:
     if hit:
         return cached
 
-    budget = max(s["timeout_ms"], 0) / 1000.0
+    budget = s["timeout_ms"] / 1000.0
+    if budget <= 0:
+        return None  # CRM_TIMEOUT_MS=0: no time to ask, so do not
     started = time.monotonic()
     client = Client(deadline=started + budget)
 
