@@ -15,9 +15,11 @@ def init_db_command():
 
 def init_app(app):
     from .admin.cli import create_admin_command
+    from .crm.cli import crm_lookup_command
     from .rag.cli import ask_command, reindex_command
 
     app.cli.add_command(init_db_command)
     app.cli.add_command(reindex_command)
     app.cli.add_command(ask_command)
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(crm_lookup_command)
