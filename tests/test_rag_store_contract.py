@@ -1,0 +1,110 @@
+"""One contract for both document stores: embedded (InMemoryDocumentStore persisted under
+DATA_DIR) and Elasticsearch. The Elasticsearch run needs a server at ELASTICSEARCH_URL."""
+import os
+import uuid
+
+import pytest
+
+from metrotest_bot.bot_settings import BotSettings
+from metrotest_bot.rag import get_engine
+from metrotest_bot.rag.indexer import build_index
+from metrotest_bot.rag.pipeline import KBStats, build_pipeline, run_pipeline
+from metrotest_bot.rag.stores import open_store
+from tests.support.apps import dispose, make_app
+
+KB = """=== Доставка ===
+Доставка по Екатеринбургу бесплатная. В другие города отправляем транспортной компанией.
+=== Прессы ===
+Пресс ПИ-2000 на 2000 кН стоит от 920 000 рублей с НДС.
+=== Режим работы ===
+Офис работает по будням с 8:30 до 17:30.
+"""
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def backend(request, tmp_path):
+    """Config overrides selecting the backend, and cleanup of what the test created."""
+    if request.param == "elasticsearch":
+        url = os.environ.get("ELASTICSEARCH_URL")
+        if not url:
+            pytest.skip("ELASTICSEARCH_URL is not set")
+        prefix = f"mt-test-{uuid.uuid4().hex[:8]}"
+        yield {"ELASTICSEARCH_URL": url, "ELASTICSEARCH_PREFIX": prefix}
+        from elasticsearch import Elasticsearch
+
+        Elasticsearch(url).indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+    else:
+        yield {"ELASTICSEARCH_URL": None}
+
+
+@pytest.fixture
+def kb_file(tmp_path):
+    path = tmp_path / "kb.txt"
+    path.write_text(KB, encoding="utf-8")
+    return path
+
+
+def config_for(tmp_path, backend):
+    return {"DATA_DIR": tmp_path, "ELASTICSEARCH_PREFIX": "metrotest", **backend}
+
+
+def test_write_read_count_delete(tmp_path, backend, kb_file):
+    config = config_for(tmp_path, backend)
+    store = open_store(config, "v1")
+    assert not store.exists() and store.manifest() is None
+    result = build_index(config, kb_file, "v1")
+    assert result.n_passages == 3
+
+    store = open_store(config, "v1")  # a fresh handle, as another process would open it
+    assert store.exists()
+    manifest = store.manifest()
+    assert manifest["n_passages"] == 3 and manifest["filename"] == "kb.txt"
+    assert store.count() == 3
+    docs = sorted(store.documents(), key=lambda d: d.meta["position"])
+    assert [d.meta["section"] for d in docs] == ["Доставка", "Прессы", "Режим работы"]
+    assert docs[1].meta["text"].startswith("Пресс ПИ-2000")
+
+    store.delete()
+    assert not open_store(config, "v1").exists()
+
+
+def test_indexes_of_versions_are_separate(tmp_path, backend, kb_file):
+    config = config_for(tmp_path, backend)
+    other = tmp_path / "other.txt"
+    other.write_text("=== Гарантия ===\nГарантия на прессы — 24 месяца.\n", encoding="utf-8")
+    build_index(config, kb_file, "v1")
+    build_index(config, other, "v2")
+    assert open_store(config, "v1").count() == 3
+    assert open_store(config, "v2").count() == 1
+    build_index(config, other, "v1")  # rebuilding replaces, never appends
+    assert open_store(config, "v1").count() == 1
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("доставку в другой город", "транспортной компанией"),
+    ("сколько стоит пресс на две тысячи килоньютон", "920 000"),
+    ("до скольки вы работаете", "17:30"),
+])
+def test_retrieval_pipeline_handles_word_forms(tmp_path, backend, kb_file, question, expected):
+    config = config_for(tmp_path, backend)
+    build_index(config, kb_file, "v1")
+    store = open_store(config, "v1")
+    pipe = build_pipeline(store, KBStats(store.documents()))
+    docs, answered = run_pipeline(pipe, question)
+    assert answered
+    assert expected in docs[0].meta["text"]
+
+
+def test_engine_serves_from_the_backend(tmp_path, database_url, backend, kb_file):
+    app = make_app(tmp_path / "data", database_url, KB_PATH=kb_file, **backend)
+    try:
+        with app.app_context():
+            engine = get_engine()
+            assert engine.backend_name() == ("elasticsearch" if backend.get("ELASTICSEARCH_URL") else "embedded")
+            assert engine.passage_count() == 3
+            stream = engine.answer("почём доставка по екатеринбургу", BotSettings())
+            assert "бесплатная" in stream.text()
+            refusal = engine.answer("какая погода на марсе", BotSettings())
+            assert refusal.text() and refusal.answered is False
+    finally:
+        dispose(app)
