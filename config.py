@@ -68,6 +68,8 @@ class Config:
         self.KB_PATH = Path(_env("KB_PATH", SAMPLE_KB))
         self.KB_MAX_UPLOAD_BYTES = _env_int("KB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
         self.MAX_CONTENT_LENGTH = self.KB_MAX_UPLOAD_BYTES + 1024 * 1024
+        # A KB indexing job silent this long is taken for dead (its worker restarted).
+        self.KB_JOB_STALE_SECONDS = _env_float("KB_JOB_STALE_SECONDS", 60.0)
 
         self.OPENAI_API_KEY = _env("OPENAI_API_KEY")
         self.OPENAI_BASE_URL = _env("OPENAI_BASE_URL")

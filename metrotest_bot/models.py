@@ -171,6 +171,9 @@ class KBVersion(db.Model):
     n_sections: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The indexing job's last sign of life: a pending/indexing row whose heartbeat is
+    # old lost its worker (a restart) and is marked failed (admin/kb_jobs.py).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SearchOutbox(db.Model):
