@@ -134,3 +134,18 @@ def test_highlight_and_snippets_match_by_lemma(app):
     assert snip.role == "caller" and snip.seq == 1
     assert "<mark>Казань</mark>" in snip.html and "<mark>Пермь</mark>" in snip.html
     assert "&lt;b&gt;" in snip.html  # the text is escaped, only the marks are HTML
+
+
+def test_an_index_failure_never_loses_a_turn(app, monkeypatch, caplog):
+    def broken(conn, rows):
+        raise __import__("sqlalchemy").exc.OperationalError("INSERT", {}, Exception("disk full"))
+
+    monkeypatch.setattr(sql_index, "_insert_ignoring_duplicates", broken)
+    cid = make_call(app, T0, [("caller", "Важный вопрос про пресс")])
+    with app.app_context():
+        assert db.session.scalar(select(Turn.text).where(Turn.call_id == cid)) == "Важный вопрос про пресс"
+    assert "not indexed" in caplog.text
+    monkeypatch.undo()
+    with app.app_context():
+        get_index().reindex_all()
+    assert search(app, "прессы").call_ids == [cid]

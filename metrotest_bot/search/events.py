@@ -1,6 +1,8 @@
 """Index turns as they are written: a flush hook, so code that writes turns needs no change."""
 from __future__ import annotations
 
+import logging
+
 from flask import has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -9,6 +11,7 @@ from ..models import Turn
 from .base import TurnText
 from .sql import turn_search_text
 
+log = logging.getLogger(__name__)
 _installed = False
 
 
@@ -27,9 +30,12 @@ def _after_flush(session, flush_context):
         return
     from . import get_index
 
-    get_index().index_turns(session, [
-        TurnText(call_id=t.call_id, turn_id=t.id, text=turn_search_text(t.text, t.spoken_text)) for t in turns
-    ])
+    try:
+        get_index().index_turns(session, [
+            TurnText(call_id=t.call_id, turn_id=t.id, text=turn_search_text(t.text, t.spoken_text)) for t in turns
+        ])
+    except Exception:  # the call log matters more than its index, which can be rebuilt
+        log.exception("transcript index: turns not indexed")
 
 
 def install() -> None:

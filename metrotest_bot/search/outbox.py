@@ -388,3 +388,26 @@ class Outbox:
             db.session.commit()
         self.drain()  # what changed during the rebuild
         return done
+
+
+# -- `flask reindex` ---------------------------------------------------------------------
+
+def reindex_transcripts(progress=None, if_needed: bool = False) -> int | None:
+    """Rebuild the transcript index of the current app from the SQL call log.
+
+    Returns the number of calls indexed, or None when `if_needed` found
+    nothing to do: the SQL index is kept up to date on every write, and the
+    Elasticsearch one needs a rebuild only when its indexes are missing.
+    progress(done, total) follows the Elasticsearch rebuild.
+    """
+    from . import get_index
+
+    index = get_index()
+    if index.name != "elasticsearch":
+        return None if if_needed else index.reindex_all()
+    if if_needed:
+        store = index.store
+        present = store.es.indices.exists(index=store.turns_alias) and store.es.indices.exists(index=store.calls_alias)
+        if present or not db.session.scalar(select(func.count(Call.id))):
+            return None
+    return index.reindex_all(progress=progress)

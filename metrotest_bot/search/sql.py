@@ -14,16 +14,20 @@ every word. The plan is chosen like a search engine would:
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Collection, Iterable, Iterator
 
 from sqlalchemy import ForeignKey, String, and_, delete, exists, func, insert, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from ..models import Call, Turn
 from .base import DateRange, SearchPage, TurnText
 from .lemmas import query_terms, text_lemmas
+
+log = logging.getLogger(__name__)
 
 # Above this many postings a word counts as common (see the module docstring).
 DENSE = 2000
@@ -106,7 +110,14 @@ class SqlTranscriptIndex:
         for turn in turns:
             per_call[turn.call_id] |= text_lemmas(turn.text)
         rows = [{"lemma": lemma, "call_id": cid} for cid, lemmas in per_call.items() for lemma in sorted(lemmas)]
-        _insert_ignoring_duplicates(session.connection(), rows)
+        conn = session.connection()
+        try:
+            # A savepoint: should the index fail, the turns themselves are still committed.
+            with conn.begin_nested():
+                _insert_ignoring_duplicates(conn, rows)
+        except SQLAlchemyError:
+            log.exception("transcript index: calls %s not indexed; `flask reindex-transcripts` repairs it",
+                          sorted(per_call))
 
     def clear(self, keep: Collection[int] = ()) -> None:
         """Drop every call's entries but those of `keep`; committed by the caller."""
