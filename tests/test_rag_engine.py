@@ -170,6 +170,16 @@ def test_reindex_reports_progress(app):
     assert built and calls and calls[-1][0] == calls[-1][1] == index.count
 
 
+def test_kb_in_force_is_listed_for_the_admin(app):
+    with app.app_context():
+        engine = get_engine()
+        passages = engine.passages()
+        info = engine.kb_info()
+    assert len(passages) == info["n_passages"] == engine.passage_count()
+    assert info["version_id"] is None and info["filename"] == "metrotest_sample.txt"
+    assert passages[0].section == "" and any(p.section == "Гарантия" for p in passages)
+
+
 def test_passage_terms_include_section_title():
     terms = indexer.passage_terms("Доставка и оплата", "Работаем по безналичному расчёту.").split()
     assert "доставка" in terms and "безналичный" in terms

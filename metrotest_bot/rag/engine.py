@@ -115,7 +115,12 @@ class Engine:
         manifest = None if rebuild else store.manifest()
         if manifest is None or manifest.get("analyzer") != analysis.ANALYZER_VERSION:
             log.info("building KB index %s from %s", target.name, target.source)
-            build_index(self.config, target.source, target.name, progress=progress)
+            try:
+                build_index(self.config, target.source, target.name, progress=progress)
+            except OSError:
+                # Another worker finished the same index a moment earlier: use theirs.
+                if (store.manifest() or {}).get("analyzer") != analysis.ANALYZER_VERSION:
+                    raise
             manifest = store.manifest() or {}
             if target.version_id is None:
                 self._drop_stale_defaults(target.name)
@@ -175,6 +180,23 @@ class Engine:
     def passage_count(self) -> int:
         index = self.current()
         return index.count if index else 0
+
+    def passages(self) -> list[Passage]:
+        """Every passage of the KB in force, in file order (score 0): for the admin's KB page."""
+        index = self.current()
+        if index is None:
+            return []
+        docs = sorted(index.store.documents(), key=lambda d: d.meta.get("position", 0))
+        return [Passage(id=d.id, text=d.meta.get("text", ""), section=d.meta.get("section", ""), score=0.0)
+                for d in docs]
+
+    def kb_info(self) -> dict:
+        """What is served: index name, KBVersion id (None: the KB_PATH file), source file, manifest."""
+        index = self.current()
+        if index is None:
+            return {}
+        return {"index": index.target.name, "version_id": index.target.version_id,
+                "source": str(index.target.source), **index.manifest}
 
     def backend_name(self) -> str:
         return "elasticsearch" if self.config.get("ELASTICSEARCH_URL") else "embedded"
