@@ -20,6 +20,13 @@ from metrotest_bot.models import OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFERR
 ROOT = Path(__file__).resolve().parents[1]
 VOX = ROOT / "voximplant"
 OPERATOR = "+73430001212"
+# What the (local, OpenAI-compatible) LLM streams for every question: three sentences,
+# so an answer arrives piece by piece and can be interrupted after its first piece.
+LLM_ANSWER = (
+    "Разрывная машина РМ-50 стоит от одного миллиона двухсот пятидесяти тысяч рублей с НДС. "
+    "В комплект входят захваты и программа для протоколов испытаний. "
+    "Доставка по России занимает от трёх до десяти рабочих дней."
+)
 
 
 def run_node(test_file: str, env: dict | None = None, timeout: int = 240) -> str:
@@ -67,8 +74,10 @@ def turns_of(app, call_pk: int) -> list[Turn]:
         return turns
 
 
-def test_scenario_against_live_server(live_server_factory, tmp_path):
-    srv = live_server_factory(OPERATOR_PHONE=OPERATOR)
+def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path):
+    fake_openai.answer = LLM_ANSWER
+    fake_openai.token_delay = 0.02  # a streamed answer: pieces go out while the rest is generated
+    srv = live_server_factory(OPERATOR_PHONE=OPERATOR, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url)
     results_file = tmp_path / "results.json"
     run_node(
         "test/live_server.test.js",
@@ -93,6 +102,7 @@ def test_scenario_against_live_server(live_server_factory, tmp_path):
     answer = next(t for t in turns if t.role == "bot" and t.answer_id == q["answerId"])
     assert not answer.interrupted
     assert answer.spoken_text == " ".join(q["texts"])
+    assert len(q["texts"]) == 3  # one piece per sentence of the streamed answer
 
     # Barge-in: the answer is stored as interrupted, with what the caller actually heard.
     b = results["barge_in"]
@@ -101,7 +111,8 @@ def test_scenario_against_live_server(live_server_factory, tmp_path):
     turn = next(t for t in turns_of(app, call.id) if t.role == "bot" and t.answer_id == b["answerId"])
     assert turn.interrupted is True
     assert turn.spoken_text == b["utterance"]
-    assert len(turn.planned_text or "") >= len(b["utterance"])
+    assert turn.planned_text.startswith(b["utterance"]) and len(turn.planned_text) > len(b["utterance"])
+    assert LLM_ANSWER.startswith(turn.planned_text)
 
     # Transfers, by key and by voice.
     for key in ("transfer_key", "transfer_spoken"):

@@ -24,8 +24,8 @@ const skip = SERVER_URL ? false : 'SERVER_URL is not set: run through tests/test
 const LIVE = { ...FAST, connectTimeoutMs: 20000 };
 const WAIT = { timeout: 30000 };
 
-// A question the sample KB answers in more than one sentence.
-const QUESTION = process.env.LONG_QUESTION || 'расскажите какие испытательные машины вы производите';
+// A question the KB knows about, so the answer comes from the (test) LLM in several sentences.
+const QUESTION = 'сколько стоит разрывная машина';
 
 const results = {};
 test.after(() => {
@@ -83,14 +83,14 @@ test('a question is answered with pieces spoken in order', { skip }, async () =>
     const caller = emu.start({ customData: LIVE });
     await greeted(emu);
     const before = emu.events.length;
-    await caller.say('какой у вас адрес');
+    await caller.say(QUESTION);
     const answerId = await nextAnswerId(emu, before);
     const texts = await answerSpoken(emu, answerId);
-    assert.ok(texts.length >= 1);
+    assert.ok(texts.length >= 2, 'the answer comes in pieces');
     assert.deepEqual(emu.spoken().slice(-texts.length), texts);
     assert.deepEqual(pieces(emu, answerId).map((f) => f.seq), pieces(emu, answerId).map((_, i) => i));
     assert.equal(emu.sent('interrupt').length, 0);
-    results.question = { callId: caller.call.id(), question: 'какой у вас адрес', answerId, texts };
+    results.question = { callId: caller.call.id(), question: QUESTION, answerId, texts };
     caller.hangup();
     await ended(emu);
     assertClean(assert, emu);
