@@ -1,0 +1,68 @@
+"""Russian analysis: word forms, spoken numbers, units, colloquial phrasing."""
+import pytest
+
+from metrotest_bot.rag import analysis
+from metrotest_bot.rag.numbers import join_number_words
+from metrotest_bot.rag.stores import es_index_settings, es_mapping
+
+
+@pytest.mark.parametrize("words,expected", [
+    (["два", "тысяча"], ["2000"]),
+    (["пятьдесят"], ["50"]),
+    (["полтора", "тысяча", "рубль"], ["1500", "рубль"]),
+    (["девятьсот", "двадцать", "тысяча"], ["920000"]),
+    (["сорок", "четвертый", "закон"], ["44", "закон"]),
+    (["5", "тысяча"], ["5000"]),
+    (["пресс"], ["пресс"]),
+])
+def test_number_words(words, expected):
+    assert join_number_words(words) == expected
+
+
+def test_word_forms_meet_in_one_lemma():
+    forms = ["доставка", "доставку", "доставки", "доставкой"]
+    assert {analysis.content_terms(f)[0] for f in forms} == {"доставка"}
+
+
+def test_spoken_load_meets_the_written_one():
+    spoken = set(analysis.analyze_question("машина на пятьдесят килоньютон").weights())
+    written = set(analysis.index_terms("УИМ-50 (50 кН)"))
+    assert {"50", "кн"} <= spoken & written
+
+
+def test_grouped_digits_are_one_term():
+    assert "1250000" in analysis.index_terms("от 1 250 000 рублей")
+    assert "1250000" in analysis.index_terms("от 1250000 рублей")
+
+
+def test_ambiguous_forms_index_every_reading():
+    assert {"пресс", "пресса"} <= set(analysis.index_terms("прессы"))
+
+
+@pytest.mark.parametrize("question,marker", [
+    ("почём пресс", analysis.M_PRICE),
+    ("дайте телефон бухгалтерии", analysis.M_PHONE),
+    ("до скольки вы работаете", analysis.M_HOURS),
+    ("как долго ждать доставку", analysis.M_TERM),
+    ("где вы находитесь", analysis.M_ADDRESS),
+])
+def test_questions_ask_for_a_kind_of_fact(question, marker):
+    assert marker in analysis.analyze_question(question).markers
+
+
+def test_passages_carry_markers_of_their_facts():
+    terms = analysis.index_terms("Отдел продаж: +7 (343) 000-12-10, sales@metrotest.example, с 8:30, от 98 000 рублей.")
+    assert {analysis.M_PHONE, analysis.M_EMAIL, analysis.M_HOURS, analysis.M_PRICE} <= set(terms)
+
+
+def test_filler_words_are_not_content():
+    assert analysis.analyze_question("алло девушка здравствуйте скажите пожалуйста").is_empty()
+
+
+def test_elasticsearch_mapping_has_a_russian_analyzer():
+    settings, mapping = es_index_settings(), es_mapping(None)
+    analyzer = settings["analysis"]["analyzer"][mapping["properties"]["content"]["analyzer"]]
+    filters = {f: settings["analysis"]["filter"][f] for f in analyzer["filter"] if f in settings["analysis"]["filter"]}
+    assert {"type": "stemmer", "language": "russian"} in filters.values()
+    assert mapping["properties"]["text"]["analyzer"] == "russian"
+    assert settings["index.query.default_field"] == ["content"]
