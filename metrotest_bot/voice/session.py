@@ -75,6 +75,7 @@ class Answer:
         self.sent: list[str] = []
         self.cancelled = False  # set under the session's send lock
         self.finishing = False  # streaming is over; only the log write remains
+        self.waiting_for_piece = False  # inside next(stream): the one place it may be killed
         self.done = False  # the final state is in the log (or was tried)
         self.spoken: str | None = None  # utteranceUntilInterrupt, when the caller barged in
 
@@ -333,14 +334,21 @@ class CallSession:
             return
         answer.spoken = spoken
         answer.turn.interrupted = True
-        # GreenletExit lands where the answer waits (usually the LLM stream); its finally closes the stream.
-        answer.greenlet.kill(block=True, timeout=KILL_WAIT_S)
-        if not answer.done:  # killed before it ever ran
-            self._finish_answer(answer)
+        if answer.waiting_for_piece:
+            # It waits on the LLM stream and holds no database connection: GreenletExit lands
+            # right there, and its finally closes the stream and logs the turn.
+            answer.greenlet.kill(block=True, timeout=KILL_WAIT_S)
+        else:
+            # In retrieval or a log write (or not started): never kill there, a greenlet killed
+            # inside a database call leaves a broken connection in the pool. Closing the stream
+            # stops the LLM now; the greenlet sees `cancelled` at its next step.
+            self._close_stream(answer)
 
     def _answer_main(self, answer: Answer) -> None:
         settings = None
         try:
+            if answer.cancelled:
+                return
             with self.app.app_context():
                 from ..rag import get_engine
 
@@ -349,28 +357,47 @@ class CallSession:
                 answer.stream = stream
                 # Retrieval is done: give its pooled connection back for the seconds of streaming.
                 db.session.remove()
-                answer.turn.answered = stream.answered
-                answer.turn.source = stream.source
-                answer.turn.passages = [p.to_dict() for p in (stream.passages or [])]
-                for piece in stream:
-                    piece = piece.strip()
-                    if not piece:
-                        continue
-                    if not self.send_piece(answer, piece):
-                        return
-                    if answer.turn.first_piece_ms is None:
-                        answer.turn.first_piece_ms = ms_since(answer.received_at)
-                        self._save_progress(answer)  # something was said: it is in the log from now on
-                answer.finishing = True
-                self.send_piece(answer, "", last=True)
+            if answer.cancelled:
+                return
+            answer.turn.answered = stream.answered
+            answer.turn.source = stream.source
+            answer.turn.passages = [p.to_dict() for p in (stream.passages or [])]
+            pieces = iter(stream)
+            while True:
+                answer.waiting_for_piece = True
+                try:
+                    piece = next(pieces)
+                except StopIteration:
+                    break
+                finally:
+                    answer.waiting_for_piece = False
+                piece = piece.strip()
+                if not piece:
+                    continue
+                if not self.send_piece(answer, piece):
+                    return
+                if answer.turn.first_piece_ms is None:
+                    answer.turn.first_piece_ms = ms_since(answer.received_at)
+                    self._save_progress(answer)  # something was said: it is in the log from now on
+            answer.finishing = True
+            self.send_piece(answer, "", last=True)
         except ConnectionClosed:
             pass  # the socket's loop sees it too and finalizes the call
         except Exception:
-            log.exception("call %s: answer %s failed", self.log.call_id, answer.id)
-            self._answer_failed(answer, settings)
+            if not answer.cancelled:  # a stream closed under it by a barge-in may raise: that is no failure
+                log.exception("call %s: answer %s failed", self.log.call_id, answer.id)
+                self._answer_failed(answer, settings)
         finally:
             answer.finishing = True
             self._finish_answer(answer)
+
+    def _close_stream(self, answer: Answer) -> None:
+        stream = answer.stream
+        if stream is not None:
+            try:
+                stream.close()  # closes the LLM's HTTP stream if it is still open
+            except Exception:
+                log.exception("call %s: closing answer stream failed", self.log.call_id)
 
     def _answer_failed(self, answer: Answer, settings: BotSettings | None) -> None:
         """The engine broke (its own LLM errors are handled inside it): the caller must not hear silence."""
@@ -405,12 +432,8 @@ class CallSession:
         if answer.done:
             return
         answer.done = True
+        self._close_stream(answer)
         stream = answer.stream
-        if stream is not None:
-            try:
-                stream.close()  # closes the LLM's HTTP stream if it is still open
-            except Exception:
-                log.exception("call %s: closing answer stream failed", self.log.call_id)
         turn = answer.turn
         turn.planned_text = self._planned(answer)
         if turn.interrupted:
@@ -423,7 +446,9 @@ class CallSession:
             turn.retrieval_ms = timings.retrieval_ms
             turn.llm_first_token_ms = timings.llm_first_token_ms
         turn.total_ms = ms_since(answer.received_at)
-        self.log.save_bot_turn(turn)
-        self._remember(turn)
         if self.current is answer:
             self.current = None
+        if turn.turn_id is None and not turn.planned_text and not answer.sent:
+            return  # cut before a word of it existed: nothing was said or planned to log
+        self.log.save_bot_turn(turn)
+        self._remember(turn)
