@@ -85,8 +85,9 @@ def get_bot_settings() -> BotSettings:
         return cache.value
     try:
         value = load_from_db()
-    except Exception:  # database briefly down: keep talking with what we had
-        current_app.logger.exception("bot settings: database unavailable, using cached/default values")
+    except Exception as exc:  # database briefly down: keep talking with what we had
+        current_app.logger.warning("bot settings: database unavailable (%s), using cached/default values",
+                                   exc.__class__.__name__)
         db.session.rollback()
         return cache.value or defaults()
     with cache.lock:
