@@ -30,7 +30,7 @@ from pathlib import Path
 TITLE = "Admin panel: transcript search and CSV export"
 SIZES = (1_000, 100_000)
 TURNS = 10
-REPEATS = 15
+REPEATS = 30
 BATCH = 5_000
 
 CITIES = ["Казань", "Москва", "Екатеринбург", "Пермь", "Челябинск", "Уфа", "Новосибирск", "Самара", "Тюмень",
