@@ -31,6 +31,7 @@ voximplant/node_modules/.installed: voximplant/package.json voximplant/package-l
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask reindex --if-needed
+	$(BIN)/flask voice-url
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install-dev node-deps
