@@ -38,12 +38,14 @@ class PeriodForm(RussianForm):
     date_from = DateField("С даты", validators=[Optional()], invalid_value_message=DATE_MESSAGE)
     date_to = DateField("По дату", validators=[Optional()], invalid_value_message=DATE_MESSAGE)
 
+    def validate_date_from(self, f):
+        # Too long a period keeps its end: the default length is counted back from it.
+        if f.data and self.date_to.data and (self.date_to.data - f.data).days >= MAX_DAYS:
+            raise ValidationError(f"Период не длиннее {MAX_DAYS} дней.")
+
     def validate_date_to(self, f):
-        if f.data and self.date_from.data:
-            if f.data < self.date_from.data:
-                raise ValidationError("Конечная дата раньше начальной.")
-            if (f.data - self.date_from.data).days >= MAX_DAYS:
-                raise ValidationError(f"Период не длиннее {MAX_DAYS} дней.")
+        if f.data and self.date_from.data and f.data < self.date_from.data:
+            raise ValidationError("Конечная дата раньше начальной.")
 
 
 @dataclass
