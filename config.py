@@ -119,6 +119,8 @@ class TestConfig(Config):
 
     def __init__(self, **overrides):
         overrides.setdefault("OPENAI_API_KEY", None)
+        # Elasticsearch only where a test asks for it: ELASTICSEARCH_URL in the shell is for the contract tests.
+        overrides.setdefault("ELASTICSEARCH_URL", None)
         overrides.setdefault("SECRET_KEY", "test-secret")
         overrides.setdefault("VOICE_TOKEN", "test-token")
         db_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
