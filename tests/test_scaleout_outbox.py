@@ -236,6 +236,21 @@ def test_an_index_deleted_by_hand_is_created_again(app, fake_elasticsearch):
     assert call_doc["caller_name"] == "Пётр Иванов" and all(t["caller_name"] == "Пётр Иванов" for t in turns.values())
 
 
+def test_calls_from_before_elasticsearch_are_indexed_from_sql(tmp_path, database_url, fake_elasticsearch):
+    """Switching Elasticsearch on (or a fresh cluster) needs no manual step: the history is rebuilt."""
+    plain = make_app(tmp_path / "plain", database_url)
+    try:
+        old = log_call(plain, "vox-old")
+    finally:
+        dispose(plain)
+    app = es_app(tmp_path / "data", database_url, fake_elasticsearch.url)
+    try:
+        new = log_call(app, "vox-new")
+        eventually(lambda: indexed(fake_elasticsearch, app, old) and indexed(fake_elasticsearch, app, new))
+    finally:
+        stop(app)
+
+
 def test_reindex_rebuilds_from_sql_and_switches_aliases(app, fake_elasticsearch):
     ids = [log_call(app, f"vox-{i}") for i in range(3)]
     eventually(lambda: all(indexed(fake_elasticsearch, app, i) for i in ids))

@@ -176,19 +176,12 @@ class TranscriptStore:
     def _specs(self):
         return ((self.turns_alias, TURNS_MAPPINGS), (self.calls_alias, CALLS_MAPPINGS))
 
-    def ensure(self) -> None:
-        """Create both indexes behind their aliases unless they exist (under the outbox lock)."""
-        if self._ensured:
-            return
-        for alias, mappings in self._specs():
-            if not self.es.indices.exists(index=alias):
-                try:
-                    self.es.indices.create(index=f"{alias}-v0", settings=INDEX_SETTINGS, mappings=mappings,
-                                           aliases={alias: {}})
-                except ApiError as exc:
-                    if exc.error != "resource_already_exists_exception":
-                        raise
-        self._ensured = True
+    def ready(self) -> bool:
+        """Both aliases exist. When not (a fresh cluster, an index deleted by hand), the
+        outbox rebuilds them from SQL before writing anything."""
+        if not self._ensured:
+            self._ensured = all(self.es.indices.exists_alias(name=alias) for alias, _ in self._specs())
+        return self._ensured
 
     def refresh(self) -> None:
         self.es.indices.refresh(index=f"{self.turns_alias},{self.calls_alias}")
@@ -205,13 +198,12 @@ class TranscriptStore:
                 if op == "delete" and result.get("status") == 404:
                     continue  # already gone
                 if "error" in result:
-                    self._ensured = False  # e.g. an index deleted by hand: create it again next time
+                    self._ensured = False  # e.g. an index deleted by hand: rebuilt on the next drain
                     raise SearchUnavailable(f"bulk {op} {result.get('_id')}: {result['error']}")
 
     def write(self, calls: list[dict], turns: list[dict], gone_turn_ids: Iterable[int] = (),
               gone_call_ids: Iterable[int] = ()) -> None:
-        """Index call and turn documents; remove deleted turns and calls."""
-        self.ensure()
+        """Index call and turn documents; remove deleted turns and calls (the aliases must exist)."""
         ops: list = []
         for doc in calls:
             ops += [{"index": {"_index": self.calls_alias, "_id": str(doc["call_id"])}}, doc]

@@ -285,6 +285,9 @@ class Outbox:
                     return None
                 written = 0
                 try:
+                    if not self.store.ready():
+                        log.info("transcript index: Elasticsearch has no transcript indexes; rebuilding from SQL")
+                        self._rebuild_locked()
                     while True:
                         rows = db.session.execute(
                             select(OUTBOX.c.id, OUTBOX.c.call_id, OUTBOX.c.turn_id)
@@ -364,28 +367,35 @@ class Outbox:
             db.session.expunge_all()  # constant memory over a large log
             last_id = ids[-1]
 
+    def _rebuild_locked(self, progress=None) -> int:
+        """Rebuild both indexes; the caller holds the lock. Live changes wait in the outbox."""
+        total = db.session.scalar(select(func.count(Call.id)))
+        covered = db.session.scalar(select(func.max(OUTBOX.c.id)))
+        done = 0
+        if progress:
+            progress(0, total)
+        for n in self.store.rebuild(self._rebuild_batches()):
+            done += n
+            if progress:
+                progress(done, total)
+        if covered is not None:
+            # Changes recorded before the rebuild read the log are in the new indexes already.
+            with _sqlite_write_lock() if db.engine.dialect.name == "sqlite" else nullcontext():
+                db.session.execute(delete(OUTBOX).where(OUTBOX.c.id <= covered))
+                db.session.commit()
+        return done
+
     def rebuild(self, progress=None) -> int:
         """Rebuild both Elasticsearch indexes from SQL (needs an app context).
 
         progress(done, total) is called after each batch of calls. Holds the
         drain lock, so live changes wait in the outbox and follow the switch.
         """
-        total = db.session.scalar(select(func.count(Call.id)))
-        done = 0
         with self.lock(wait_s=600) as got:
             if not got:
                 raise RuntimeError("another process keeps the transcript index busy; try again later")
-            covered = db.session.scalar(select(func.max(OUTBOX.c.id)))
-            if progress:
-                progress(0, total)
-            for n in self.store.rebuild(self._rebuild_batches()):
-                done += n
-                if progress:
-                    progress(done, total)
-            if covered is not None:
-                # Changes recorded before the rebuild read the log are in the new indexes already.
-                db.session.execute(delete(OUTBOX).where(OUTBOX.c.id <= covered))
-            db.session.commit()
+            done = self._rebuild_locked(progress)
+        db.session.commit()  # end the read transaction before another session drains
         self.drain()  # what changed during the rebuild
         return done
 
@@ -397,7 +407,8 @@ def reindex_transcripts(progress=None, if_needed: bool = False) -> int | None:
 
     Returns the number of calls indexed, or None when `if_needed` found
     nothing to do: the SQL index is kept up to date on every write, and the
-    Elasticsearch one needs a rebuild only when its indexes are missing.
+    Elasticsearch one needs a rebuild only when its indexes are missing
+    (the outbox would rebuild them at its next drain anyway).
     progress(done, total) follows the Elasticsearch rebuild.
     """
     from . import get_index
@@ -405,9 +416,6 @@ def reindex_transcripts(progress=None, if_needed: bool = False) -> int | None:
     index = get_index()
     if index.name != "elasticsearch":
         return None if if_needed else index.reindex_all()
-    if if_needed:
-        store = index.store
-        present = store.es.indices.exists(index=store.turns_alias) and store.es.indices.exists(index=store.calls_alias)
-        if present or not db.session.scalar(select(func.count(Call.id))):
-            return None
+    if if_needed and index.store.ready():
+        return None
     return index.reindex_all(progress=progress)
