@@ -250,7 +250,10 @@ class CallSession:
         caller_seq = self.log.next_seq()
         intent = intents.detect(text)
         if intent is None:
-            self.start_answer(text, received_at)  # first, so the caller waits for no log write
+            self.start_answer(text, received_at)
+            # Let the answer run up to its first wait (the LLM request) before this log write:
+            # a SQLite commit does not yield, and the caller should not wait for it.
+            gevent.sleep(0)
             self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
             return
         self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
