@@ -7,6 +7,8 @@ network boundary: the official client talks HTTP to it, and it can answer
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import delete, func, select
 
@@ -190,6 +192,27 @@ def test_live_call_over_the_websocket_while_elasticsearch_refuses(
         assert len(turns) == len(snap.turns)
     finally:
         stop(admin)
+
+
+def test_two_workers_index_every_call_once(live_server_factory, fake_elasticsearch):
+    """Two gunicorn workers, each with its drainer: every call ends up indexed with its final fields."""
+    server = live_server_factory(workers=2, ELASTICSEARCH_URL=fake_elasticsearch.url, ELASTICSEARCH_PREFIX=PREFIX,
+                                 SEARCH_OUTBOX_RETRY_MAX=0.3, SEARCH_OUTBOX_POLL=0.5)
+    calls = [CallClient.connect(server) for _ in range(4)]  # the kernel spreads them over both workers
+    try:
+        for call in calls:
+            call.setup()
+        for call in calls:
+            call.hangup()
+    finally:
+        for call in calls:
+            call.close()
+    snaps = [finished_call(server, call.call_id) for call in calls]
+    for snap in snaps:
+        eventually(lambda: indexed(fake_elasticsearch, server.app, snap.id, snap.outcome), 20)
+    assert len(fake_elasticsearch.docs(CALLS)) == 4
+    created = [p for m, p in fake_elasticsearch.requests if m == "PUT" and re.fullmatch(rf"/{CALLS}-v\d+", p)]
+    assert len(created) == 1  # built once, not by each worker
 
 
 def test_clearing_the_log_removes_documents_but_keeps_live_calls(app, fake_elasticsearch):

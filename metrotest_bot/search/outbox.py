@@ -419,3 +419,34 @@ def reindex_transcripts(progress=None, if_needed: bool = False) -> int | None:
     if if_needed and index.store.ready():
         return None
     return index.reindex_all(progress=progress)
+
+
+def reindex_transcripts_step(if_needed: bool = False, progress=None, finish=None) -> None:
+    """The transcript half of `flask reindex`: rebuild, then say what was done (in Russian).
+
+    With --if-needed (`make run`), an unreachable Elasticsearch only warns:
+    the service starts, and the outbox rebuilds the index once it answers.
+    """
+    import click
+
+    from .elastic import ES_ERRORS
+
+    started = time.monotonic()
+    try:
+        n = reindex_transcripts(progress=progress, if_needed=if_needed)
+    except ES_ERRORS as exc:
+        if if_needed:
+            click.echo(f"Индекс разговоров: Elasticsearch недоступен ({exc}); "
+                       "он будет построен, когда Elasticsearch ответит.", err=True)
+            return
+        raise click.ClickException(f"Индекс разговоров не перестроен: Elasticsearch недоступен ({exc}).") from exc
+    finally:
+        if finish:
+            finish()
+    from . import get_index
+
+    if n is None:
+        click.echo(f"Индекс разговоров ({get_index().name}) уже готов.")
+    else:
+        seconds = time.monotonic() - started
+        click.echo(f"Индекс разговоров ({get_index().name}) перестроен: {n} звонков за {seconds:.2f} с.")
