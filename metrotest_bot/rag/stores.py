@@ -25,6 +25,7 @@ from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
 MANIFEST_ID = "__manifest__"
+SCROLL_SIZE = 1000  # passages per request when listing a whole Elasticsearch index
 
 
 class KBStore(Protocol):
@@ -215,7 +216,17 @@ class ElasticStore:
                      refresh=True)
 
     def documents(self) -> list[Document]:
-        return self.store.filter_documents({"field": "kind", "operator": "==", "value": "passage"})
+        """Every passage, read with the scroll API a thousand at a time.
+
+        (The haystack store's filter_documents pages with from/size at
+        Elasticsearch's default of 10 hits per request and stops at the
+        10,000 hits Elasticsearch counts by default: a bigger KB would be cut.)"""
+        from elasticsearch.helpers import scan
+
+        hits = scan(self._client(), index=self.index, size=SCROLL_SIZE, scroll="2m",
+                    query={"query": {"bool": {"filter": [{"term": {"kind": "passage"}}]}}})
+        # _source is what the haystack store wrote: Document.to_dict() of each passage.
+        return [Document.from_dict({**hit["_source"], "id": hit["_id"]}) for hit in hits]
 
     def count(self) -> int:
         return self.store.count_documents_by_filter({"field": "kind", "operator": "==", "value": "passage"})
