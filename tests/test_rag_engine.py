@@ -26,6 +26,7 @@ def answer_text(question):
     ("дайте телефон сервисного центра", "000-12-20"),
     ("сколько стоит доставку по екатеринбургу", "бесплатная"),
     ("условия доставки", "бесплатная"),
+    ("а до какого часа вы сегодня открыты", "17:30"),
 ])
 def test_offline_answers_hold_the_fact(app, question, fact):
     with app.app_context():
@@ -41,8 +42,18 @@ def test_retrieve_returns_scored_passages_best_first(app):
     assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
 
 
+@pytest.mark.parametrize("question", ["расскажите о компании", "чем занимается ваша компания", "что вы за компания",
+                                      "расскажите о себе"])
+def test_questions_about_the_company_get_its_section(app, question):
+    with app.app_context():
+        stream = get_engine().answer(question, BotSettings())
+        text = stream.text()
+    assert stream.answered and text.startswith("«Метротест» разрабатывает и выпускает машины")
+
+
 @pytest.mark.parametrize("question", ["какая завтра погода", "можно заказать пиццу", "продаете ли вы автомобили",
-                                      "алло", ""])
+                                      "сколько стоит билет в кино", "какой курс доллара", "как приготовить борщ",
+                                      "где купить телевизор", "алло", ""])
 def test_relevance_gate_refuses_what_the_kb_does_not_hold(app, question):
     with app.app_context():
         settings = BotSettings()

@@ -18,7 +18,7 @@ from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
-ANALYZER_VERSION = "4"
+ANALYZER_VERSION = "5"
 
 _morph = None
 _morph_lock = threading.Lock()
@@ -56,6 +56,17 @@ def lemma_alternatives(word: str) -> tuple[str, ...]:
     return tuple(out) or (word,)
 
 
+_VERB_POS = frozenset({"INFN", "VERB", "PRTF", "PRTS", "GRND"})
+
+
+@lru_cache(maxsize=50_000)
+def is_verb(lemma_: str) -> bool:
+    """A verb (or participle) lemma: names an action, not the topic of a question."""
+    if not lemma_.isalpha():
+        return False
+    return morph().parse(lemma_)[0].tag.POS in _VERB_POS
+
+
 # Function words and the way callers wrap a question; they say nothing about
 # which passage answers it.
 STOP = frozenset("""
@@ -66,6 +77,7 @@ STOP = frozenset("""
 чья эта эти это этот я себя свой сам ваш который весь сей оный бы ж либо нибудь будто
 подсказать сказать скажите пожалуйста узнать интересовать интересно вопрос слушать алло здравствуйте
 куда откуда почему зачем каков добрый день девушка извинить простить спасибо пожалуйста ли подскажите могу мочь нужно нужный сколько
+рассказать рассказывать заниматься
 """.split())
 
 # Units and spelling variants written both ways: one canonical term.
@@ -164,6 +176,18 @@ QUERY_SYNONYMS = {
     "продлить": ["продление"],
     "пользоваться": ["работать"],
     "софт": ["программа", "программный"],
+    # a quantity asked about → the unit its value is written in
+    "температура": ["°"],
+    "вес": ["кг", "г"],
+    "весить": ["кг", "г"],
+    "нагрузка": ["кн"],
+    "усилие": ["кн"],
+    "энергия": ["дж"],
+    "мощность": ["квт", "вт"],
+    # the caller's words for the company itself
+    "фирма": ["компания"],
+    "организация": ["компания"],
+    "предприятие": ["компания"],
 }
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")
@@ -178,12 +202,15 @@ STEM_LEN = 6
 # with prices. Markers are indexed with the passage and added to questions.
 M_PHONE, M_EMAIL, M_ADDRESS, M_PRICE, M_HOURS, M_TERM = "#телефон", "#почта", "#адрес", "#цена", "#часы", "#срок"
 M_MODEL = "#модель"
+M_SELF = "#компания"  # a section about the company itself («О компании», «О нас»)
 
 _TEXT_MARKERS = [
     (M_PHONE, re.compile(r"(?:\+7|\b8)[\s-]*\(?\d{3,5}\)?[\s-]*\d{1,3}[\s-]*\d{2}[\s-]*\d{2}\b")),
     (M_EMAIL, _EMAIL),
     (M_ADDRESS, re.compile(r"\b(?:ул|пр|просп|пер|д|г)\.\s*[А-ЯЁA-Z0-9]|\bадрес", re.IGNORECASE)),
-    (M_PRICE, re.compile(r"\d[\d\s\u00a0]*\s*(?:руб|₽|р\.)|(?:стоимость|цена|стоит)\w*\b[^.]{0,60}\d", re.IGNORECASE)),
+    # «бесплатно», «включено в стоимость» answer a price question too
+    (M_PRICE, re.compile(r"\d[\d\s\u00a0]*\s*(?:руб|₽|р\.)|(?:стоимость|цена|стоит)\w*\b[^.]{0,60}\d|бесплатн|"
+                         r"(?:входит|входят|включ\w*)\s+в\s+(?:стоимость|цену)", re.IGNORECASE)),
     (M_HOURS, re.compile(r"\b\d{1,2}:\d{2}\b|круглосуточно", re.IGNORECASE)),
     (M_TERM, re.compile(r"\d+(?:\s*[–-]\s*\d+)?\s+(?:рабоч\w+\s+|календарн\w+\s+)?"
                         r"(?:дн|день|недел|месяц|лет|год|час|минут)", re.IGNORECASE)),
@@ -193,6 +220,19 @@ _TEXT_MARKERS = [
 
 def text_markers(text: str) -> list[str]:
     return [marker for marker, pattern in _TEXT_MARKERS if pattern.search(text)]
+
+
+# Words a caller (or a section title) uses for the company itself.
+SELF_WORDS = frozenset({"компания", "фирма", "организация", "предприятие"})
+
+
+def section_markers(title: str) -> list[str]:
+    """Markers of a section title: «О компании», «О нас», «Кто мы» mark the company's own section."""
+    words = lemmas(title)
+    content = [w for w in words if w not in STOP]
+    if (content and set(content) <= SELF_WORDS) or (not content and {"мы", "себя"} & set(words)):
+        return [M_SELF]
+    return []
 
 
 # Question words that ask for a kind of fact.
@@ -207,9 +247,10 @@ _LEMMA_INTENTS = {
 
 # Phone phrasings (on the question's text): (pattern, markers, extra terms, said words that become light).
 _PHRASES = [
-    (re.compile(r"\b(?:во|до|со|с|к)\s+скольк|часы работы|режим работы|график работы|открыва|закрыва|"
+    (re.compile(r"\b(?:во|до|со|с|к)\s+скольк|\b(?:до|с|со)\s+какого\s+(?:часа|времени)|в\s+котором\s+часу|"
+                r"часы работы|режим работы|график работы|открыва|закрыва|открыты?\b|"
                 r"работа\w*\s+(?:ли\s+)?(?:в|по|на)\s+(?:суббот|воскресень|выходн|праздник)|когда\s+(?:вы\s+)?работа"),
-     [M_HOURS], ["работать", "режим"], {"работать", "открываться", "закрываться"}),
+     [M_HOURS], ["работать", "режим"], {"работать", "открываться", "закрываться", "открыть", "открытый", "час", "время"}),
     (re.compile(r"сколько\s+(?:по\s+)?времени|как\s+долго|как\s+быстро|за\s+сколько|сколько\s+(?:дней|недель|месяцев)|"
                 r"какие\s+сроки|какой\s+срок|в\s+течение\s+какого|когда\s+(?:привез|достав|будет|приед|отгруз|сделает)|"
                 r"сколько\s+(?:делается|изготавлива|ждать|ехать|идет|идёт)"),
@@ -218,6 +259,11 @@ _PHRASES = [
      [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
     (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), [M_ADDRESS], ["адрес"], set()),
 ]
+# «расскажите о себе», «кто вы такие», «чем вы занимаетесь»: a question about the company itself.
+_SELF_PHRASE = re.compile(r"\b(?:о|об|про)\s+(?:себе|себя|вас)\b|\bкто\s+вы\b|\bвы\s+кто\b|\bчем\s+(?:вы\s+)?занима|"
+                          r"\bчто\s+вы\s+за\b|^\W*(?:а\s+)?что\s+(?:вы|у\s+вас)\s+(?:производ|выпуска|делает|продает)\w*\W*$")
+# What the company does, in a question about the company itself: the phrase says it, not a topic.
+SELF_VERBS = frozenset({"производить", "выпускать", "делать", "продавать", "заниматься"})
 # «какие копры вы делаете»: the caller wants the models; a passage naming them is better.
 _MODELS_QUESTION = re.compile(r"\bкак(?:ие|ой|ая|ое|их)\b.*\b(?:дела|выпуска|производ|бывают|есть у вас|продает|продаете|"
                               r"предлага|изготавл|модел)|\bмодел")
@@ -306,6 +352,7 @@ LIGHT = frozenset("""
 делать сделать занимать занять получить получать иметь использовать пользоваться дать давать
 стоить почем работать время нужный надо бывать являться проводить сказать знать
 условие информация подробность вариант возможность тема порядок случай
+сегодня завтра сейчас
 """.split())
 
 
@@ -316,6 +363,7 @@ class Slot:
     lemmas: tuple[str, ...]
     weight: float
     expansions: tuple[str, ...] = ()
+    verb: bool = False  # an action word (заказать, приехать), not the topic (пицца, воскресенье)
 
     @property
     def said(self) -> bool:
@@ -370,6 +418,7 @@ def analyze_question(question: str) -> Query:
             markers += p_markers
             extra += p_extra
             lighten |= p_light
+    self_question = bool(_SELF_PHRASE.search(text))
     slots: list[Slot] = []
     seen: set[str] = set()
     for alts in content_items(question):
@@ -379,7 +428,7 @@ def analyze_question(question: str) -> Query:
         if isinstance(alts, Code):  # ПИ-2000: the code itself, its parts only as a hint
             slots.append(Slot((alts[0],), W_SAID, tuple(dict.fromkeys(alts[1:]))))
             continue
-        light = alts[0] in LIGHT or alts[0] in lighten
+        light = alts[0] in LIGHT or alts[0] in lighten or (self_question and alts[0] in SELF_VERBS)
         expansions: list[str] = []
         for a in alts:
             expansions += [e for e in QUERY_SYNONYMS.get(a, []) if e not in alts]
@@ -387,7 +436,14 @@ def analyze_question(question: str) -> Query:
                 if a in words:
                     markers.append(marker)
                     expansions.append(marker)
-        slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions))))
+        slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions)), is_verb(alts[0])))
     soft = [M_MODEL] if _MODELS_QUESTION.search(text) else []
+    for slot in slots:
+        if set(slot.lemmas) & SELF_WORDS:  # «компания» also finds a section titled «О нас»
+            slot.expansions += (M_SELF,)
+            soft.append(M_SELF)
+    if self_question:
+        extra += ["компания", M_SELF]
+        soft.append(M_SELF)
     return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
-                 soft)
+                 list(dict.fromkeys(soft)))

@@ -27,7 +27,7 @@ class BuildResult:
 
 def passage_terms(section: str, text: str) -> str:
     """Search terms of one passage; its section title counts as part of it."""
-    return " ".join(analysis.index_terms(section) + analysis.index_terms(text))
+    return " ".join(analysis.index_terms(section) + analysis.section_markers(section) + analysis.index_terms(text))
 
 
 def to_documents(parsed: ParsedKB, name: str, progress: Progress | None = None) -> list[Document]:

@@ -3,9 +3,16 @@
 Used without an API key and as the LLM's fallback. Sentences are scored by
 the question's terms they contain (rare terms count more), the best one or
 two are kept in their original order, and the reply is trimmed short for
-the phone.
+the phone. A question that names a section's topic and asks for no
+particular fact («расскажите о компании», «условия доставки») is answered by
+that section's opening sentences. A chosen sentence that lists «name — value»
+items, when the question names one of them, is cut down to that item.
 """
 from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
 
 from razdel import sentenize
 
@@ -37,8 +44,11 @@ def compose(question: str, passages: list[Passage], stats=None, max_chars: int =
         return ""
     stats = stats or _FlatStats()
     parsed = analysis.analyze_question(question)
+    lead = topic_lead(parsed, passages[0], stats)
+    if lead:
+        return trim(lead, max_chars)
     top_score = passages[0].score or 0.0
-    candidates = []  # (score, passage rank, position in passage, sentence)
+    candidates = []  # (score, passage rank, position in passage, sentence, holds the fact asked for)
     for rank, passage in enumerate(passages[:3]):
         if rank and top_score and passage.score < 0.7 * top_score:
             break
@@ -50,9 +60,10 @@ def compose(question: str, passages: list[Passage], stats=None, max_chars: int =
             terms = set(analysis.index_terms(text))
             score = match_score(parsed, terms, stats) + 0.3 * match_score(parsed, section_terms | terms, stats)
             score *= (passage.score / top_score) if top_score else 1.0
-            if not holds_asked_fact(parsed, terms):
+            holds = holds_asked_fact(parsed, terms)
+            if not holds:
                 score *= 0.6
-            candidates.append((score, rank, pos, text))
+            candidates.append((score, rank, pos, text, holds))
     if not candidates:
         return ""
     candidates.sort(key=lambda c: -c[0])
@@ -60,12 +71,133 @@ def compose(question: str, passages: list[Passage], stats=None, max_chars: int =
     chosen = [best]
     for cand in candidates[1:]:
         length = sum(len(c[3]) for c in chosen) + len(cand[3])
-        if cand[0] >= 0.75 * best[0] and cand[0] > 0 and length <= max_chars:
+        # asked for a price and the best sentence names it: a sentence without one adds nothing
+        adds_fact = cand[4] or not best[4]
+        if cand[0] >= 0.75 * best[0] and cand[0] > 0 and length <= max_chars and adds_fact:
             chosen.append(cand)
         if len(chosen) == 2:
             break
     chosen.sort(key=lambda c: (c[1], c[2]))
-    return trim(" ".join(c[3] for c in chosen), max_chars)
+    return trim(" ".join(focus_list_item(c[3], parsed) for c in chosen), max_chars)
+
+
+def topic_lead(parsed: analysis.Query, top: Passage, stats, sentences: int = 2) -> str:
+    """The opening sentences of the top passage's section when the question names that section's
+    topic and asks for no particular kind of fact; "" otherwise."""
+    leads = getattr(stats, "leads", None)
+    if parsed.markers or not leads or top.section not in leads or not stats.title_covers(parsed, top.section):
+        return ""
+    text = leads[top.section].meta.get("text", "")
+    return " ".join(s.text for s in list(sentenize(text))[:sentences]).strip()
+
+
+# --- «name — value» lists ---------------------------------------------------------
+
+_DASH = re.compile(r"\s[—–-]\s")
+_ITEM_SEP = re.compile(r"[,;]\s+")
+MAX_NAME_WORDS, MAX_VALUE_WORDS = 8, 12
+
+
+@dataclass
+class DashList:
+    """«Цены: ПИ-500 — от 640 000 рублей, ПИ-1000 — от 780 000 рублей с НДС.»"""
+
+    head: str  # text before the first item: «Цены:» (may be empty)
+    items: list[str]  # each «name — value» as written
+    tail: str  # words after the last item's value that belong to every item: « с НДС»
+    end: str  # final punctuation
+
+    def name(self, item: str) -> str:
+        return _DASH.split(item, 1)[0]
+
+
+def parse_dash_list(sentence: str) -> DashList | None:
+    """A sentence listing two or more «name — value» items separated by commas or semicolons."""
+    body = sentence.strip()
+    end = body[-1] if body and body[-1] in ".!?…" else ""
+    body = body[: len(body) - len(end)]
+    head_parts: list[str] = []
+    items: list[str] = []
+    for part in _ITEM_SEP.split(body):
+        if _DASH.search(part):
+            items.append(part)
+        elif items:
+            return None  # «запчасти — датчики, захваты, вкладыши — есть на складе»: dashes of prose
+        else:
+            head_parts.append(part)
+    if len(items) < 2:
+        return None
+    if ":" in _DASH.split(items[0], 1)[0]:  # «Цены: ПИ-500 — …»
+        lead_in, items[0] = (x.strip() for x in items[0].split(":", 1))
+        head_parts.append(lead_in + ":")
+    head = ", ".join(head_parts)
+    for item in items:
+        name, value = _DASH.split(item, 1)
+        if len(name.split()) > MAX_NAME_WORDS or len(value.split()) > MAX_VALUE_WORDS:
+            return None  # prose with dashes, not a list
+    return DashList(head=head, items=items, tail=_shared_tail(items), end=end)
+
+
+def _shared_tail(items: list[str]) -> str:
+    """Words after the last item's unit that apply to all: «…, ПИ-3000 — от 1 350 000 рублей с НДС» → « с НДС»."""
+    last_words = [_DASH.split(item, 1)[1].split()[-1] for item in items[:-1]]
+    units = Counter(analysis.lemma(w.strip(".,;:").lower()) for w in last_words)
+    unit, n = units.most_common(1)[0]
+    if n < len(items) - 1 or not unit.isalpha():
+        return ""
+    words = items[-1].split(" ")
+    for k in range(len(words) - 1, -1, -1):
+        if analysis.lemma(words[k].strip(".,;:").lower()) == unit:
+            return " " + " ".join(words[k + 1:]) if k + 1 < len(words) else ""
+    return ""
+
+
+def _stands_alone(name: str) -> bool:
+    """Can an item's name start a sentence: its first word may be nominative (or is a code, a number)?"""
+    first = name.split()[0].strip("«»\"'(),").lower()
+    if not first.isalpha():
+        return True
+    return any(parse.tag.case in (None, "nomn") for parse in analysis.morph().parse(first))
+
+
+def _name_terms(text: str) -> set[str]:
+    return {t for t in analysis.index_terms(text) if not t.startswith("#") and not t.endswith("~")}
+
+
+def _question_terms(parsed: analysis.Query) -> set[str]:
+    terms = set()
+    for slot in parsed.slots:
+        for t in slot.lemmas:
+            terms.add(t)
+            if "-" in t and any(ch.isdigit() for ch in t):  # ПИ-2000: its number names it too
+                terms.update(p for p in t.split("-") if p)
+    return terms
+
+
+def focus_list_item(sentence: str, parsed: analysis.Query) -> str:
+    """The item(s) of a «name — value» list the question names (by word, model code, number or
+    unit value), with the list's head and shared tail; the sentence itself otherwise."""
+    dash_list = parse_dash_list(sentence)
+    if dash_list is None:
+        return sentence
+    asked = _question_terms(parsed)
+    names = [_name_terms(dash_list.name(item)) for item in dash_list.items]
+    common = set.intersection(*names)
+    scores = [len((n - common) & asked) for n in names]
+    best = max(scores)
+    chosen = [i for i, score in enumerate(scores) if score == best]
+    if best == 0 or len(chosen) == len(dash_list.items):
+        return sentence
+    if not dash_list.head and not all(_stands_alone(dash_list.name(dash_list.items[i])) for i in chosen):
+        # «Срок изготовления машин УИМ — …, гидравлических машин ГИМ — …»: the item depends on
+        # the first one's words; alone it would lose them.
+        return sentence
+    text = ", ".join(dash_list.items[i] for i in chosen)
+    if chosen[-1] != len(dash_list.items) - 1:
+        text += dash_list.tail
+    if dash_list.head:
+        return f"{dash_list.head} {text}{dash_list.end or '.'}"
+    return f"{text[:1].upper()}{text[1:]}{dash_list.end or '.'}"
 
 
 def trim(text: str, max_chars: int) -> str:
