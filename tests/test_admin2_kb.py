@@ -76,7 +76,7 @@ def test_cp1251_upload_is_indexed_in_the_background_and_answers(app, admin_clien
     assert PRICE_A in spoken_answer(app)
 
     html = admin_client.get(f"/logs-ui/kb?upload={vid}").get_data(as_text=True)
-    assert "проиндексирован (3 фрагментов, разделов: 3) и теперь действует" in html
+    assert "проиндексирован (фрагментов: 3, разделов: 3) и теперь действует" in html
     assert CYRILLIC_NAME in html and "кодировка cp1251" in html
     assert f"Стоимость выезда инженера в Нижний Тагил составляет {PRICE_A} рублей." in html  # the KB in force
     status = admin_client.get(f"/logs-ui/kb/versions/{vid}/status").get_json()

@@ -1,9 +1,10 @@
 """The bot's words page with the Flask test client: validation, versions, history, restore."""
+import html as html_lib
 import re
 
 import pytest
 
-from metrotest_bot.bot_settings import BotSettings, get_bot_settings
+from metrotest_bot.bot_settings import BotSettings, get_bot_settings, invalidate
 from metrotest_bot.extensions import db
 from metrotest_bot.models import BotSettingsVersion
 
@@ -17,7 +18,6 @@ def form_values(html: str) -> dict:
     for m in re.finditer(r'<input[^>]*name="([^"]+)"[^>]*>', html):
         value = re.search(r'value="([^"]*)"', m.group(0))
         values[m.group(1)] = value.group(1) if value else ""
-    import html as html_lib
     return {k: html_lib.unescape(v) for k, v in values.items()}
 
 
@@ -29,9 +29,7 @@ def save(client, **changes):
 
 def in_force(app) -> BotSettings:
     with app.app_context():
-        from metrotest_bot.bot_settings import invalidate
-
-        invalidate()
+        invalidate()  # this process's cache: read what the database holds now
         return get_bot_settings()
 
 

@@ -1,5 +1,7 @@
 """The knowledge base page (/logs-ui/kb): the KB in force, its versions, upload, rollback.
 
+Every POST here carries the form's csrf_token; CSRFProtect checks it before the view runs.
+
 Uploads are indexed in the background (kb_jobs); the page polls
 /kb/versions/<id>/status. Switching is rag.versions.activate_version():
 every worker follows the active KBVersion row within SHARED_STATE_TTL.
@@ -124,6 +126,7 @@ def _render(upload_error: str | None = None, status: int = 200):
     limit = current_app.config["KB_MAX_UPLOAD_BYTES"]
     return render_template("admin/kb.html", form=UploadForm(formdata=None), current=current, versions=versions, q=q,
                            watched=watched, upload_error=upload_error, limit_text=kb_jobs.human_size(limit),
+                           too_big=kb_jobs.too_big_message(limit),
                            can_retry=kb_jobs.can_retry,
                            any_active=any(v.active for v in versions)), status
 
@@ -190,7 +193,6 @@ def _audit(action: str, **details) -> None:
 def kb_activate(version_id: int):
     from ..rag.versions import activate_version
 
-    UploadForm().validate_on_submit() or abort(400)
     row = db.session.get(KBVersion, version_id) or abort(404)
     if row.status != KB_STATUS_READY:
         flash("Эту версию нельзя сделать действующей: она не проиндексирована.", "error")
@@ -210,7 +212,6 @@ def kb_activate(version_id: int):
 @bp.route("/kb/default", methods=["POST"])
 def kb_restore_default():
     """Back to the KB_PATH file of the first start: no version is active."""
-    UploadForm().validate_on_submit() or abort(400)
     previous = db.session.scalar(select(KBVersion.id).where(KBVersion.active.is_(True)))
     db.session.execute(update(KBVersion).values(active=False))
     db.session.commit()
@@ -222,7 +223,6 @@ def kb_restore_default():
 
 @bp.route("/kb/versions/<int:version_id>/retry", methods=["POST"])
 def kb_retry(version_id: int):
-    UploadForm().validate_on_submit() or abort(400)
     row = db.session.get(KBVersion, version_id) or abort(404)
     if not kb_jobs.can_retry(row):
         flash("Эту загрузку нельзя повторить: файла больше нет. Загрузите его снова.", "error")
@@ -240,10 +240,6 @@ def kb_download(version_id: int):
     return send_file(path, as_attachment=True, download_name=row.filename)
 
 
-# The statuses the page's script polls for.
-IN_PROGRESS = (KB_STATUS_PENDING, KB_STATUS_INDEXING)
-
-
 @bp.app_context_processor
 def kb_constants():
-    return {"KB_IN_PROGRESS": IN_PROGRESS}
+    return {"KB_IN_PROGRESS": kb_jobs.IN_PROGRESS}  # the statuses the page's script follows

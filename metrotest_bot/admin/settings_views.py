@@ -92,6 +92,11 @@ def history() -> list[HistoryEntry]:
     return out
 
 
+@bp.app_template_filter("seconds")
+def seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}".replace(".", ",")
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
     in_force = load_from_db().to_dict()  # not this worker's cached copy: the page shows the database
@@ -104,7 +109,7 @@ def settings():
         row = save_bot_settings({**in_force, **data}, current_user.username)
         ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
         flash(f"Настройки сохранены (версия №{row.id}). Следующие звонки получат их на всех серверах "
-              f"в течение {ttl:g} с.", "success")
+              f"в течение {seconds(ttl)} с.", "success")
         return redirect(url_for("admin.settings"), 303)
     status = 400 if form.is_submitted() else 200
     return render_template("admin/settings.html", form=form, history=history()), status

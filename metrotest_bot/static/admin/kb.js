@@ -1,8 +1,27 @@
-// KB page: follow background indexing jobs; reload the page when one ends,
-// so the versions table and the KB in force are shown as the server has them.
+// KB page: refuse a file over the size limit before sending it (a browser cut off
+// mid-upload by the server's 413 shows "connection reset", not our message), and
+// follow background indexing jobs, reloading the page when one ends so the versions
+// table and the KB in force are shown as the server has them.
 (function () {
-  var watched = document.querySelectorAll("[data-kb-status-url]");
-  if (!watched.length) return;
+  var form = document.querySelector("form.upload-form");
+  var input = document.getElementById("kb-file");
+  if (form && input) {
+    form.addEventListener("submit", function (e) {
+      var max = Number(input.getAttribute("data-max-bytes"));
+      var file = input.files && input.files[0];
+      if (!file || !max || file.size <= max) return;
+      e.preventDefault();
+      e.stopPropagation();  // nothing was sent: the submit button stays usable
+      var alert = form.parentNode.querySelector(".upload-error");
+      if (!alert) {
+        alert = document.createElement("div");
+        alert.className = "alert alert-error upload-error";
+        alert.setAttribute("role", "alert");
+        form.parentNode.insertBefore(alert, form);
+      }
+      alert.textContent = input.getAttribute("data-too-big");
+    });
+  }
 
   function percent(p) { return Math.round((p || 0) * 100) + "%"; }
 
@@ -20,5 +39,7 @@
       .catch(function () { setTimeout(function () { poll(el); }, 3000); });
   }
 
-  watched.forEach(function (el) { setTimeout(function () { poll(el); }, 400); });
+  document.querySelectorAll("[data-kb-status-url]").forEach(function (el) {
+    setTimeout(function () { poll(el); }, 400);
+  });
 })();
