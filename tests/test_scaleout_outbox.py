@@ -302,6 +302,43 @@ def test_reindex_fails_cleanly_when_elasticsearch_is_down(app, fake_elasticsearc
     assert set(fake_elasticsearch.indices) == before
 
 
+def test_flask_reindex_rebuilds_the_transcript_index_too(tmp_path, database_url):
+    plain = make_app(tmp_path / "plain", database_url)
+    try:
+        log_call(plain)
+        result = plain.test_cli_runner().invoke(args=["reindex"])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        assert "Индекс разговоров (sql) перестроен: 1 звонков" in result.output
+        result = plain.test_cli_runner().invoke(args=["reindex", "--if-needed"])  # what `make run` does
+        assert result.exit_code == 0 and "Индекс разговоров" not in result.output
+    finally:
+        dispose(plain)
+
+
+def test_reindex_step_on_elasticsearch(app, fake_elasticsearch, capsys):
+    import click
+
+    from metrotest_bot.search.outbox import reindex_transcripts_step
+
+    log_call(app)
+    eventually(lambda: pending(app) == 0)
+    seen = []
+    with app.app_context():
+        reindex_transcripts_step(False, lambda done, total: seen.append((done, total)))
+        reindex_transcripts_step(True)  # the indexes are there: nothing to do
+    out = capsys.readouterr().out
+    assert out.count("Индекс разговоров (elasticsearch) перестроен: 1 звонков") == 1
+    assert seen[-1] == (1, 1)
+
+    fake_elasticsearch.set_mode("unavailable")
+    get_index(app).store._ensured = False  # as in a fresh `flask` process, which must ask Elasticsearch
+    with app.app_context():
+        reindex_transcripts_step(True)  # `make run` starts anyway
+        assert "Elasticsearch недоступен" in capsys.readouterr().err
+        with pytest.raises(click.ClickException, match="Elasticsearch недоступен"):
+            reindex_transcripts_step(False)
+
+
 def test_one_drainer_at_a_time_across_apps(app, tmp_path, database_url, fake_elasticsearch):
     """Two workers (two apps on one database): while one drains, the other stands aside."""
     other = es_app(tmp_path / "other", database_url, fake_elasticsearch.url)

@@ -35,9 +35,12 @@ def _progress_bar():
 @click.option("--if-needed", is_flag=True, help="Only build when no persisted index of the KB in force exists.")
 @with_appcontext
 def reindex_command(if_needed):
-    """Rebuild the KB index (from KB_PATH, or the KB version in force)."""
+    """Rebuild the KB index (from KB_PATH, or the KB version in force) and the call-transcript index."""
+    from ..search.outbox import reindex_transcripts_step
     from . import get_engine
 
+    # The other derived index first: call transcripts (SQL lemma table or Elasticsearch).
+    reindex_transcripts_step(if_needed, *_progress_bar())
     engine = get_engine()
     progress, finish = _progress_bar()
     started = time.monotonic()

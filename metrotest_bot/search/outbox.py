@@ -445,8 +445,6 @@ def reindex_transcripts_step(if_needed: bool = False, progress=None, finish=None
             finish()
     from . import get_index
 
-    if n is None:
-        click.echo(f"Индекс разговоров ({get_index().name}) уже готов.")
-    else:
+    if n is not None:  # nothing to say when nothing was needed (`make run` at every start)
         seconds = time.monotonic() - started
         click.echo(f"Индекс разговоров ({get_index().name}) перестроен: {n} звонков за {seconds:.2f} с.")
