@@ -2,6 +2,8 @@
 when TEST_DATABASE_URL is set (the CI runs the suite both ways)."""
 import contextlib
 import os
+import re
+import time
 import uuid
 
 import pytest
@@ -25,7 +27,8 @@ def fresh_database(tmp_dir):
     if not server:
         yield f"sqlite:///{tmp_dir / 'test.db'}"
         return
-    name = f"mt_test_{uuid.uuid4().hex[:12]}"
+    # The creation time in the name lets a later run drop what a killed run left behind.
+    name = f"mt_test_{int(time.time())}_{uuid.uuid4().hex[:8]}"
     with _pg_admin_conn(server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = normalize_db_url(server).rpartition("/")[0]
@@ -40,3 +43,19 @@ def fresh_database(tmp_dir):
 def database_url(tmp_path):
     with fresh_database(tmp_path) as url:
         yield url
+
+
+STALE_AFTER_S = 6 * 3600
+
+
+def pytest_sessionstart(session):
+    """Drop per-test PostgreSQL databases of runs killed hours ago (never those of a run in progress)."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        return
+    with _pg_admin_conn(server) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'mt\\_test\\_%'")]
+        for name in names:
+            match = re.fullmatch(r"mt_test_(\d+)_[0-9a-f]+", name)
+            if match and time.time() - int(match.group(1)) > STALE_AFTER_S:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
