@@ -198,6 +198,10 @@ def test_upload_cut_by_a_worker_restart_leaves_the_kb_in_force(server, admin_pag
     vid = int(re.search(r"upload=(\d+)", page.url).group(1))
     status_url = f"{server.url}/logs-ui/kb/versions/{vid}/status"
     eventually(lambda: page.request.get(status_url).json()["status"] == "indexing", timeout=30, interval=0.02)
+    # Both workers, the indexing one included, keep answering calls meanwhile.
+    for result in calls_on_both_workers(server, QUESTION):
+        assert result.answer == expected, result
+    assert page.request.get(status_url).json()["status"] == "indexing", "indexing ended before the restart"
     worker = last_pid_of(server, "POST", "/logs-ui/kb/upload")  # the job runs in the worker that took the upload
     os.kill(int(worker), signal.SIGKILL)  # a crash; gunicorn starts a new worker
 

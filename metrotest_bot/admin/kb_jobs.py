@@ -1,9 +1,9 @@
 """KB uploads: saving the file, indexing it in the background, recovering lost jobs.
 
-The job runs in the worker that took the upload (a thread; under gunicorn's
-gevent worker threading is monkey-patched, so it is a greenlet that yields at
-every progress step and the worker keeps serving calls). Its state lives in
-the KBVersion row, so the page on any worker shows it:
+The job runs in the worker that took the upload: a thread (under gunicorn's
+gevent worker, a greenlet that hands the CPU-heavy build to a native thread of
+gevent's pool, so calls on that worker keep flowing). Its state lives in the
+KBVersion row, so the page on any worker shows it:
 
     pending → indexing (progress 0..1, heartbeat_at) → ready + active
                                                     ↘ failed (error: Russian message)
@@ -155,7 +155,7 @@ def _set(version_id: int, only_if_status=None, **values) -> bool:
 
 def run(app, version_id: int, requested_at=None) -> None:
     """The job: build the version's index, then put it in force (see the module's docstring)."""
-    from ..rag.versions import activate_version, build_version, delete_version_index
+    from ..rag.versions import activate_version, delete_version_index
 
     with app.app_context():
         try:
@@ -167,17 +167,16 @@ def run(app, version_id: int, requested_at=None) -> None:
             requested_at = requested_at or row.created_at
             last = [time.monotonic()]
 
-            def progress(done: int, total: int) -> None:
+            def beat(done: int, total: int) -> None:
                 now = time.monotonic()
                 if now - last[0] >= HEARTBEAT_EVERY or done == total:
                     last[0] = now
                     # Slightly below 1: activation is still to come.
                     _set(version_id, (KB_STATUS_INDEXING,), progress=round(0.95 * done / max(total, 1), 3),
                          heartbeat_at=utcnow())
-                time.sleep(0)  # a gevent yield: calls on this worker keep flowing
 
             try:
-                result = build_version(version_id, path, progress=progress)
+                result = build(app, version_id, path, beat)
             except KBError as exc:
                 _fail(version_id, exc.message, drop_file=path)
                 delete_version_index(version_id)
@@ -207,6 +206,45 @@ def run(app, version_id: int, requested_at=None) -> None:
         finally:
             db.session.remove()
             _threads.pop(version_id, None)
+
+
+def _gevent_worker() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("threading")
+
+
+def build(app, version_id: int, path: str, beat):
+    """rag.versions.build_version, with beat(done, total) called from this thread/greenlet.
+
+    Under gevent the build runs in a native thread of gevent's pool: parsing and
+    writing a big file are seconds of pure CPU, which in a greenlet would stall
+    every call on this worker. The thread shares the GIL (5 ms slices) with the
+    worker's hub, and this greenlet records its progress meanwhile.
+    """
+    from ..rag.versions import build_version
+
+    if not _gevent_worker():
+        def progress(done, total):
+            beat(done, total)
+            time.sleep(0)
+
+        return build_version(version_id, path, progress=progress, config=app.config)
+    import gevent
+
+    state = {"done": 0, "total": 1}
+
+    def record(done, total):  # runs in the native thread: no database, no gevent here
+        state["done"], state["total"] = done, total
+
+    job = gevent.get_hub().threadpool.spawn(build_version, version_id, path, record, app.config)
+    while not job.ready():
+        job.wait(HEARTBEAT_EVERY)
+        if not job.ready():
+            beat(state["done"], state["total"])
+    return job.get()  # the result, or the build's exception (KBError) raised here
 
 
 def _fail(version_id: int, message: str, drop_file: str | None = None) -> None:
