@@ -289,6 +289,8 @@ def test_analytics_groups_word_forms_and_lists_unanswered(server, admin_page):
     assert int(page.inner_text("[data-stat=calls] .stat-value").replace("\u202f", "")) >= 3
     assert page.locator("svg.chart rect.bar").count() == 30
     screenshot(page, "admin-analytics")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    screenshot(page, "admin-analytics-phone")
 
     row = page.locator("table.unanswered-questions tr.unanswered-row").filter(has_text="слонов")
     assert row.count() == 1
