@@ -147,17 +147,16 @@ class CallSession:
         except frames.FrameError as exc:
             self.send_error(exc.code, exc.message)
             return None
-        if isinstance(event, frames.Setup):
-            if self.started:
-                self.send_error("duplicate_setup", "setup was already received on this socket")
-            else:
-                self.on_setup(event)
+        if isinstance(event, frames.Setup) and self.started:
+            self.send_error("duplicate_setup", "setup was already received on this socket")
             return None
-        if not self.started:
+        if not isinstance(event, frames.Setup) and not self.started:
             self.send_error("no_setup", "the first frame must be setup")
             return None
         try:
-            if isinstance(event, frames.Prompt):
+            if isinstance(event, frames.Setup):
+                self.on_setup(event)
+            elif isinstance(event, frames.Prompt):
                 self.on_prompt(event)
             elif isinstance(event, frames.Interrupt):
                 self.on_interrupt(event)
