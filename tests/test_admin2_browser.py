@@ -103,6 +103,23 @@ def calls_on_both_workers(server, question: str | None = None, timeout: float = 
     return results
 
 
+def open_calls_on_both_workers(server, timeout: float = 30) -> list[tuple[CallClient, str]]:
+    """One call set up and left open on each worker: a call stays on the worker that accepted it."""
+    kept: dict[str, CallClient] = {}
+    deadline = time.monotonic() + timeout
+    while len(kept) < 2:
+        assert time.monotonic() < deadline, f"one worker accepted every call: {list(kept)}"
+        call = CallClient.connect(server)
+        call.setup()
+        pid = worker_of(server, call.call_id)
+        if pid in kept:
+            call.hangup()
+            call.close()
+        else:
+            kept[pid] = call
+    return [(call, pid) for pid, call in kept.items()]
+
+
 def last_pid_of(server, method: str, path: str) -> str:
     found = re.findall(rf'\[(\d+)\] \[INFO\] gunicorn\.access: \S+ "{method} {re.escape(path)} HTTP', server.log())
     assert found, f"no {method} {path} in the access log"
@@ -195,6 +212,7 @@ def test_upload_cut_by_a_worker_restart_leaves_the_kb_in_force(server, admin_pag
     # Big enough to take seconds to index (about 8 MB of distinct sections).
     big = "".join(kb_text(f"{i} {i % 1000:03d}").replace("Выезд инженера\n", f"Выезд инженера, заявка {i}\n")
                   for i in range(12_000)).encode("utf-8")
+    open_calls = open_calls_on_both_workers(server)
     page.goto(server.url + "/logs-ui/kb")
     page.set_input_files("#kb-file", files=[{"name": "большая.txt", "mimeType": "text/plain", "buffer": big}])
     with page.expect_navigation():
@@ -202,9 +220,11 @@ def test_upload_cut_by_a_worker_restart_leaves_the_kb_in_force(server, admin_pag
     vid = int(re.search(r"upload=(\d+)", page.url).group(1))
     status_url = f"{server.url}/logs-ui/kb/versions/{vid}/status"
     eventually(lambda: page.request.get(status_url).json()["status"] == "indexing", timeout=30, interval=0.02)
-    # Both workers, the indexing one included, keep answering calls meanwhile.
-    for result in calls_on_both_workers(server, QUESTION):
-        assert result.answer == expected, result
+    # Calls in progress on both workers, the indexing one included, keep being answered.
+    for call, pid in open_calls:
+        assert text_of(call.ask(QUESTION, timeout=20)) == expected, pid
+        call.hangup()
+        call.close()
     assert page.request.get(status_url).json()["status"] == "indexing", "indexing ended before the restart"
     worker = last_pid_of(server, "POST", "/logs-ui/kb/upload")  # the job runs in the worker that took the upload
     os.kill(int(worker), signal.SIGKILL)  # a crash; gunicorn starts a new worker
