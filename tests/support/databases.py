@@ -30,7 +30,9 @@ def fresh_database(tmp_dir):
     # The creation time in the name lets a later run drop what a killed run left behind.
     name = f"mt_test_{int(time.time())}_{uuid.uuid4().hex[:8]}"
     with _pg_admin_conn(server) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        # UTF-8 whatever locale the cluster was created with (a bare CI image may have none: SQL_ASCII).
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                     "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
     base = normalize_db_url(server).rpartition("/")[0]
     try:
         yield f"{base}/{name}"
