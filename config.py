@@ -30,15 +30,25 @@ def _env_float(name, default):
 
 
 def _secret_file(data_dir: Path, name: str) -> str:
-    """Read a secret from DATA_DIR, creating it on first use (mode 0600)."""
+    """Read a secret from DATA_DIR, creating it on first use (mode 0600).
+
+    Written to a temporary file and linked into place, so concurrent first
+    starts (several workers) all end up with the same complete value.
+    """
     path = data_dir / name
     if path.exists():
         return path.read_text().strip()
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(value)
-    return value
+        fh.write(secrets.token_urlsafe(32))
+    try:
+        os.link(tmp, path)  # atomic, and fails if another process won the race
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 def normalize_db_url(url: str) -> str:

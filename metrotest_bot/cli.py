@@ -2,14 +2,15 @@
 import click
 from flask.cli import with_appcontext
 
-from .extensions import db
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
-    """Create the tables (development; migrations are used where configured)."""
-    db.create_all()
+    """Create or upgrade the schema: the same migrations as `flask db upgrade`."""
+    from flask_migrate import upgrade
+
+    upgrade()
     click.echo("База данных готова.")
 
 

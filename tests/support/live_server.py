@@ -79,7 +79,9 @@ def start_live_server(data_dir: Path, database_url: str, workers: int = 1, **env
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
     }
-    full_env.pop("OPENAI_API_KEY", None)
+    # The shell's own services must not leak into a test's server.
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ELASTICSEARCH_URL", "CRM_KIND"):
+        full_env.pop(name, None)
     full_env.update({k: str(v) for k, v in env.items() if v is not None})
     for k, v in env.items():
         if v is None:
