@@ -78,6 +78,8 @@ def start_live_server(data_dir: Path, database_url: str, workers: int = 1, **env
         "HAYSTACK_TELEMETRY_ENABLED": "False",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
+        # A call a test left open must not hold the server's stop for the production 30 s.
+        "GUNICORN_GRACEFUL_TIMEOUT": "3",
     }
     # The shell's own services must not leak into a test's server.
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ELASTICSEARCH_URL", "CRM_KIND"):
