@@ -108,3 +108,26 @@ def post_worker_init(worker):
         worker.log.exception("worker warm-up failed")
     gc.collect()
     gc.freeze()
+    _end_calls_before_the_kill(worker)
+
+
+def _end_calls_before_the_kill(worker):
+    """On SIGTERM the master SIGKILLs a worker still busy after graceful_timeout, and the
+    gevent worker's own wind-down takes a second or two longer than that. So calls still
+    open near the deadline are ended by the app itself (socket closed with 1001, call
+    logged as lost), instead of dying with the process and staying "in progress"."""
+    import signal
+
+    import gevent
+
+    from metrotest_bot.voice.session import end_all_calls
+
+    previous = signal.getsignal(signal.SIGTERM)
+    grace = worker.cfg.graceful_timeout
+
+    def on_term(signum, frame):
+        if callable(previous):
+            previous(signum, frame)
+        gevent.spawn_later(max(0.0, grace * 0.8 - 1.0), end_all_calls)
+
+    signal.signal(signal.SIGTERM, on_term)

@@ -4,6 +4,7 @@ every rule of shared/PROTOCOL.md that does not need an LLM. Answers here are the
 One server for the module (gunicorn start-up costs a second or two); each test makes its own call.
 """
 import json
+import signal
 import time
 
 import pytest
@@ -385,6 +386,22 @@ def test_error_frames_never_reach_the_log_of_other_calls(server):
     finally:
         a.close()
         b.close()
+
+
+def test_a_call_open_at_server_shutdown_is_finalized(live_server_factory):
+    srv = live_server_factory(GUNICORN_GRACEFUL_TIMEOUT=1)
+    call = CallClient.connect(srv)
+    try:
+        call.setup()
+        call.ask(ANSWERED_QUESTION)
+        srv.proc.send_signal(signal.SIGTERM)  # the call would outlive the graceful timeout
+        assert call.expect_closed().code == 1001  # going away: the server ends it first
+        assert srv.proc.wait(timeout=20) == 0
+    finally:
+        call.close()
+    snap = call_snapshot(srv, call.call_id)
+    assert snap.outcome == "lost" and snap.end_reason == "server shut down"
+    assert [t.kind for t in snap.turns] == ["greeting", "speech", "answer"]
 
 
 def test_server_log_has_no_tracebacks(server):

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 
 import gevent
@@ -32,6 +33,22 @@ KILL_WAIT_S = 5.0
 
 
 CLOSE_WAIT_S = 2.0
+GOING_AWAY = 1001
+
+# The calls of this worker process, so a shutdown can end them properly (end_all_calls).
+_open_sessions: "weakref.WeakSet[CallSession]" = weakref.WeakSet()
+
+
+def end_all_calls() -> int:
+    """Server shutdown: close every call socket of this process (1001); each call logs itself as lost.
+
+    gunicorn SIGKILLs a worker whose calls outlast the graceful timeout; ended here first,
+    no call is left "in progress" in the log forever. Returns how many were ended.
+    """
+    sessions = list(_open_sessions)
+    for session in sessions:
+        session.shut_down()
+    return len(sessions)
 
 
 def close_socket(ws, code: int = 1000, message: str | None = None) -> None:
@@ -99,6 +116,7 @@ class CallSession:
         self.outcome: str | None = None  # decided by the call itself: transferred or completed
         self.transferred_to: str | None = None
         self.open = True
+        self.shutting_down = False
         self.last_activity = time.monotonic()
 
     @property
@@ -107,8 +125,17 @@ class CallSession:
 
     # -- the socket's loop --------------------------------------------------
 
+    def shut_down(self) -> None:
+        self.shutting_down = True
+        try:
+            self.ws.close(reason=GOING_AWAY, message="server shutting down")
+        except Exception:  # already closed
+            pass
+        self.ws.event.set()  # wake the loop's receive(): it sees the socket closed
+
     def run(self) -> None:
         outcome, reason = OUTCOME_LOST, "socket closed"
+        _open_sessions.add(self)
         try:
             while True:
                 idle_for = time.monotonic() - self.last_activity
@@ -124,7 +151,7 @@ class CallSession:
                     outcome, reason = ended
                     break
         except ConnectionClosed:
-            outcome, reason = OUTCOME_LOST, "socket closed"
+            outcome, reason = OUTCOME_LOST, "server shut down" if self.shutting_down else "socket closed"
         except gevent.GreenletExit:
             outcome, reason = OUTCOME_LOST, "server shut down"
             raise
@@ -132,6 +159,7 @@ class CallSession:
             log.exception("call %s: unexpected error", self.log.call_id)
             outcome, reason = OUTCOME_ERROR, "server error"
         finally:
+            _open_sessions.discard(self)
             self.open = False
             self.stop_answer()
             if self.started:
