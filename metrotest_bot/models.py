@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -174,6 +174,18 @@ class KBVersion(db.Model):
     # The indexing job's last sign of life: a pending/indexing row whose heartbeat is
     # old lost its worker (a restart) and is marked failed (admin/kb_jobs.py).
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KBFile(db.Model):
+    """The bytes of an uploaded KB file, so that every machine can build the version's
+    index (a file under one machine's DATA_DIR is only a local copy; rag/sources.py).
+    A table of its own: listing versions never loads file contents."""
+
+    __tablename__ = "kb_files"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("kb_versions.id", ondelete="CASCADE"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SearchOutbox(db.Model):

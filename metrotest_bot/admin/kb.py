@@ -5,9 +5,12 @@ Every POST here carries the form's csrf_token; CSRFProtect checks it before the 
 Uploads are indexed in the background (kb_jobs); the page polls
 /kb/versions/<id>/status. Switching is rag.versions.activate_version():
 every worker follows the active KBVersion row within SHARED_STATE_TTL.
+The file's bytes are kept in the database with its row (rag/sources.py), so
+every machine can build the version's index and download the file.
 """
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..extensions import db
 from ..models import KB_STATUS_FAILED, KB_STATUS_INDEXING, KB_STATUS_PENDING, KB_STATUS_READY, AuditLog, KBVersion
 from ..rag import KBError, get_engine
+from ..rag.sources import keep_file, read_file
 from ..search import highlight, query_terms
 from ..search.lemmas import text_lemmas
 from ..timeutil import utcnow
@@ -158,6 +162,8 @@ def kb_upload():
     row = KBVersion(filename=name, stored_path=str(saved.path), size_bytes=saved.size, created_at=utcnow(),
                     created_by=current_user.username, status=KB_STATUS_PENDING, heartbeat_at=utcnow())
     db.session.add(row)
+    db.session.flush()
+    keep_file(db.session, row.id, saved.path.read_bytes())  # SQL is the source of truth: any machine can index it
     db.session.commit()
     log.info("KB upload %s (%s, %s bytes) by %s", row.id, name, saved.size, current_user.username)
     kb_jobs.start(row.id)
@@ -235,9 +241,12 @@ def kb_retry(version_id: int):
 def kb_download(version_id: int):
     row = db.session.get(KBVersion, version_id) or abort(404)
     path = Path(row.stored_path or "")
-    if not row.stored_path or not path.is_file():
+    if row.stored_path and path.is_file():
+        return send_file(path, as_attachment=True, download_name=row.filename)
+    found = read_file(version_id)  # uploaded on another machine
+    if found is None:
         abort(404)
-    return send_file(path, as_attachment=True, download_name=row.filename)
+    return send_file(io.BytesIO(found[0]), as_attachment=True, download_name=row.filename)
 
 
 @bp.app_context_processor

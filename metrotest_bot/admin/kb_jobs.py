@@ -11,7 +11,8 @@ KBVersion row, so the page on any worker shows it:
 The KB in force changes only in rag.versions.activate_version(), one
 transaction, and only after the new index is complete. A job whose worker
 died (restart, crash) stops beating; `expire_stale_jobs()` marks its row
-failed, and the admin can retry it from the kept file.
+failed, and the admin can retry it from the kept file (on any machine: the
+bytes are in the database too, rag/sources.py).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from sqlalchemy import and_, or_, update
 from ..extensions import db
 from ..models import KB_STATUS_FAILED, KB_STATUS_INDEXING, KB_STATUS_PENDING, KB_STATUS_READY, KBVersion
 from ..rag import KBError
+from ..rag import sources
 from ..rag.ingest import SUPPORTED
 from ..timeutil import utcnow
 
@@ -163,7 +165,11 @@ def run(app, version_id: int, requested_at=None) -> None:
             if row is None or not _set(version_id, IN_PROGRESS, status=KB_STATUS_INDEXING, progress=0.0,
                                        heartbeat_at=utcnow(), error=None):
                 return
-            path = row.stored_path
+            try:  # a retry on another machine than the upload's copies the file from the database
+                path = str(sources.local_source(app.config, version_id, row.stored_path))
+            except KBError as exc:
+                _fail(version_id, exc.message)
+                return
             requested_at = requested_at or row.created_at
             last = [time.monotonic()]
 
@@ -251,6 +257,8 @@ def _fail(version_id: int, message: str, drop_file: str | None = None) -> None:
     _set(version_id, IN_PROGRESS + (KB_STATUS_READY,), status=KB_STATUS_FAILED, error=message,
          heartbeat_at=utcnow(), active=False)
     if drop_file:  # an unusable file is of no further use; keep nothing an admin cannot act on
+        sources.forget_file(db.session, version_id)
+        db.session.commit()
         try:
             os.unlink(drop_file)
         except OSError:
@@ -275,7 +283,9 @@ def expire_stale_jobs() -> int:
 
 
 def can_retry(row: KBVersion) -> bool:
-    return row.status == KB_STATUS_FAILED and bool(row.stored_path) and os.path.exists(row.stored_path)
+    if row.status != KB_STATUS_FAILED:
+        return False
+    return bool(row.stored_path) and os.path.exists(row.stored_path) or sources.has_file(row.id)
 
 
 def retry(row: KBVersion) -> None:

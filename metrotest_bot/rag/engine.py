@@ -5,7 +5,11 @@ Which KB is served: the active KBVersion row if there is one (its index
 Every SHARED_STATE_TTL seconds a request re-reads the active row, so a KB
 upload or rollback made on any worker or machine is served by every worker
 within seconds, without a restart. An index found persisted is loaded, not
-rebuilt; a missing one is built from its source file.
+rebuilt; a missing one is built from its source file: for a KB version, the
+upload kept in the database (rag/sources.py) when this machine has no copy.
+Such a build runs aside (the KB loaded so far keeps answering until the new
+index is complete), once per machine: workers sharing a DATA_DIR take turns
+through a file lock, and the second finds the index built.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from .answer import Answer
 from .errors import KBError
 from .indexer import build_index
 from .pipeline import KBStats, build_pipeline, run_pipeline
+from .sources import build_lock, local_source
 from .stores import open_store
 from .types import CallerContext, Passage
 
@@ -30,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Target:
     name: str  # index name
-    source: Path  # KB file it is built from
+    source: Path  # KB file it is built from (for a version: as recorded at upload, maybe on another machine)
     version_id: int | None  # KBVersion id, None for the KB_PATH file
 
 
@@ -69,6 +74,20 @@ def version_index_name(version_id: int) -> str:
     return f"v{version_id}"
 
 
+def off_hub(fn, *args):
+    """fn(*args), in a native thread of gevent's pool under gunicorn's gevent worker:
+    building an index is seconds of pure CPU that in a greenlet would stall every call."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return fn(*args)
+    if not monkey.is_module_patched("threading"):
+        return fn(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(fn, args)
+
+
 def active_version(app) -> tuple[int, str] | None:
     """(id, stored_path) of the active KBVersion, read on a connection of its own
     (never the request's session, which may be inside a long call)."""
@@ -93,6 +112,8 @@ class Engine:
         self._index: LoadedIndex | None = None
         self._checked_at = float("-inf")
         self._failed: dict[str, float] = {}  # index name → when loading it last failed
+        self._wanted: str | None = None  # the index the database last said is in force
+        self._jobs: dict[str, threading.Thread] = {}  # index name → its build running aside
 
     # --- which KB ------------------------------------------------------------------
 
@@ -110,21 +131,70 @@ class Engine:
         kb_path = Path(self.config["KB_PATH"])
         return Target(default_index_name(kb_path), kb_path, None)
 
-    def _open(self, target: Target, rebuild: bool = False, progress=None) -> LoadedIndex:
-        store = open_store(self.config, target.name)
-        manifest = None if rebuild else store.manifest()
-        if manifest is None or manifest.get("analyzer") != analysis.ANALYZER_VERSION:
-            log.info("building KB index %s from %s", target.name, target.source)
+    def _ready(self, target: Target) -> bool:
+        """The target's index is complete here (this DATA_DIR, or Elasticsearch)."""
+        manifest = open_store(self.config, target.name).manifest()
+        return manifest is not None and manifest.get("analyzer") == analysis.ANALYZER_VERSION
+
+    def _source(self, target: Target) -> Path:
+        if target.version_id is None:
+            return target.source
+        with self.app.app_context():
+            return local_source(self.config, target.version_id, target.source)
+
+    def _build(self, target: Target, rebuild: bool = False, progress=None, run=lambda fn, *a: fn(*a)) -> None:
+        """Build the target's index, unless another worker of this machine has just done so."""
+        with build_lock(self.config, target.name) as got:
+            if not got:
+                raise KBError(f"the index {target.name} is being built by another worker for too long")
+            if not rebuild and self._ready(target):
+                return
+            source = self._source(target)
+            log.info("building KB index %s from %s", target.name, source)
             try:
-                build_index(self.config, target.source, target.name, progress=progress)
+                run(build_index, self.config, source, target.name, progress)
             except OSError:
-                # Another worker finished the same index a moment earlier: use theirs.
-                if (store.manifest() or {}).get("analyzer") != analysis.ANALYZER_VERSION:
+                # Another machine finished the same (shared) index a moment earlier: use theirs.
+                if not self._ready(target):
                     raise
-            manifest = store.manifest() or {}
-            if target.version_id is None:
-                self._drop_stale_defaults(target.name)
-        return LoadedIndex(target, store, manifest)
+        if target.version_id is None:
+            self._drop_stale_defaults(target.name)
+
+    def _open(self, target: Target, rebuild: bool = False, progress=None) -> LoadedIndex:
+        if rebuild or not self._ready(target):
+            self._build(target, rebuild=rebuild, progress=progress)
+        store = open_store(self.config, target.name)
+        return LoadedIndex(target, store, store.manifest() or {})
+
+    def _build_aside(self, target: Target) -> None:
+        """Build and load the target's index in the background; the current index serves meanwhile."""
+        job = self._jobs.get(target.name)
+        if job is not None and job.is_alive():
+            return
+        job = threading.Thread(target=self._build_job, args=(target,), name=f"kb-build-{target.name}", daemon=True)
+        self._jobs[target.name] = job
+        job.start()
+
+    def _build_job(self, target: Target) -> None:
+        try:
+            self._build(target, run=off_hub)
+            store = open_store(self.config, target.name)
+            loaded = LoadedIndex(target, store, store.manifest() or {})
+            with self._lock:
+                if self._wanted == target.name:  # still the KB in force (no rollback meanwhile)
+                    self._index = loaded
+                    self._failed.pop(target.name, None)
+            log.info("KB index %s built here and in force", target.name)
+        except Exception as exc:  # keep serving what we had; tried again in a while
+            self._failed[target.name] = time.monotonic()
+            log.exception("cannot build KB index %s: %s", target.name, exc)
+        finally:
+            self._jobs.pop(target.name, None)
+
+    def wait_builds(self, timeout: float = 60.0) -> None:
+        """Tests and the CLI: wait for the builds running aside."""
+        for job in list(self._jobs.values()):
+            job.join(timeout)
 
     def _drop_stale_defaults(self, keep: str) -> None:
         if self.config.get("ELASTICSEARCH_URL"):
@@ -148,12 +218,18 @@ class Engine:
                 log.error("KB file unavailable: %s", exc)
                 self._checked_at = time.monotonic()
                 return self._index
+            self._wanted = target.name
             if self._index is None or self._index.target.name != target.name:
                 failed_at = self._failed.get(target.name)
-                if failed_at is None or time.monotonic() - failed_at > 30:
+                if target.name in self._jobs:
+                    pass  # being built aside
+                elif failed_at is None or time.monotonic() - failed_at > 30:
                     try:
-                        self._index = self._open(target)
-                        self._failed.pop(target.name, None)
+                        if self._index is not None and not self._ready(target):
+                            self._build_aside(target)  # the KB loaded so far answers until it is done
+                        else:
+                            self._index = self._open(target)
+                            self._failed.pop(target.name, None)
                     except Exception as exc:  # keep serving what we had
                         self._failed[target.name] = time.monotonic()
                         log.exception("cannot load KB index %s: %s", target.name, exc)
@@ -168,9 +244,8 @@ class Engine:
         """Rebuild the index of the KB in force. Returns (index, built)."""
         with self._lock:
             target = self.target()
-            store = open_store(self.config, target.name)
-            manifest = store.manifest()
-            needed = manifest is None or manifest.get("analyzer") != analysis.ANALYZER_VERSION
+            needed = not self._ready(target)
+            self._wanted = target.name
             self._index = self._open(target, rebuild=needed or not if_needed, progress=progress)
             self._checked_at = time.monotonic()
             return self._index, (needed or not if_needed)

@@ -13,6 +13,8 @@ functions do the KB side:
    commit. Every worker's engine re-reads the active row at most
    SHARED_STATE_TTL seconds later and switches to the version's index; this
    worker switches at once. Rollback is `activate_version(older_id)`.
+   A machine without the version's index builds it from the file's bytes kept
+   in the database (`keep_file`, rag/sources.py), then switches.
 
 Typical background job:
 
@@ -35,6 +37,7 @@ from .engine import version_index_name
 from .errors import KBError
 from .indexer import BuildResult, Progress, build_index
 from .ingest import ParsedKB, parse_file
+from .sources import forget_file, has_file, keep_file  # noqa: F401  (the admin's upload uses them)
 from .stores import open_store
 
 
@@ -61,7 +64,8 @@ def activate_version(version_id: int) -> None:
     row = db.session.get(KBVersion, version_id)
     if row is None:
         raise KBError("Такой версии базы знаний нет.")
-    if not open_store(current_app.config, version_index_name(version_id)).exists():
+    # Built here, or buildable here from the database (every worker builds what it lacks).
+    if not open_store(current_app.config, version_index_name(version_id)).exists() and not has_file(version_id):
         raise KBError("Индекс этой версии базы знаний не построен: загрузите файл заново.")
     db.session.execute(db.update(KBVersion).where(KBVersion.id != version_id).values(active=False))
     row.active = True
