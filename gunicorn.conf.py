@@ -13,8 +13,9 @@ the LLM, psycopg, simple-websocket's reader thread), loads already patched:
    imported after patching (psycopg.waiting checks gevent.monkey);
  - the openai client's httpx sockets become cooperative, so closing an
    answer's greenlet closes its LLM stream without blocking the worker.
-For that to hold, this file imports nothing of the app, and `preload_app`
-stays off: preloading would import the app in the unpatched master.
+For that to hold, this file imports nothing of the app at module level (the
+master reads it unpatched; its worker hooks import the app inside the worker),
+and `preload_app` stays off: preloading would import the app in the master.
 """
 import os
 
@@ -31,7 +32,8 @@ preload_app = False  # see above: the app must be imported after patch_all()
 # One call is one connection held for minutes; a worker holds hundreds.
 worker_connections = int(_env("GUNICORN_WORKER_CONNECTIONS", "1000"))
 # Heartbeat timeout: a gevent worker notifies the master from its hub once a second,
-# so this only fires when something blocks the hub, never for a long call.
+# so this only fires when something blocks the hub, never for a long call. It also
+# bounds a worker's start (app import and warm-up; `make run` builds the KB index first).
 timeout = int(_env("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM / restart: stop accepting, give calls in progress this long to end,
 # then close them (each is logged as lost).
