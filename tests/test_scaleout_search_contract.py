@@ -92,6 +92,17 @@ def test_words_may_come_from_different_turns_of_a_call(backend):
     assert search(backend, "доставку казань").call_ids == [both]
 
 
+def test_calls_are_found_by_who_called(backend):
+    known = make_call(backend, T0, [("caller", "Нужен пресс")], caller="+79123456789",
+                      caller_name="Иван Петрович Сидоров", caller_company="ООО Бетонлаб")
+    make_call(backend, T0 + timedelta(minutes=1), [("caller", "Нужен пресс")], caller="+73430001122")
+    assert search(backend, "сидорова").call_ids == [known]
+    assert search(backend, "Ивана Петровича").call_ids == [known]
+    assert search(backend, "бетонлаб пресса").call_ids == [known]
+    assert search(backend, "+7 (912) 345-67-89").call_ids == [known]
+    assert search(backend, "бетонлаб Новосибирск").call_ids == []
+
+
 def test_dates_are_a_half_open_range(backend):
     early = make_call(backend, T0, [("caller", "Нужна разрывная машина")])
     late = make_call(backend, T0 + timedelta(days=3), [("caller", "Разрывные машины есть в наличии?")])

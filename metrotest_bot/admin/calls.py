@@ -24,8 +24,16 @@ def calls():
     rows = [by_id[i] for i in found.call_ids if i in by_id]
     snips = snippets(flt.q, found.call_ids) if flt.q else {}
     pages = -(-found.total // page_size()) if found.total else None
+    terms = query_terms(flt.q) if flt.q else []
+    callers = {c.id: caller_label(c, terms) for c in rows if c.caller_name or c.caller_company}
     return render_template("admin/calls.html", flt=flt, form=flt.form, calls=rows, found=found,
-                           snippets=snips, pages=pages)
+                           snippets=snips, pages=pages, callers=callers)
+
+
+def caller_label(call: Call, terms) -> Markup:
+    """«Name, company» from the CRM; words matching the search marked (calls are found by them too)."""
+    text = ", ".join(filter(None, [call.caller_name, call.caller_company]))
+    return highlight(text, terms) if terms else escape(text)
 
 
 def _squash(text: str | None) -> str:

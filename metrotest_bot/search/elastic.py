@@ -5,8 +5,9 @@ index and switch atomically:
 - `<prefix>-turns`: a document per turn carrying its call's fields, for
   Kibana (unanswered questions, interruptions, latencies);
 - `<prefix>-calls`: a document per call with its whole transcript, for the
-  admin panel's search ("every word in some form, anywhere in the call") and
-  for Kibana (calls per day, outcomes).
+  admin panel's search ("every word in some form, anywhere in the call or in
+  who called": transcript, caller's name and company, number) and for Kibana
+  (calls per day, outcomes).
 
 SQL stays the source of truth. Changes reach Elasticsearch after commit
 through the outbox (outbox.py); the SQL lemma table is kept as well, so while
@@ -27,6 +28,7 @@ from elasticsearch import ApiError, Elasticsearch
 from ..models import Call, Turn
 from ..timeutil import as_utc
 from .base import DateRange, SearchPage, TurnText
+from .lemmas import collapse_phones, lemmas_of, phone_terms, words
 from .sql import SqlTranscriptIndex, turn_search_text
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,33 @@ CALLS_MAPPINGS = {
         "recording_url": {"type": "keyword", "index": False},
     },
 }
+
+
+# Fields a query word may match, all analysed by ru_text.
+SEARCH_FIELDS = ["transcript", "caller_name", "caller_company"]
+
+
+def word_clauses(query: str) -> list[dict]:
+    """One required clause per query word, as the SQL index reads a query (lemmas.call_query_terms).
+
+    A word matches in any of SEARCH_FIELDS in any of its forms: the word itself and
+    its dictionary forms (pymorphy), each through the Russian stemmer; the stemmer
+    alone misses forms such as «Сидорова» of the surname «Сидоров». A phone number
+    also matches the caller's number, in the forms a caller id takes."""
+    clauses, seen = [], []
+    for _, _, word in words(collapse_phones(query)):
+        lemmas = lemmas_of(word)
+        if not lemmas or lemmas in seen:  # a function word, or a repeated one
+            continue
+        seen.append(lemmas)
+        forms = sorted(lemmas | {word})
+        clause = {"multi_match": {"query": " ".join(forms), "fields": SEARCH_FIELDS, "operator": "or"}}
+        phones = [f for f in forms if f.isdigit() and phone_terms(f)]
+        if phones:
+            numbers = {n for f in phones for n in phone_terms(f)} | {"+" + phone_terms(f)[0] for f in phones}
+            clause = {"bool": {"should": [clause, {"terms": {"caller": sorted(numbers)}}], "minimum_should_match": 1}}
+        clauses.append(clause)
+    return clauses
 
 
 class SearchUnavailable(Exception):
@@ -270,7 +299,7 @@ class TranscriptStore:
             date_range["gte"] = es_date(dates.start)
         if dates.end is not None:
             date_range["lt"] = es_date(dates.end)
-        bool_q: dict = {"must": [{"match": {"transcript": {"query": query, "operator": "and"}}}]}
+        bool_q: dict = {"must": word_clauses(query)}
         if date_range:
             bool_q["filter"] = [{"range": {"started_at": date_range}}]
         return {"bool": bool_q}
@@ -278,12 +307,16 @@ class TranscriptStore:
     SORT = [{"started_at": {"order": "desc"}}, {"call_id": {"order": "desc"}}]
 
     def search(self, query: str, dates: DateRange, limit: int, offset: int) -> tuple[list[int], int]:
+        if not word_clauses(query):
+            return [], 0  # only function words: nothing to look for (an empty bool would match everything)
         resp = self.es.search(index=self.calls_alias, query=self._query(query, dates), sort=self.SORT,
                               from_=offset, size=limit, track_total_hits=True, source=["call_id"])
         hits = resp["hits"]
         return [h["_source"]["call_id"] for h in hits["hits"]], hits["total"]["value"]
 
     def iter_call_ids(self, query: str, dates: DateRange, batch: int) -> Iterator[list[int]]:
+        if not word_clauses(query):
+            return
         after = None
         while True:
             kwargs = {"search_after": after} if after else {}

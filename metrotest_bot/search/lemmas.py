@@ -74,3 +74,36 @@ def query_terms(query: str) -> list[frozenset[str]]:
         if lemmas and lemmas not in terms:
             terms.append(lemmas)
     return terms
+
+
+# A phone number as admins type it: "+7 (912) 345-67-89", "8 912 345 67 89", "9123456789".
+PHONE_RE = re.compile(r"\+?\d[\d ()\-]{6,}\d")
+
+
+def phone_terms(raw: str | None) -> list[str]:
+    """The words a caller's number is indexed as: all its digits, and for a Russian
+    number the 8… form and the ten national digits (+7 912 345-67-89 → 79123456789,
+    89123456789, 9123456789). Empty for what is no full number."""
+    from ..crm.phones import is_russian, national, normalize_phone
+
+    phone = normalize_phone(raw)
+    if not phone:
+        return []
+    if is_russian(phone):
+        return [phone[1:], "8" + national(phone), national(phone)]
+    return [phone[1:]]
+
+
+def collapse_phones(query: str) -> str:
+    """A phone number written with separators as one word, the form phone_terms() indexes
+    (a caller's number is found however it is typed)."""
+    def one_word(match: re.Match) -> str:
+        forms = phone_terms(match.group())
+        return f" {forms[-1]} " if forms else match.group()
+
+    return PHONE_RE.sub(one_word, query or "")
+
+
+def call_query_terms(query: str) -> list[frozenset[str]]:
+    """query_terms for the call search (phone numbers collapsed)."""
+    return query_terms(collapse_phones(query))

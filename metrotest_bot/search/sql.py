@@ -1,5 +1,8 @@
 """The default transcript index: a (lemma, call) table in the same SQL database.
 
+A call's lemmas are those of what was said in it, and of who called: the
+caller's name and company (from the CRM) and number (call_search_text).
+
 It works the same on SQLite and PostgreSQL. Postings are written in the
 transaction that writes the turns, so the index never lags the log.
 
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from ..models import Call, Turn
 from .base import DateRange, SearchPage, TurnText
-from .lemmas import query_terms, text_lemmas
+from .lemmas import call_query_terms, phone_terms, text_lemmas
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,11 @@ def turn_search_text(text: str | None, spoken_text: str | None) -> str:
     if spoken_text and spoken_text not in text:
         return f"{text} {spoken_text}".strip()
     return text
+
+
+def call_search_text(caller: str | None, caller_name: str | None, caller_company: str | None) -> str:
+    """What a call is found by besides its words: who called (name, company, number)."""
+    return " ".join(filter(None, [caller_name, caller_company, *phone_terms(caller)]))
 
 
 def date_conditions(dates: DateRange) -> list:
@@ -134,6 +142,10 @@ class SqlTranscriptIndex:
             if not ids:
                 break
             per_call: dict[int, set[str]] = defaultdict(set)
+            for cid, caller, name, company in session.execute(
+                    select(Call.id, Call.caller, Call.caller_name, Call.caller_company)
+                    .where(Call.id >= ids[0], Call.id <= ids[-1])):
+                per_call[cid] |= text_lemmas(call_search_text(caller, name, company))
             rows = session.execute(
                 select(Turn.call_id, Turn.text, Turn.spoken_text)
                 .where(Turn.call_id >= ids[0], Turn.call_id <= ids[-1]))
@@ -161,7 +173,7 @@ class SqlTranscriptIndex:
 
     def _plan(self, query: str):
         """(terms, rare word or None); terms is empty when nothing can match."""
-        terms = query_terms(query)
+        terms = call_query_terms(query)
         if not terms:
             return [], None
         dfs = [self._capped_df(t) for t in terms]

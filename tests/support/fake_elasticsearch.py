@@ -6,7 +6,7 @@ server without it) and the compatibility media type; GET / answers version
 info. Implemented: HEAD/PUT/DELETE index, aliases (GET /_alias, POST
 /_aliases), POST _bulk (NDJSON, per-item results, `errors`), _refresh,
 _count, GET _doc, _delete_by_query and a minimal _search (match_all, match,
-term(s), range, exists, bool; sort, from/size, collapse, cardinality and
+multi_match, term(s), range, exists, bool; sort, from/size, collapse, cardinality and
 terms aggs, highlight by exact token). No analysis: `match` compares
 lower-cased tokens, so morphology is tested against a real Elasticsearch only.
 
@@ -75,6 +75,9 @@ def matches(query: dict | None, source: dict) -> bool:
         if spec.get("operator", "or").lower() == "and":
             return bool(wanted) and all(t in have for t in wanted)
         return any(t in have for t in wanted)
+    if kind == "multi_match":  # best_fields: the query matches in one of the fields
+        spec = {k: v for k, v in body.items() if k != "fields"}
+        return any(matches({"match": {field: spec}}, source) for field in body["fields"])
     if kind == "term":
         (field, spec), = body.items()
         value = spec["value"] if isinstance(spec, dict) else spec
