@@ -15,6 +15,12 @@ def create_app(config=None) -> Flask:
 
     app = Flask(__name__)
     app.config.from_object(config or Config())
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A partitioned database must fail a call's log write fast, not hang it.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options["connect_args"] = {"connect_timeout": app.config.get("DB_CONNECT_TIMEOUT", 5),
+                                   **options.get("connect_args", {})}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
