@@ -1,4 +1,11 @@
-"""GET /healthz: is the service up, what does it answer from."""
+"""GET /healthz: is the service up, what does it answer from.
+
+`transcript_search` tells how the admin panel's call search fares: its
+backend, whether it is degraded (Elasticsearch configured but not answering,
+so searches come from the SQL index), and the changes still waiting for
+Elasticsearch (the outbox) with the drainer's last error. A degraded search
+does not fail the probe: calls are answered, the panel works.
+"""
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
@@ -10,6 +17,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():
     from .rag import get_engine
+    from .search import get_index
 
     checks = {}
     try:
@@ -26,5 +34,6 @@ def healthz():
         kb_passages=engine.passage_count(),
         search_backend=engine.backend_name(),
         llm_mode=cfg["LLM_MODEL"] if cfg.get("OPENAI_API_KEY") else "offline",
+        transcript_search=get_index().status(),
         checks=checks,
     ), (200 if status == "ok" else 503)

@@ -10,6 +10,8 @@ def test_healthz_reports_kb_and_offline_mode(client):
     assert body["kb_passages"] > 5
     assert body["search_backend"] == "embedded"
     assert body["llm_mode"] == "offline"
+    assert body["transcript_search"] == {"backend": "sql", "degraded": False, "outbox_pending": None,
+                                         "outbox_last_error": None}  # no Elasticsearch: nothing to lag behind
 
 
 def test_healthz_names_the_model_when_a_key_is_set(tmp_path, database_url):

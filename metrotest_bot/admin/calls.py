@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import ROLE_BOT, Call, Turn
-from ..search import highlight, query_terms, snippets
+from ..search import get_index, highlight, query_terms, snippets
 from ..timeutil import as_utc
 from . import bp
 from .filters import CallFilter, find_calls, page_size
@@ -26,8 +26,10 @@ def calls():
     pages = -(-found.total // page_size()) if found.total else None
     terms = query_terms(flt.q) if flt.q else []
     callers = {c.id: caller_label(c, terms) for c in rows if c.caller_name or c.caller_company}
+    # Elasticsearch failed and the SQL index (always complete) answered: say so.
+    degraded = found.backend is not None and found.backend != get_index().name
     return render_template("admin/calls.html", flt=flt, form=flt.form, calls=rows, found=found,
-                           snippets=snips, pages=pages, callers=callers)
+                           snippets=snips, pages=pages, callers=callers, search_degraded=degraded)
 
 
 def caller_label(call: Call, terms) -> Markup:

@@ -28,11 +28,14 @@ class SearchPage:
 
     `total` is None when counting every match would cost a scan (a query of
     very common words); `has_more` always tells whether a next page exists.
+    `backend` names the index that answered ("sql" when Elasticsearch failed
+    and the SQL index stood in: the panel says the search is degraded).
     """
 
     call_ids: list[int] = field(default_factory=list)
     total: int | None = 0
     has_more: bool = False
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,6 @@ class TranscriptIndex(Protocol):
 
     def reindex_all(self) -> int:
         """Rebuild from the SQL call log; returns the number of calls indexed."""
+
+    def status(self) -> dict:
+        """For /healthz: backend, degraded (searches fall back to SQL), outbox backlog and last error."""

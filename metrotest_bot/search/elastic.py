@@ -332,6 +332,8 @@ class TranscriptStore:
 
 
 ES_ERRORS = (ApiError, TransportError, TransportConnectionError, SearchUnavailable)
+HEALTH_CHECK_EVERY = 5.0  # seconds
+HEALTH_CHECK_TIMEOUT = 2.0
 
 
 class ElasticTranscriptIndex:
@@ -356,6 +358,10 @@ class ElasticTranscriptIndex:
         # After a failed request the panel searches SQL for this long before trying Elasticsearch again.
         self.down_for_s = float(cfg.get("SEARCH_OUTBOX_RETRY_MAX", 30.0))
         self._down_until = 0.0
+        # /healthz asks Elasticsearch itself at most this often (a quiet panel never finds out otherwise).
+        self.check_every_s = min(HEALTH_CHECK_EVERY, self.down_for_s)
+        self.check_timeout_s = min(HEALTH_CHECK_TIMEOUT, float(cfg.get("ELASTICSEARCH_TIMEOUT", 5.0)))
+        self._checked_at = float("-inf")
         self._lock = threading.Lock()
         self.last_backend = self.name  # which backend answered the last search (the panel may say "degraded")
         self.outbox = outbox.Outbox(app, self.store)
@@ -391,9 +397,40 @@ class ElasticTranscriptIndex:
                 self._failed(exc)
             else:
                 self.last_backend = self.name
-                return SearchPage(ids, total, offset + len(ids) < total)
+                return SearchPage(ids, total, offset + len(ids) < total, backend=self.name)
         self.last_backend = self.sql.name
         return self.sql.search(query, dates, limit, offset)
+
+    # -- health --------------------------------------------------------------
+    def check(self) -> bool:
+        """Is Elasticsearch answering? Asks it (briefly) unless asked lately or known down.
+
+        A failure sends the panel's searches to SQL at once, as a failed search would."""
+        if not self._available():
+            return False
+        if time.monotonic() - self._checked_at < self.check_every_s:
+            return True
+        try:
+            self.store.es.options(request_timeout=self.check_timeout_s).info()
+        except ES_ERRORS as exc:
+            self._failed(exc)
+            return False
+        self._checked_at = time.monotonic()
+        return True
+
+    def status(self) -> dict:
+        """For /healthz (needs an app context): degraded means searches are answered from SQL."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ..extensions import db
+
+        try:
+            pending = self.outbox.pending()
+        except SQLAlchemyError:  # the database check of /healthz reports that
+            db.session.rollback()
+            pending = None
+        return {"backend": self.name, "degraded": not self.check(), "outbox_pending": pending,
+                "outbox_last_error": self.outbox.last_error}
 
     def iter_call_ids(self, query: str, dates: DateRange, batch: int = 500) -> Iterator[list[int]]:
         if self._available():

@@ -193,14 +193,17 @@ class SqlTranscriptIndex:
     def search(self, query: str, dates: DateRange, limit: int = 50, offset: int = 0) -> SearchPage:
         terms, rare = self._plan(query)
         if not terms:
-            return SearchPage([], 0, False)
+            return SearchPage([], 0, False, backend=self.name)
         if rare is not None:
             ids = self._sparse_ids(terms, rare, dates)
-            return SearchPage(ids[offset:offset + limit], len(ids), len(ids) > offset + limit)
+            return SearchPage(ids[offset:offset + limit], len(ids), len(ids) > offset + limit, backend=self.name)
         stmt = (select(Call.id).where(*date_conditions(dates), *[self._has_word(t) for t in terms])
                 .order_by(Call.started_at.desc(), Call.id.desc()).limit(limit + 1).offset(offset))
         ids = list(db.session.execute(stmt).scalars())
-        return SearchPage(ids[:limit], None, len(ids) > limit)
+        return SearchPage(ids[:limit], None, len(ids) > limit, backend=self.name)
+
+    def status(self) -> dict:
+        return {"backend": self.name, "degraded": False, "outbox_pending": None, "outbox_last_error": None}
 
     def iter_call_ids(self, query: str, dates: DateRange, batch: int = 500) -> Iterator[list[int]]:
         terms, rare = self._plan(query)
