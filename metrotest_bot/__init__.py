@@ -6,6 +6,7 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 from flask import Flask  # noqa: E402
 
+from . import db_tuning  # noqa: E402
 from .extensions import csrf, db, login_manager, migrate, sock  # noqa: E402
 
 
@@ -23,6 +24,7 @@ def create_app(config=None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
     db.init_app(app)
+    db_tuning.init_app(app)  # SQLite: a commit must not stall every greenlet of the worker
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     sock.init_app(app)

@@ -18,9 +18,6 @@ def _socket_options(state):
         "ping_interval": cfg.get("VOICE_PING_INTERVAL") or None,
         "max_message_size": max(HARD_FRAME_CAP_BYTES, 4 * cfg.get("VOICE_MAX_FRAME_BYTES", 0)),
     })
-    from .calllog import tune_sqlite
-
-    tune_sqlite(state.app)  # a SQLite commit must not stall every call of the worker
 
 
 from . import routes  # noqa: E402,F401

@@ -15,7 +15,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
@@ -29,29 +29,6 @@ RETRY_DELAY_S = 0.2
 # SQLite allows one writer. Its busy wait is a C loop that would stall every
 # greenlet of the worker, so the worker's own writers take turns here instead.
 _sqlite_write_lock = threading.Lock()
-
-
-def tune_sqlite(app) -> None:
-    """On SQLite, write-ahead log and synchronous=NORMAL for the app's engine.
-
-    A default (rollback-journal) commit waits for an fsync: 2 ms on an idle disk, over
-    50 ms on a busy one, and under gevent every call of the worker waits with it
-    (measured in bench/load.py: p50 of the first piece 1.1-2.3x the LLM's own time,
-    against 1.06-1.09x with WAL). In WAL mode a commit appends to the log; a power cut
-    may lose the last commits, an application crash loses nothing. PostgreSQL is untouched.
-    Lives with the app's SQLite engine; one listener per engine.
-    """
-    with app.app_context():
-        engine = db.engine
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
 
 
 @dataclass
