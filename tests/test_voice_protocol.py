@@ -174,6 +174,21 @@ def test_answer_is_streamed_in_numbered_pieces_and_logged(server, call):
     assert snap.first_piece_ms_sum == pytest.approx(answer.first_piece_ms)
 
 
+def test_the_question_is_written_to_the_log_before_its_answer(server, call):
+    """The answer starts before the caller's turn is written (the caller waits for no commit), yet
+    the log gets the question first: in seq and in the order the rows were written (their ids),
+    so whoever reads the log meanwhile never sees an answer without its question."""
+    call.setup()
+    for question in (ANSWERED_QUESTION, UNANSWERED_QUESTION, ANSWERED_QUESTION):
+        assert call.ask(question)[-1]["last"] is True
+    snap = final_turns(server, call, 7)
+    by_seq = [(t.kind, t.text if t.role == "caller" else t.question) for t in snap.turns]
+    assert by_seq[1:] == [("speech", ANSWERED_QUESTION), ("answer", ANSWERED_QUESTION),
+                          ("speech", UNANSWERED_QUESTION), ("answer", UNANSWERED_QUESTION),
+                          ("speech", ANSWERED_QUESTION), ("answer", ANSWERED_QUESTION)]
+    assert [t.seq for t in sorted(snap.turns, key=lambda t: t.id)] == [t.seq for t in snap.turns]
+
+
 def test_a_question_the_kb_cannot_answer_is_logged_unanswered(server, call):
     call.setup()
     frames = call.ask(UNANSWERED_QUESTION)

@@ -16,6 +16,7 @@ import weakref
 from collections import OrderedDict
 
 import gevent
+from gevent.event import Event
 from simple_websocket import ConnectionClosed
 
 from ..bot_settings import BotSettings, get_bot_settings
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 GREETING_ID = "greeting"
 KEEP_RECENT_ANSWERS = 8  # answers an `interrupt` may still refer to (their TTS may still be playing)
 KILL_WAIT_S = 5.0
+QUESTION_LOG_WAIT_S = 15.0  # a guard only: the caller's turn is written (or given up) well before
 
 
 CLOSE_WAIT_S = 2.0
@@ -95,6 +97,9 @@ class Answer:
         self.waiting_for_piece = False  # inside next(stream): the one place it may be killed
         self.done = False  # the final state is in the log (or was tried)
         self.spoken: str | None = None  # utteranceUntilInterrupt, when the caller barged in
+        # Set once the caller's turn (the question) is written: the answer's own log writes wait
+        # for it, so the log holds the question before its answer, whichever greenlet runs first.
+        self.question_logged = Event()
 
     @property
     def sent_text(self) -> str:
@@ -277,11 +282,15 @@ class CallSession:
         caller_seq = self.log.next_seq()
         intent = intents.detect(text)
         if intent is None:
-            self.start_answer(text, received_at)
-            # Let the answer run up to its first wait (the LLM request) before this log write:
-            # a SQLite commit does not yield, and the caller should not wait for it.
-            gevent.sleep(0)
-            self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
+            answer = self.start_answer(text, received_at)
+            try:
+                # Let the answer run up to its first wait (the LLM request, or its own first log
+                # write) before this one: a SQLite commit does not yield, and the caller should
+                # not wait for it.
+                gevent.sleep(0)
+                self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
+            finally:
+                answer.question_logged.set()
             return
         self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
         if intent == intents.TRANSFER:
@@ -337,10 +346,11 @@ class CallSession:
 
     # -- answers ------------------------------------------------------------
 
-    def start_answer(self, question: str, received_at: float) -> None:
+    def start_answer(self, question: str, received_at: float) -> Answer:
         answer = Answer(question, received_at, self.log.next_seq())
         self.current = answer
         answer.greenlet = gevent.spawn(self._answer_main, answer)
+        return answer
 
     def stop_answer(self, spoken: str | None = None) -> None:
         """End the current answer now: nothing more of it goes out, its generation is cancelled.
@@ -443,11 +453,18 @@ class CallSession:
                 if answer.cancelled:
                     return
                 answer.cancelled = True  # the transfer replaces this answer
+            self._wait_for_question(answer)  # the transfer turn is logged after the question too
             self._transfer_to(target, settings.error_phrase)
         else:
             self.send_piece(answer, settings.no_operator_phrase, last=True)
 
+    def _wait_for_question(self, answer: Answer) -> None:
+        """Before the answer's first log write: the caller's turn must be in the log first."""
+        if not answer.question_logged.wait(timeout=QUESTION_LOG_WAIT_S):
+            log.warning("call %s: the question of answer %s is not in the log yet", self.log.call_id, answer.id)
+
     def _save_progress(self, answer: Answer) -> None:
+        self._wait_for_question(answer)
         turn = answer.turn
         turn.planned_text = self._planned(answer)
         turn.text = answer.sent_text
@@ -480,5 +497,6 @@ class CallSession:
             self.current = None
         if turn.turn_id is None and not turn.planned_text and not answer.sent:
             return  # cut before a word of it existed: nothing was said or planned to log
+        self._wait_for_question(answer)
         self.log.save_bot_turn(turn)
         self._remember(turn)
