@@ -47,9 +47,11 @@ class Call_:
         """Send setup; return (greeting text, seconds until it arrived)."""
         started = time.monotonic()
         self.send({"type": "setup", "callId": self.call_id, "from": caller, "to": "+73432000000"})
-        frame = self.recv()
-        assert frame["type"] == "text" and frame["answerId"] == "greeting", frame
-        return frame["text"], time.monotonic() - started
+        pieces = [self.recv()]
+        while not pieces[-1].get("last"):  # the greeting comes a sentence a frame, as answers do
+            pieces.append(self.recv())
+        assert all(f["type"] == "text" and f["answerId"] == "greeting" for f in pieces), pieces
+        return " ".join(f["text"] for f in pieces if f["text"]), time.monotonic() - started
 
     def until(self, predicate):
         while True:

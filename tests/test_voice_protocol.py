@@ -10,6 +10,7 @@ import time
 import pytest
 
 from metrotest_bot.bot_settings import BotSettings, invalidate, save_bot_settings
+from metrotest_bot.rag.speakable import split_text
 from tests.support.call_log import call_count, call_snapshot, eventually, finished_call
 from tests.support.live_server import serving
 from tests.support.ws_client import CallClient, Closed, text_of
@@ -110,10 +111,18 @@ def test_token_is_kept_out_of_the_access_log(server):
 # -- setup and greeting -----------------------------------------------------------------------
 
 
+def assert_phrase_frames(frames, answer_id, phrase):
+    """A fixed phrase goes out as an answer does: a frame per sentence, seq 0..n, `last` on the final one."""
+    pieces = split_text(phrase)
+    assert len(pieces) > 1  # else this would not show the split
+    assert frames == [{"type": "text", "answerId": answer_id, "seq": i, "text": piece, "last": i == len(pieces) - 1}
+                      for i, piece in enumerate(pieces)]
+
+
 def test_setup_creates_the_call_and_greets(server, call):
     greeting = call.setup(caller="+79125550011", dialled="+73432000000", sessionId="sess-1")
-    assert greeting == {"type": "text", "answerId": "greeting", "seq": 0, "text": BotSettings().greeting,
-                        "last": True}
+    assert_phrase_frames(greeting["frames"], "greeting", BotSettings().greeting)
+    assert greeting["text"] == BotSettings().greeting
     snap = eventually(lambda: (s := call_snapshot(server, call.call_id)) and s.turns and s)
     assert (snap.caller, snap.dialled, snap.vox_session_id, snap.outcome) == (
         "+79125550011", "+73432000000", "sess-1", "in_progress")
@@ -121,6 +130,7 @@ def test_setup_creates_the_call_and_greets(server, call):
     [turn] = snap.turns
     assert (turn.role, turn.kind, turn.answer_id, turn.text, turn.source) == (
         "bot", "greeting", "greeting", BotSettings().greeting, "phrase")
+    assert turn.planned_text == turn.spoken_text == BotSettings().greeting and turn.interrupted is False
     assert snap.n_turns == 1
 
 
@@ -258,13 +268,17 @@ def test_unknown_answer_id_in_interrupt_is_an_error(call):
 
 
 def test_interrupting_the_greeting_keeps_what_was_heard(server, call):
-    call.setup()
-    call.interrupt("greeting", "Здравствуйте! Вы позвонили")
+    """The scenario reports the greeting's pieces played in full before the caller spoke."""
+    greeting = call.setup()
+    heard = " ".join(f["text"] for f in greeting["frames"][:2])
+    call.interrupt("greeting", heard)
     barrier(call)
-    greeting = call_snapshot(server, call.call_id).turns[0]
-    assert greeting.interrupted is True and greeting.spoken_text == "Здравствуйте! Вы позвонили"
-    assert greeting.planned_text == BotSettings().greeting
-    assert call_snapshot(server, call.call_id).n_interrupted == 1
+    snap = call_snapshot(server, call.call_id)
+    turn = snap.turns[0]
+    assert (turn.kind, turn.interrupted, turn.spoken_text, turn.text) == ("greeting", True, heard, heard)
+    assert turn.planned_text == BotSettings().greeting and len(heard) < len(turn.planned_text)
+    assert snap.n_interrupted == 1
+    assert "Доставка" in text_of(call.ask(ANSWERED_QUESTION))  # the caller's words are answered next
 
 
 # -- transfer and goodbye ----------------------------------------------------------------------------
@@ -308,14 +322,16 @@ def test_without_an_operator_number_the_bot_says_how_to_reach_the_office(server,
     call.setup()
     call.dtmf("0")
     frames = call.answer()
-    assert [f["type"] for f in frames] == ["text"]
-    assert frames[0]["text"] == BotSettings().no_operator_phrase and frames[0]["last"] is True
+    assert_phrase_frames(frames, frames[0]["answerId"], BotSettings().no_operator_phrase)
     assert call.ask(ANSWERED_QUESTION)[-1]["last"] is True  # the call goes on
     call.hangup()
     call.expect_closed()
     snap = finished_call(server, call.call_id)
     assert snap.outcome == "hangup" and snap.transferred_to is None
     assert [t.kind for t in snap.turns] == ["greeting", "dtmf", "transfer", "speech", "answer"]
+    phrase = snap.turns[2]
+    assert (phrase.answer_id, phrase.text, phrase.planned_text) == (
+        frames[0]["answerId"], BotSettings().no_operator_phrase, BotSettings().no_operator_phrase)
 
 
 def test_operator_number_from_the_admin_settings_wins(settings_override, call):

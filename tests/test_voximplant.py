@@ -94,6 +94,17 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert bot and bot[0].answer_id == "greeting"
     assert bot[0].spoken_text == " ".join(greeting["texts"])
 
+    # Barge-in over the greeting: the log keeps the greeting's sentences the caller heard.
+    g = results["greeting_barge_in"]
+    call = wait_for_call(app, g["callId"], lambda c: c.ended_at is not None)
+    assert call.n_interrupted == 1
+    turns = turns_of(app, call.id)
+    assert [t.kind for t in turns[:3]] == ["greeting", "speech", "answer"]
+    greeting_turn = turns[0]
+    assert greeting_turn.interrupted is True and g["utterance"]
+    assert greeting_turn.spoken_text == greeting_turn.text == g["utterance"]
+    assert greeting_turn.planned_text.startswith(g["utterance"] + " ")
+
     # The question and its answer, both logged.
     q = results["question"]
     call = wait_for_call(app, q["callId"], lambda c: c.ended_at is not None)

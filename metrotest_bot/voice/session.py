@@ -22,6 +22,7 @@ from simple_websocket import ConnectionClosed
 from ..bot_settings import BotSettings, get_bot_settings
 from ..extensions import db
 from ..models import OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFERRED
+from ..rag.speakable import split_text
 from . import frames, intents
 from .caller import CallerProfile, profile_for
 from .calllog import BotTurn, CallLog
@@ -234,12 +235,24 @@ class CallSession:
                 answer.sent.append(text)
             return True
 
-    def say(self, kind: str, text: str) -> BotTurn:
-        """A configured phrase as one whole answer of one `text` frame, logged as a bot turn."""
-        answer_id = new_answer_id()
-        turn = BotTurn(kind=kind, answer_id=answer_id, text=text, planned_text=text, spoken_text=text,
-                       source="phrase", seq=self.log.next_seq())
-        self.send(frames.text_frame(answer_id, 0, text, True))
+    def send_phrase(self, answer_id: str, phrase: str) -> str:
+        """A configured phrase as one whole answer: its speakable pieces (sentences, as in answers) as
+        `text` frames, seq 0..n, `last` on the final one. So a barge-in reports the sentences heard.
+
+        Returns the text sent (the pieces joined).
+        """
+        pieces = split_text(phrase) or [""]  # an empty phrase still closes its answer
+        with self.send_lock:
+            for seq, piece in enumerate(pieces):
+                if not self._send_locked(frames.text_frame(answer_id, seq, piece, seq == len(pieces) - 1)):
+                    break
+        return " ".join(p for p in pieces if p)
+
+    def say(self, kind: str, phrase: str, answer_id: str | None = None) -> BotTurn:
+        """A configured phrase as one whole answer (send_phrase), logged as a bot turn."""
+        answer_id = answer_id or new_answer_id()
+        turn = BotTurn(kind=kind, answer_id=answer_id, planned_text=phrase, source="phrase", seq=self.log.next_seq())
+        turn.text = turn.spoken_text = self.send_phrase(answer_id, phrase)
         self.log.save_bot_turn(turn)
         self._remember(turn)
         return turn
@@ -264,11 +277,7 @@ class CallSession:
         self.log.start(vox_call_id=event.call_id, vox_session_id=event.session_id, caller=event.from_number,
                        dialled=event.to_number, **profile.call_columns())
         log.info("call %s started (Voximplant call %s)", self.log.call_id, event.call_id)
-        turn = BotTurn(kind="greeting", answer_id=GREETING_ID, text=profile.greeting, planned_text=profile.greeting,
-                       spoken_text=profile.greeting, source="phrase", seq=self.log.next_seq())
-        self.send(frames.text_frame(GREETING_ID, 0, profile.greeting, True))
-        self.log.save_bot_turn(turn)
-        self._remember(turn)
+        self.say("greeting", profile.greeting, answer_id=GREETING_ID)
 
     def on_prompt(self, event: frames.Prompt) -> None:
         if not event.last:
@@ -456,7 +465,10 @@ class CallSession:
             self._wait_for_question(answer)  # the transfer turn is logged after the question too
             self._transfer_to(target, settings.error_phrase)
         else:
-            self.send_piece(answer, settings.no_operator_phrase, last=True)
+            pieces = split_text(settings.no_operator_phrase) or [""]
+            for i, piece in enumerate(pieces):
+                if not self.send_piece(answer, piece, last=i == len(pieces) - 1):
+                    break
 
     def _wait_for_question(self, answer: Answer) -> None:
         """Before the answer's first log write: the caller's turn must be in the log first."""

@@ -1,7 +1,7 @@
 """A scenario-side client for the call WebSocket, on websocket-client (a real socket).
 
     call = CallClient.connect(live_server)          # offers subprotocol "chat"
-    greeting = call.setup()                          # -> the greeting `text` frame
+    greeting = call.setup()                          # -> the greeting, its pieces read up to `last`
     frames = call.ask("Как к вам проехать?")         # -> this answer's frames up to `last`
     call.hangup()
 
@@ -64,9 +64,18 @@ class CallClient:
 
     def setup(self, call_id: str | None = None, caller: str = "+79120000000", dialled: str = "+73430000000",
               **extra) -> dict:
+        """Send setup and read the greeting: its `text` frames up to `last`.
+
+        Returns the greeting as one dict: type, answerId, text (the pieces joined by spaces),
+        last, and `frames` (the frames as they came). Any other first frame is returned as is.
+        """
         self.call_id = call_id or f"vox-{uuid.uuid4().hex[:10]}"
         self.send({"type": "setup", "callId": self.call_id, "from": caller, "to": dialled, **extra})
-        return self.recv()
+        frames = self.answer()
+        if frames[0].get("type") != "text":
+            return frames[0]
+        return {"type": "text", "answerId": frames[0]["answerId"], "text": text_of(frames),
+                "last": frames[-1]["last"], "frames": frames}
 
     def prompt(self, text: str, last: bool = True, **extra) -> None:
         self.send({"type": "prompt", "text": text, "last": last, **extra})

@@ -142,6 +142,39 @@ test('barge-in mid-answer: the player stops, interrupt carries the played text',
   }
 });
 
+test('barge-in over the greeting: interrupt carries the greeting pieces heard', { skip }, async () => {
+  const emu = newCall();
+  try {
+    let caller = null;
+    // Speak over the greeting's second piece: its first one has been heard in full.
+    let secondPiece = null;
+    emu.when('tts.started', (e) => {
+      const frame = pieces(emu, 'greeting').find((f) => f.text === e.text);
+      return !!frame && frame.seq >= 1;
+    }, (e) => {
+      secondPiece = e.text;
+      caller.say('скажите сколько стоит доставка');
+    });
+    caller = emu.start({ customData: LIVE });
+    const interrupt = await emu.waitFor('ws.sent', (e) => e.frame && e.frame.type === 'interrupt', WAIT);
+    assert.equal(interrupt.frame.answerId, 'greeting');
+    assert.ok(secondPiece, 'the greeting comes in more than one piece');
+    const stopped = await emu.waitFor('tts.stopped', (e) => e.text === secondPiece, WAIT);
+    const heardBefore = pieces(emu, 'greeting').filter((f) => emu.find('tts.finished', (x) => x.text === f.text && x.seq < stopped.seq));
+    assert.ok(heardBefore.length >= 1);
+    assert.equal(interrupt.frame.utteranceUntilInterrupt, heardBefore.map((f) => f.text).join(' '));
+    // The caller's words are answered.
+    const answerId = await nextAnswerId(emu, interrupt.seq);
+    await answerSpoken(emu, answerId);
+    results.greeting_barge_in = { callId: caller.call.id(), utterance: interrupt.frame.utteranceUntilInterrupt };
+    caller.hangup();
+    await ended(emu);
+    assertClean(assert, emu);
+  } finally {
+    emu.dispose();
+  }
+});
+
 test('a cough over the bot does not interrupt it', { skip }, async () => {
   const emu = newCall();
   try {
