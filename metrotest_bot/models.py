@@ -18,10 +18,12 @@ from .timeutil import utcnow
 OUTCOME_IN_PROGRESS = "in_progress"
 OUTCOME_COMPLETED = "completed"
 OUTCOME_TRANSFERRED = "transferred"
+OUTCOME_TRANSFER_FAILED = "transfer_failed"  # nobody took the transfer (or no number): the caller was sent off
 OUTCOME_HANGUP = "hangup"  # the caller hung up
 OUTCOME_LOST = "lost"  # the socket closed without hangup
 OUTCOME_ERROR = "error"
-OUTCOMES = (OUTCOME_IN_PROGRESS, OUTCOME_COMPLETED, OUTCOME_TRANSFERRED, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_ERROR)
+OUTCOMES = (OUTCOME_IN_PROGRESS, OUTCOME_COMPLETED, OUTCOME_TRANSFERRED, OUTCOME_TRANSFER_FAILED, OUTCOME_HANGUP,
+            OUTCOME_LOST, OUTCOME_ERROR)
 
 ROLE_CALLER = "caller"
 ROLE_BOT = "bot"

@@ -297,6 +297,28 @@ def test_key_zero_transfers_to_the_operator(server, call):
         ("caller", "dtmf", "0"), ("bot", "transfer", BotSettings().transfer_phrase)]
 
 
+@pytest.mark.parametrize("reason, outcome", [("transferred", "transferred"), ("transfer_failed", "transfer_failed"),
+                                             ("caller hung up", "transferred")])
+def test_the_scenarios_hangup_reason_tells_whether_the_transfer_happened(server, call, reason, outcome):
+    """After `transfer` the scenario rings the operator: "transfer_failed" when nobody answers,
+    "transferred" once bridged. A failed transfer is not logged as a successful one."""
+    call.setup()
+    call.dtmf("0")
+    assert call.recv()["type"] == "transfer"
+    call.hangup(reason=reason)
+    assert call.expect_closed().code == 1000
+    snap = finished_call(server, call.call_id)
+    assert (snap.outcome, snap.end_reason, snap.transferred_to) == (outcome, reason, OPERATOR)
+
+
+def test_a_caller_silent_until_the_scenarios_goodbye_is_completed(server, call):
+    call.setup()
+    call.hangup(reason="silence")  # the scenario reprompted, then said goodbye and hung up
+    call.expect_closed()
+    snap = finished_call(server, call.call_id)
+    assert (snap.outcome, snap.end_reason, snap.transferred_to) == ("completed", "silence", None)
+
+
 @pytest.mark.parametrize("words", ["Соедините с оператором", "хочу поговорить с человеком",
                                    "Позовите менеджера, пожалуйста"])
 def test_asking_for_a_person_transfers(server, call, words):

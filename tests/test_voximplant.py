@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from metrotest_bot.extensions import db
-from metrotest_bot.models import OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFERRED, Call, Turn
+from metrotest_bot.admin.labels import outcome_label
+from metrotest_bot.models import (OUTCOME_COMPLETED, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
+                                  OUTCOME_TRANSFERRED, Call, Turn)
 
 ROOT = Path(__file__).resolve().parents[1]
 VOX = ROOT / "voximplant"
@@ -136,9 +138,14 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert call.outcome == OUTCOME_HANGUP
     assert call.duration_s is not None
 
-    # A transfer nobody answered, and the silent caller: finalized too.
-    wait_for_call(app, results["transfer_no_answer"]["callId"], lambda c: c.ended_at is not None)
-    wait_for_call(app, results["silence"]["callId"], lambda c: c.ended_at is not None)
+    # A transfer nobody answered: not logged as a successful transfer.
+    call = wait_for_call(app, results["transfer_no_answer"]["callId"], lambda c: c.ended_at is not None)
+    assert (call.outcome, call.end_reason, call.transferred_to) == (OUTCOME_TRANSFER_FAILED, "transfer_failed", OPERATOR)
+    assert outcome_label(call.outcome) == "перевод не удался"
+
+    # The silent caller, reprompted and then said goodbye to: a completed call.
+    call = wait_for_call(app, results["silence"]["callId"], lambda c: c.ended_at is not None)
+    assert (call.outcome, call.end_reason) == (OUTCOME_COMPLETED, "silence")
 
     # The socket cut mid-call: the server closes the call as lost.
     call = wait_for_call(app, results["dropped"]["callId"], lambda c: c.ended_at is not None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_IN_PROGRESS, OUTCOME_LOST,
-                      OUTCOME_TRANSFERRED, ROLE_BOT, ROLE_CALLER)
+                      OUTCOME_TRANSFER_FAILED, OUTCOME_TRANSFERRED, ROLE_BOT, ROLE_CALLER)
 from ..timeutil import to_local
 from . import bp
 
@@ -12,6 +12,7 @@ OUTCOME_LABELS = {
     OUTCOME_IN_PROGRESS: "идёт",
     OUTCOME_COMPLETED: "завершён",
     OUTCOME_TRANSFERRED: "переведён на сотрудника",
+    OUTCOME_TRANSFER_FAILED: "перевод не удался",
     OUTCOME_HANGUP: "абонент положил трубку",
     OUTCOME_LOST: "связь прервалась",
     OUTCOME_ERROR: "ошибка",

@@ -21,7 +21,8 @@ from simple_websocket import ConnectionClosed
 
 from ..bot_settings import BotSettings, get_bot_settings
 from ..extensions import db
-from ..models import OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFERRED
+from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
+                      OUTCOME_TRANSFERRED)
 from ..rag.speakable import split_text
 from . import frames, intents
 from .caller import CallerProfile, profile_for
@@ -37,6 +38,15 @@ QUESTION_LOG_WAIT_S = 15.0  # a guard only: the caller's turn is written (or giv
 
 CLOSE_WAIT_S = 2.0
 GOING_AWAY = 1001
+
+# The scenario's `hangup` reasons (voximplant/scenario_barge_in.js) that tell how the call ended
+# better than the server knows: after a `transfer` frame only "transferred" means someone took it.
+HANGUP_OUTCOMES = {
+    "transferred": OUTCOME_TRANSFERRED,
+    "transfer_failed": OUTCOME_TRANSFER_FAILED,  # nobody answered: the caller was told to call back
+    "no_operator": OUTCOME_TRANSFER_FAILED,  # a transfer without a number to dial
+    "silence": OUTCOME_COMPLETED,  # reprompted, then said goodbye to
+}
 
 # The calls of this worker process, so a shutdown can end them properly (end_all_calls).
 _open_sessions: "weakref.WeakSet[CallSession]" = weakref.WeakSet()
@@ -200,7 +210,9 @@ class CallSession:
                 self.log.set_recording(event.url)
             elif isinstance(event, frames.Hangup):
                 self.stop_answer()
-                return OUTCOME_HANGUP, event.reason or "caller hung up"
+                reason = event.reason or "caller hung up"
+                self.outcome = HANGUP_OUTCOMES.get(reason, self.outcome)
+                return OUTCOME_HANGUP, reason
         except ConnectionClosed:
             raise
         except Exception:  # one bad turn must not drop the call
