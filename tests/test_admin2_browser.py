@@ -10,13 +10,16 @@ carry the change. Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import time
+import urllib.request
 from dataclasses import dataclass
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import select
 
 from metrotest_bot.bot_settings import BotSettings
@@ -230,7 +233,16 @@ def test_upload_cut_by_a_worker_restart_leaves_the_kb_in_force(server, admin_pag
     os.kill(int(worker), signal.SIGKILL)  # a crash; gunicorn starts a new worker
 
     def failed():
-        s = page.request.get(status_url).json()  # the status view marks a job without heartbeat failed
+        try:
+            s = page.request.get(status_url).json()  # the status view marks a job without heartbeat failed
+        except PlaywrightError as exc:
+            if "ECONNRESET" not in str(exc) and "socket hang up" not in str(exc):
+                raise
+            # Its pooled keep-alive connection went to the killed worker: ask again on a fresh one.
+            cookies = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies(status_url))
+            with urllib.request.urlopen(urllib.request.Request(status_url, headers={"Cookie": cookies}),
+                                        timeout=10) as resp:
+                s = json.load(resp)
         return s if s["status"] == "failed" else None
 
     status = eventually(failed, timeout=STALE * 4, interval=0.5)
