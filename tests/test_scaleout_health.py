@@ -62,8 +62,9 @@ def test_healthz_and_the_call_list_report_a_degraded_search(app, fake_elasticsea
     assert f"/logs-ui/calls/{call_id}" in html and NOTICE not in html
 
     fake_elasticsearch.set_mode(outage)
-    status = health(app)
-    assert status["degraded"] is True  # found by asking Elasticsearch, before any search or write failed
+    # Found by asking Elasticsearch (at most check_every_s after the last answer), before any search
+    # or write has failed.
+    eventually(lambda: health(app)["degraded"], timeout=5)
     second = log_call(app)
     status = eventually(lambda: (s := health(app))["outbox_last_error"] and s)
     assert status["degraded"] is True and status["outbox_pending"] > 0

@@ -187,8 +187,9 @@ def run(app, version_id: int, requested_at=None) -> None:
                 _fail(version_id, exc.message, drop_file=path)
                 delete_version_index(version_id)
                 return
-            done = _set(version_id, (KB_STATUS_INDEXING,), status=KB_STATUS_READY, progress=1.0,
-                        heartbeat_at=utcnow(), n_passages=result.n_passages, n_sections=result.n_sections,
+            # Still "indexing" until the switch: the page, polling, must never see "ready" and not yet active.
+            done = _set(version_id, (KB_STATUS_INDEXING,), progress=1.0, heartbeat_at=utcnow(),
+                        n_passages=result.n_passages, n_sections=result.n_sections,
                         encoding=result.encoding, sha256=result.sha256)
             if not done:  # declared dead meanwhile (a very slow job): do not switch behind the admin's back
                 log.warning("KB version %s finished after it was marked failed; not activated", version_id)
@@ -198,9 +199,10 @@ def run(app, version_id: int, requested_at=None) -> None:
             newer = db.session.scalar(db.select(KBVersion.id).where(
                 KBVersion.active.is_(True), KBVersion.id != version_id, KBVersion.activated_at > requested_at))
             if newer:
+                _set(version_id, (KB_STATUS_INDEXING,), status=KB_STATUS_READY)
                 log.info("KB version %s ready; version %s, put in force since, stays", version_id, newer)
                 return
-            activate_version(version_id)
+            activate_version(version_id)  # ready and active in one commit
             log.info("KB version %s (%s) in force: %s passages", version_id, row.filename, result.n_passages)
         except Exception:
             log.exception("KB version %s: indexing failed", version_id)
