@@ -36,6 +36,7 @@ def test_streams_llm_tokens_as_pieces(llm_app, fake_openai):
     assert system["content"].startswith("Ты помощник Метротеста.")
     assert "8:30" in system["content"]  # the retrieved passage went to the model
     assert "Анна" in system["content"] and "ЗАО Бетон" in system["content"]
+    assert fake_openai.stream_completed.wait(5)
     assert fake_openai.completed_streams == 1
 
 

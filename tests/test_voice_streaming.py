@@ -62,6 +62,7 @@ def test_first_piece_goes_out_while_the_llm_is_still_generating(server, call, sl
     assert frames[-1]["last"] is True
     assert text_of(frames) == slow_llm.answer
     assert len(frames) == 4  # three sentences, then the closing `last`
+    assert slow_llm.stream_completed.wait(5)
     assert slow_llm.completed_streams == 1
     snap, turn = answer_turn(server, call, first["answerId"])
     assert turn.source == "llm" and turn.answered is True and turn.interrupted is False

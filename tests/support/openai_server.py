@@ -45,6 +45,7 @@ class FakeOpenAI:
         self.closed_streams = 0
         self.lock = threading.Lock()
         self.stream_closed = threading.Event()
+        self.stream_completed = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -65,6 +66,7 @@ class FakeOpenAI:
         self.requests.clear()
         self.completed_streams = self.closed_streams = 0
         self.stream_closed.clear()
+        self.stream_completed.clear()
 
     def _handler(self):
         fake = self
@@ -138,6 +140,8 @@ class FakeOpenAI:
                     return
                 with fake.lock:
                     fake.completed_streams += 1
+                # The client may have read [DONE] before this thread counted it: tests wait on this.
+                fake.stream_completed.set()
 
         return Handler
 
