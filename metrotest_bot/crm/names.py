@@ -9,24 +9,11 @@ anyone as «Здравствуйте, Бухгалтерия!».
 from __future__ import annotations
 
 import re
-import threading
+
+from ..morph import morph as _analyzer
 
 _TOKEN = re.compile(r"^[A-Za-zА-Яа-яЁё]+(?:[-'][A-Za-zА-Яа-яЁё]+)*$")
 _MAX_TOKEN = 30
-
-_morph = None
-_morph_lock = threading.Lock()
-
-
-def _analyzer():
-    global _morph
-    if _morph is None:
-        with _morph_lock:
-            if _morph is None:
-                import pymorphy3
-
-                _morph = pymorphy3.MorphAnalyzer()
-    return _morph
 
 
 def _has_tag(word: str, tag: str) -> bool:

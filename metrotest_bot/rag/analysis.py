@@ -10,29 +10,15 @@ cached, so analysing a question costs well under a millisecond.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..morph import morph
 from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
 ANALYZER_VERSION = "5"
-
-_morph = None
-_morph_lock = threading.Lock()
-
-
-def morph():
-    global _morph
-    if _morph is None:
-        with _morph_lock:
-            if _morph is None:
-                import pymorphy3
-
-                _morph = pymorphy3.MorphAnalyzer(lang="ru")
-    return _morph
 
 
 @lru_cache(maxsize=200_000)

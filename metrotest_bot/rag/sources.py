@@ -12,15 +12,14 @@ lock under DATA_DIR: a second worker waits, then finds the index built.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..filelock import file_lock
 from .errors import KBError
 
 log = logging.getLogger(__name__)
@@ -96,20 +95,5 @@ def build_lock(config, name: str, wait_s: float = 600.0):
 
     Yields True once held, False when `wait_s` passed first. Polls with sleeps, so
     under gevent a waiting greenlet never blocks the worker."""
-    path = Path(config["DATA_DIR"]) / "kb" / "locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + wait_s
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got = True
-            except BlockingIOError:
-                got = False
-            if got or time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
+    with file_lock(Path(config["DATA_DIR"]) / "kb" / "locks" / f"{name}.lock", wait_s) as got:
         yield got
-    finally:
-        os.close(fd)  # releases the lock

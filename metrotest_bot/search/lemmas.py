@@ -6,8 +6,9 @@ cache of word -> lemmas, because calls repeat the same few thousand words.
 from __future__ import annotations
 
 import re
-import threading
 from functools import lru_cache
+
+from ..morph import morph  # noqa: F401  (re-exported for admin.questions)
 
 WORD_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+(?:-[0-9A-Za-zА-Яа-яЁё]+)*")
 
@@ -15,20 +16,6 @@ WORD_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+(?:-[0-9A-Za-zА-Яа-яЁё]+)
 # particles, interjections, pronouns. Indexing them would only fill the table.
 FUNCTION_POS = frozenset({"PREP", "CONJ", "PRCL", "INTJ", "NPRO"})
 MAX_LEMMA_LEN = 64
-
-_morph = None
-_morph_lock = threading.Lock()
-
-
-def morph():
-    global _morph
-    if _morph is None:
-        with _morph_lock:
-            if _morph is None:
-                import pymorphy3
-
-                _morph = pymorphy3.MorphAnalyzer()
-    return _morph
 
 
 def normalize(word: str) -> str:

@@ -18,7 +18,6 @@ out of order.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -32,6 +31,7 @@ from sqlalchemy import DateTime, Integer, delete, event, func, insert, inspect, 
 from sqlalchemy.orm import Session, defer
 
 from ..extensions import db
+from ..filelock import file_lock
 from ..models import Call, SearchOutbox, Turn
 from ..timeutil import utcnow
 
@@ -256,20 +256,8 @@ class Outbox:
                     conn.invalidate()  # never pool a connection that may still hold the lock
                 conn.close()
             return
-        fd = os.open(self._lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    got = True
-                except BlockingIOError:
-                    got = False
-                if got or time.monotonic() >= deadline:
-                    break
-                time.sleep(0.2)
+        with file_lock(self._lock_path(), max(0.0, deadline - time.monotonic())) as got:
             yield got
-        finally:
-            os.close(fd)  # releases the lock
 
     # -- draining ------------------------------------------------------------------------
     def pending(self) -> int:

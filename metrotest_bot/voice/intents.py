@@ -9,8 +9,9 @@ request word next to a person word, or a very short utterance.
 from __future__ import annotations
 
 import re
-import threading
 from functools import lru_cache
+
+from ..morph import morph as _analyzer
 
 TRANSFER = "transfer"
 GOODBYE = "goodbye"
@@ -41,20 +42,6 @@ GOODBYE_PHRASES = (
 )
 GOODBYE_SHORT = frozenset({"пока"})  # «пока» alone (or «спасибо, пока»): also «пока не надо»
 GOODBYE_MAX_WORDS = 10
-
-_morph = None
-_morph_lock = threading.Lock()
-
-
-def _analyzer():
-    global _morph
-    if _morph is None:
-        with _morph_lock:
-            if _morph is None:
-                import pymorphy3
-
-                _morph = pymorphy3.MorphAnalyzer()
-    return _morph
 
 
 @lru_cache(maxsize=20_000)
