@@ -298,10 +298,11 @@ def test_key_zero_transfers_to_the_operator(server, call):
 
 
 @pytest.mark.parametrize("reason, outcome", [("transferred", "transferred"), ("transfer_failed", "transfer_failed"),
-                                             ("caller hung up", "transferred")])
+                                             ("caller_hangup", "hangup"), ("caller hung up", "transferred")])
 def test_the_scenarios_hangup_reason_tells_whether_the_transfer_happened(server, call, reason, outcome):
     """After `transfer` the scenario rings the operator: "transfer_failed" when nobody answers,
-    "transferred" once bridged. A failed transfer is not logged as a successful one."""
+    "transferred" once bridged, "caller_hangup" when the caller gave up while it rang. A failed
+    transfer is not logged as a successful one."""
     call.setup()
     call.dtmf("0")
     assert call.recv()["type"] == "transfer"

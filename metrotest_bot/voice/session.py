@@ -46,6 +46,7 @@ HANGUP_OUTCOMES = {
     "transfer_failed": OUTCOME_TRANSFER_FAILED,  # nobody answered: the caller was told to call back
     "no_operator": OUTCOME_TRANSFER_FAILED,  # a transfer without a number to dial
     "silence": OUTCOME_COMPLETED,  # reprompted, then said goodbye to
+    "caller_hangup": OUTCOME_HANGUP,  # also while the operator's phone was still ringing
 }
 
 # The calls of this worker process, so a shutdown can end them properly (end_all_calls).
