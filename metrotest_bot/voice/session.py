@@ -129,6 +129,7 @@ class CallSession:
         self.send_lock = threading.Lock()
         self.profile: CallerProfile | None = None
         self.current: Answer | None = None
+        self.running: set[gevent.Greenlet] = set()  # answer greenlets not yet done with their log writes
         self.recent: OrderedDict[str, BotTurn] = OrderedDict()
         self.outcome: str | None = None  # decided by the call itself: transferred or completed
         self.transferred_to: str | None = None
@@ -179,6 +180,9 @@ class CallSession:
             _open_sessions.discard(self)
             self.open = False
             self.stop_answer()
+            # A cut answer may still be writing its last state (a barge-in never kills a database
+            # write): the call is finalized after its turns, so a finished call's log is whole.
+            gevent.joinall(list(self.running), timeout=KILL_WAIT_S)
             if self.started:
                 outcome = self.outcome or outcome
                 self.log.finish(outcome, reason=reason, transferred_to=self.transferred_to)
@@ -372,6 +376,8 @@ class CallSession:
         answer = Answer(question, received_at, self.log.next_seq())
         self.current = answer
         answer.greenlet = gevent.spawn(self._answer_main, answer)
+        self.running.add(answer.greenlet)
+        answer.greenlet.link(self.running.discard)
         return answer
 
     def stop_answer(self, spoken: str | None = None) -> None:
