@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 
 from metrotest_bot.admin import kb_jobs
-from metrotest_bot.bot_settings import get_bot_settings
 from metrotest_bot.extensions import db
 from metrotest_bot.models import AuditLog, KBVersion
-from metrotest_bot.rag import get_engine
 from metrotest_bot.timeutil import utcnow
 
 from .support.admin_data import csrf_token, make_admin, sign_in
 from .support.apps import dispose, make_app
-from .support.kb_samples import (BINARY_TXT, EXE, FAKE_PDF, PRICE_A, PRICE_B, QUESTION, kb_a_cp1251,
-                                 kb_b_markdown)
+from .support.kb_samples import (BINARY_TXT, EXE, FAKE_PDF, PRICE_A, PRICE_B, kb_a_cp1251,
+                                 kb_b_markdown, spoken_answer)
 
 CYRILLIC_NAME = "База знаний Метротест (филиал).txt"
 
@@ -34,15 +32,6 @@ def upload(client, data: bytes, filename: str, token: str | None = None):
 def upload_id(response) -> int:
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     return int(re.search(r"upload=(\d+)", response.headers["Location"]).group(1))
-
-
-def spoken_answer(app, question: str = QUESTION) -> str:
-    with app.app_context():
-        stream = get_engine().answer(question, get_bot_settings())
-        try:
-            return stream.text()
-        finally:
-            stream.close()
 
 
 def version(app, vid: int) -> KBVersion:

@@ -22,7 +22,7 @@ def test_no_crm_configured_asks_nobody(fake_crm):
 
 
 def test_unknown_kind_is_logged_not_raised(fake_crm, caplog):
-    assert lookup_caller(BITRIX_CONTACT_PHONE, config={"CRM_KIND": "salesforce", "CRM_URL": fake_crm.base}) is None
+    assert lookup_caller(BITRIX_CONTACT_PHONE, config={"CRM_KIND": "salesforce", "CRM_URL": fake_crm.url}) is None
     assert "salesforce" in caplog.text and fake_crm.requests == []
 
 

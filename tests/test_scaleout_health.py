@@ -5,24 +5,17 @@ refusing connections; calls are written by the call log's own code.
 """
 import pytest
 
-from metrotest_bot.search import get_index
 from metrotest_bot.voice.calllog import CallLog
 
 from .support.admin_data import make_admin, sign_in
-from .support.apps import dispose, make_app
 from .support.call_log import eventually
 
 NOTICE = "Поиск по Elasticsearch недоступен, результаты из базы данных"
 
 
 @pytest.fixture
-def app(tmp_path, database_url, fake_elasticsearch):
-    app = make_app(tmp_path / "data", database_url, ELASTICSEARCH_URL=fake_elasticsearch.url,
-                   ELASTICSEARCH_PREFIX="mt", ELASTICSEARCH_TIMEOUT=2.0, SEARCH_OUTBOX_RETRY_MAX=0.2,
-                   SEARCH_OUTBOX_POLL=0.5)
-    yield app
-    get_index(app).outbox.stop()
-    dispose(app)
+def app(es_app):
+    return es_app
 
 
 def log_call(app) -> int:

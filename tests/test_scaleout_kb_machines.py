@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from metrotest_bot.admin import kb_jobs
-from metrotest_bot.bot_settings import get_bot_settings
 from metrotest_bot.extensions import db
 from metrotest_bot.models import KBFile, KBVersion
 from metrotest_bot.rag import engine as engine_module
@@ -23,18 +22,10 @@ from metrotest_bot.rag.versions import activate_version, build_version
 from .support.admin_data import csrf_token, make_admin, sign_in
 from .support.apps import dispose, make_app
 from .support.call_log import eventually
-from .support.kb_samples import PRICE_A, PRICE_B, QUESTION, kb_a_cp1251, kb_b_markdown
+from .support.kb_samples import PRICE_A, PRICE_B, kb_a_cp1251, kb_b_markdown, spoken_answer
 
 TTL = 0.2
-
-
-def spoken(app, question: str = QUESTION) -> str:
-    with app.app_context():
-        stream = get_engine().answer(question, get_bot_settings())
-        try:
-            return stream.text()
-        finally:
-            stream.close()
+HOURS = "во сколько вы открываетесь"  # the sample KB answers 8:30
 
 
 def upload(client, data: bytes, filename: str) -> int:
@@ -73,7 +64,7 @@ def machines(tmp_path, database_url):
 
 def test_an_upload_on_one_machine_is_served_by_another_built_from_the_database(machines, tmp_path, database_url):
     a, b = machines
-    assert PRICE_A not in spoken(b)  # B serves the sample KB
+    assert PRICE_A not in spoken_answer(b)  # B serves the sample KB
 
     vid = upload(signed_in(a), kb_a_cp1251(), "Прайс выездов.txt")
     on_a = stored_path(a, vid)
@@ -81,11 +72,11 @@ def test_an_upload_on_one_machine_is_served_by_another_built_from_the_database(m
     with a.app_context():
         kept = db.session.get(KBFile, vid)
         assert kept.content == kb_a_cp1251() and len(kept.sha256) == 64
-    assert PRICE_A in spoken(a)
+    assert PRICE_A in spoken_answer(a)
     on_a.unlink()  # machine A's disk is not B's: B must do without this file
 
     # B follows within the TTL plus its own build, from the bytes in the database.
-    eventually(lambda: PRICE_A in spoken(b), timeout=20)
+    eventually(lambda: PRICE_A in spoken_answer(b), timeout=20)
     copy = Path(b.config["DATA_DIR"]) / "kb" / "uploads" / on_a.name
     assert copy.read_bytes() == kb_a_cp1251()
     assert (Path(b.config["DATA_DIR"]) / "kb" / "indexes" / f"v{vid}" / "manifest.json").is_file()
@@ -100,18 +91,18 @@ def test_an_upload_on_one_machine_is_served_by_another_built_from_the_database(m
     # A new machine that joins later builds the KB in force at its first start.
     c = make_app(tmp_path / "machine-c", database_url, SHARED_STATE_TTL=TTL)
     try:
-        assert PRICE_A in spoken(c)
+        assert PRICE_A in spoken_answer(c)
     finally:
         dispose(c)
 
     # The next upload and a rollback made on B, reach A and B the same way.
     second = upload(signed_in(a), kb_b_markdown(), "b.md")
     stored_path(a, second).unlink()
-    eventually(lambda: PRICE_B in spoken(b), timeout=20)
+    eventually(lambda: PRICE_B in spoken_answer(b), timeout=20)
     html = client_b.get("/logs-ui/kb").get_data(as_text=True)
     assert client_b.post(f"/logs-ui/kb/versions/{vid}/activate", data={"csrf_token": csrf_token(html)}).status_code == 303
-    assert PRICE_A in spoken(b)  # its index is here already: at once
-    eventually(lambda: PRICE_A in spoken(a), timeout=5)
+    assert PRICE_A in spoken_answer(b)  # its index is here already: at once
+    eventually(lambda: PRICE_A in spoken_answer(a), timeout=5)
 
 
 def test_workers_of_one_machine_build_once_and_serve_the_old_kb_meanwhile(tmp_path, database_url, monkeypatch):
@@ -120,9 +111,8 @@ def test_workers_of_one_machine_build_once_and_serve_the_old_kb_meanwhile(tmp_pa
     workers = [make_app(tmp_path / "machine-b", database_url, SHARED_STATE_TTL=0) for _ in range(2)]
     builds, gate = [], threading.Event()
     try:
-        before = [spoken(w) for w in workers]
-        assert all(PRICE_A not in text and "8:30" in spoken(w, "во сколько вы открываетесь")
-                   for w, text in zip(workers, before))
+        before = [spoken_answer(w) for w in workers]
+        assert all(PRICE_A not in text and "8:30" in spoken_answer(w, HOURS) for w, text in zip(workers, before))
         source = tmp_path / "upload-on-a.txt"
         source.write_bytes(kb_a_cp1251())
         with a.app_context():
@@ -147,13 +137,13 @@ def test_workers_of_one_machine_build_once_and_serve_the_old_kb_meanwhile(tmp_pa
 
         # Both workers see the switch; while one builds, both keep answering from the KB they had.
         for w in workers:
-            assert "8:30" in spoken(w, "во сколько вы открываетесь") and PRICE_A not in spoken(w)
+            assert "8:30" in spoken_answer(w, HOURS) and PRICE_A not in spoken_answer(w)
         eventually(lambda: builds)
         for w in workers:
-            assert "8:30" in spoken(w, "во сколько вы открываетесь")
+            assert "8:30" in spoken_answer(w, HOURS)
         gate.set()
         for w in workers:
-            eventually(lambda: PRICE_A in spoken(w), timeout=20)
+            eventually(lambda: PRICE_A in spoken_answer(w), timeout=20)
         assert builds == [(workers[0].config["DATA_DIR"], f"v{vid}")]  # once for the machine
     finally:
         gate.set()
@@ -180,7 +170,7 @@ def test_an_interrupted_upload_is_retried_on_another_machine_from_the_database(a
     with app.app_context():
         row = db.session.get(KBVersion, vid)
         assert (row.status, row.active) == ("ready", True)
-    assert PRICE_B in spoken(app)
+    assert PRICE_B in spoken_answer(app)
 
 
 def test_an_unusable_upload_keeps_no_bytes(app, admin_client):

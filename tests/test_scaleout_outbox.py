@@ -21,6 +21,7 @@ from metrotest_bot.voice.calllog import BotTurn, CallLog
 from .support.admin_data import make_admin, sign_in
 from .support.apps import dispose, make_app
 from .support.call_log import call_snapshot, eventually, finished_call
+from .support.fake_elasticsearch import elastic_app, stop_elastic_app
 from .support.ws_client import CallClient
 
 PREFIX = "mt"
@@ -29,21 +30,9 @@ QUESTION = "Сколько стоит доставка в Казань?"
 REFUSAL = "К сожалению, у меня нет точного ответа."
 
 
-def es_app(data_dir, database_url, es_url, **overrides):
-    return make_app(data_dir, database_url, ELASTICSEARCH_URL=es_url, ELASTICSEARCH_PREFIX=PREFIX,
-                    ELASTICSEARCH_TIMEOUT=2.0, SEARCH_OUTBOX_RETRY_MAX=0.2, SEARCH_OUTBOX_POLL=0.5, **overrides)
-
-
-def stop(app):
-    get_index(app).outbox.stop()
-    dispose(app)
-
-
 @pytest.fixture
-def app(tmp_path, database_url, fake_elasticsearch):
-    app = es_app(tmp_path / "data", database_url, fake_elasticsearch.url)
-    yield app
-    stop(app)
+def app(es_app):
+    return es_app
 
 
 def log_call(app, vox_call_id="vox-1", outcome="completed") -> int:
@@ -177,7 +166,7 @@ def test_live_call_over_the_websocket_while_elasticsearch_refuses(
     assert pending(server.app) > 0 and not fake_elasticsearch.docs(TURNS)
 
     # The admin panel (another process on the same database) keeps working and searches SQL.
-    admin = es_app(server.data_dir, server.database_url, fake_elasticsearch.url)
+    admin = elastic_app(server.data_dir, server.database_url, fake_elasticsearch.url)
     try:
         make_admin(admin)
         client = admin.test_client()
@@ -191,7 +180,7 @@ def test_live_call_over_the_websocket_while_elasticsearch_refuses(
         assert call_doc["vox_call_id"] == call.call_id and QUESTION in call_doc["transcript"]
         assert len(turns) == len(snap.turns)
     finally:
-        stop(admin)
+        stop_elastic_app(admin)
 
 
 def test_two_workers_index_every_call_once(live_server_factory, fake_elasticsearch):
@@ -266,12 +255,12 @@ def test_calls_from_before_elasticsearch_are_indexed_from_sql(tmp_path, database
         old = log_call(plain, "vox-old")
     finally:
         dispose(plain)
-    app = es_app(tmp_path / "data", database_url, fake_elasticsearch.url)
+    app = elastic_app(tmp_path / "data", database_url, fake_elasticsearch.url)
     try:
         new = log_call(app, "vox-new")
         eventually(lambda: indexed(fake_elasticsearch, app, old) and indexed(fake_elasticsearch, app, new))
     finally:
-        stop(app)
+        stop_elastic_app(app)
 
 
 def test_reindex_rebuilds_from_sql_and_switches_aliases(app, fake_elasticsearch):
@@ -341,7 +330,7 @@ def test_reindex_step_on_elasticsearch(app, fake_elasticsearch, capsys):
 
 def test_one_drainer_at_a_time_across_apps(app, tmp_path, database_url, fake_elasticsearch):
     """Two workers (two apps on one database): while one drains, the other stands aside."""
-    other = es_app(tmp_path / "other", database_url, fake_elasticsearch.url)
+    other = elastic_app(tmp_path / "other", database_url, fake_elasticsearch.url)
     try:
         first, second = get_index(app).outbox, get_index(other).outbox
         with app.app_context(), first.lock() as got:
@@ -352,7 +341,7 @@ def test_one_drainer_at_a_time_across_apps(app, tmp_path, database_url, fake_ela
         with other.app_context(), second.lock() as got_now:
             assert got_now
     finally:
-        stop(other)
+        stop_elastic_app(other)
 
 
 def test_without_elasticsearch_nothing_is_queued(tmp_path, database_url):

@@ -7,7 +7,6 @@ Elasticsearch call documents through the local fake at the network boundary.
 import re
 from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import select
 
 from metrotest_bot.extensions import db
@@ -19,7 +18,6 @@ from metrotest_bot.search.sql import TranscriptTerm
 from metrotest_bot.voice.calllog import CallLog
 
 from .support.admin_data import make_admin, make_call, sign_in
-from .support.apps import dispose, make_app
 from .support.call_log import eventually
 
 T0 = datetime(2025, 3, 10, 9, 0, tzinfo=timezone.utc)
@@ -85,15 +83,6 @@ def test_phone_forms():
 
 
 # -- Elasticsearch (the local fake) --------------------------------------------------------
-
-@pytest.fixture
-def es_app(tmp_path, database_url, fake_elasticsearch):
-    app = make_app(tmp_path / "data", database_url, ELASTICSEARCH_URL=fake_elasticsearch.url,
-                   ELASTICSEARCH_PREFIX="mt", ELASTICSEARCH_TIMEOUT=2.0, SEARCH_OUTBOX_RETRY_MAX=0.2,
-                   SEARCH_OUTBOX_POLL=0.5)
-    yield app
-    get_index(app).outbox.stop()
-    dispose(app)
 
 
 def test_elasticsearch_finds_calls_by_caller(es_app, fake_elasticsearch):

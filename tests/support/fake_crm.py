@@ -36,9 +36,10 @@ import re
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from .http_fake import HTTPFake, QuietHandler, fresh, serve
 
 SECRET = "w3bh00ks3cr3t"
 AMO_TOKEN = "amo-long-lived-token"
@@ -126,29 +127,20 @@ def default_webhook():
                             "notes": SECRET_NOTE}}
 
 
-class FakeCRM:
+class FakeCRM(HTTPFake):
     def __init__(self):
         self.lock = threading.Lock()
         self.release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.bitrix_url = f"{self.base}/rest/1/{SECRET}/"
-        self.amo_url = self.base
-        self.webhook_url = f"{self.base}/crm/caller"
+        super().__init__()
+        self.bitrix_url = f"{self.url}/rest/1/{SECRET}/"
+        self.amo_url = self.url
+        self.webhook_url = f"{self.url}/crm/caller"
         self.amo_token = AMO_TOKEN
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.reset()
 
-    def start(self):
-        self._thread.start()
-        return self
-
     def stop(self):
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self.release.set()  # hung handlers answer nothing and end
+        super().stop()
 
     def reset(self):
         self.release.set()  # let hung handlers of the previous test go
@@ -157,7 +149,7 @@ class FakeCRM:
         self.delay = 0.0
         self.requests: list[tuple] = []
         self.bitrix_contacts, self.bitrix_companies, self.bitrix_users = default_bitrix()
-        self.amo_contacts, self.amo_companies, self.amo_users = default_amo(self.base)
+        self.amo_contacts, self.amo_companies, self.amo_users = default_amo(self.url)
         self.webhook_records = default_webhook()
         self.webhook_token = None
 
@@ -179,12 +171,7 @@ class FakeCRM:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 self._handle()
 
@@ -317,7 +304,7 @@ class FakeCRM:
                 limit = int(query.get("limit") or 50)
                 if not items:
                     return self._send(204)
-                return self._send(200, {"_page": 1, "_links": {"self": {"href": f"{fake.base}{self.path}"}},
+                return self._send(200, {"_page": 1, "_links": {"self": {"href": f"{fake.url}{self.path}"}},
                                         "_embedded": {entity: items[:limit]}}, hal)
 
             # Webhook -------------------------------------------------------
@@ -342,9 +329,7 @@ def _searchable(item: dict) -> str:
 
 @pytest.fixture(scope="session")
 def _fake_crm_server():
-    server = FakeCRM().start()
-    yield server
-    server.stop()
+    yield from serve(FakeCRM())
 
 
 @pytest.fixture
@@ -352,8 +337,6 @@ def fake_crm(_fake_crm_server):
     """The running fake CRM with its default data set, reset (and the lookup cache cleared) for this test."""
     from metrotest_bot.crm import clear_cache
 
-    _fake_crm_server.reset()
     clear_cache()
-    yield _fake_crm_server
-    _fake_crm_server.reset()
+    yield from fresh(_fake_crm_server)
     clear_cache()

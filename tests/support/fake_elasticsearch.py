@@ -22,10 +22,14 @@ import json
 import re
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+
+from metrotest_bot.search import get_index
+
+from .apps import dispose, make_app
+from .http_fake import HTTPFake, QuietHandler, serve
 
 JSON_TYPE = "application/vnd.elasticsearch+json;compatible-with=8"
 VERSION = "8.19.0"
@@ -126,7 +130,7 @@ def _match_tokens(node) -> set[str]:
     return out
 
 
-class FakeElasticsearch:
+class FakeElasticsearch(HTTPFake):
     def __init__(self):
         self.mode = "ok"
         self.indices: dict[str, dict] = {}  # name -> {"settings", "mappings", "docs": {id: source}, "aliases"}
@@ -134,28 +138,12 @@ class FakeElasticsearch:
         self.bodies: list[tuple[str, str, object]] = []  # (method, path, parsed body)
         self.lock = threading.RLock()
         self._conns: set[socket.socket] = set()
-        self._server = None
-        self._thread = None
-        self.port = 0
+        super().__init__()
 
     # -- lifecycle -------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def _close_listener(self):
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def stop(self):
+        """Close the listener and drop open connections (the "refuse" mode)."""
+        super().stop()
         with self.lock:
             conns, self._conns = list(self._conns), set()
         for conn in conns:
@@ -164,14 +152,11 @@ class FakeElasticsearch:
             except OSError:
                 pass
 
-    def stop(self):
-        self._close_listener()
-
     def set_mode(self, mode: str):
         assert mode in ("ok", "unavailable", "refuse"), mode
         if mode == "refuse" and self.mode != "refuse":
             self.mode = mode
-            self._close_listener()
+            self.stop()
         elif mode != "refuse" and self.mode == "refuse":
             self.mode = mode
             self.start()
@@ -209,12 +194,7 @@ class FakeElasticsearch:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def setup(self):
                 super().setup()
                 with fake.lock:
@@ -539,6 +519,24 @@ class FakeElasticsearch:
 
 @pytest.fixture
 def fake_elasticsearch():
-    server = FakeElasticsearch().start()
-    yield server
-    server.stop()
+    yield from serve(FakeElasticsearch())
+
+
+def elastic_app(data_dir, database_url, es_url, prefix="mt", **overrides):
+    """An app whose transcript search is the Elasticsearch at es_url, with short timeouts and retries."""
+    return make_app(data_dir, database_url, ELASTICSEARCH_URL=es_url, ELASTICSEARCH_PREFIX=prefix,
+                    ELASTICSEARCH_TIMEOUT=2.0, SEARCH_OUTBOX_RETRY_MAX=0.2, SEARCH_OUTBOX_POLL=0.5, **overrides)
+
+
+def stop_elastic_app(app):
+    """Stop the app's search outbox worker, then dispose of it."""
+    get_index(app).outbox.stop()
+    dispose(app)
+
+
+@pytest.fixture
+def es_app(tmp_path, database_url, fake_elasticsearch):
+    """An app per test whose transcript search is the fake (prefix "mt")."""
+    app = elastic_app(tmp_path / "data", database_url, fake_elasticsearch.url)
+    yield app
+    stop_elastic_app(app)

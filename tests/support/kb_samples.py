@@ -1,6 +1,9 @@
 """Small KB files for the admin KB tests: each says something the sample KB does not."""
 from __future__ import annotations
 
+from metrotest_bot.bot_settings import get_bot_settings
+from metrotest_bot.rag import get_engine
+
 QUESTION = "Сколько стоит выезд инженера в Нижний Тагил?"
 
 
@@ -21,6 +24,16 @@ def kb_text(price: str) -> str:
 
 PRICE_A = "7 500"  # in the cp1251 .txt
 PRICE_B = "9 900"  # in the UTF-8 .md
+
+
+def spoken_answer(app, question: str = QUESTION) -> str:
+    """What a call would hear to `question` from the app's current KB."""
+    with app.app_context():
+        stream = get_engine().answer(question, get_bot_settings())
+        try:
+            return stream.text()
+        finally:
+            stream.close()
 
 
 def kb_a_cp1251() -> bytes:

@@ -22,9 +22,10 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from .http_fake import HTTPFake, QuietHandler, fresh, serve
 
 DEFAULT_ANSWER = "Мы работаем с понедельника по пятницу с 8:30 до 17:30. Суббота и воскресенье — выходные."
 
@@ -34,7 +35,7 @@ def tokenize(text: str) -> list[str]:
     return re.findall(r"\s*[\w-]+|\s*[^\w\s]", text)
 
 
-class FakeOpenAI:
+class FakeOpenAI(HTTPFake):
     def __init__(self):
         self.mode = "ok"
         self.answer = DEFAULT_ANSWER
@@ -46,19 +47,8 @@ class FakeOpenAI:
         self.lock = threading.Lock()
         self.stream_closed = threading.Event()
         self.stream_completed = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
+        self.base_url = f"{self.url}/v1"  # what the openai client takes as base_url
 
     def reset(self):
         self.mode, self.answer = "ok", DEFAULT_ANSWER
@@ -71,12 +61,7 @@ class FakeOpenAI:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -148,14 +133,10 @@ class FakeOpenAI:
 
 @pytest.fixture(scope="session")
 def _fake_openai_server():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
+    yield from serve(FakeOpenAI())
 
 
 @pytest.fixture
 def fake_openai(_fake_openai_server):
     """The running fake, reset for this test."""
-    _fake_openai_server.reset()
-    yield _fake_openai_server
-    _fake_openai_server.reset()
+    yield from fresh(_fake_openai_server)
