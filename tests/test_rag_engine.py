@@ -63,6 +63,30 @@ def test_relevance_gate_refuses_what_the_kb_does_not_hold(app, question):
     assert text == settings.refusal
 
 
+@pytest.mark.parametrize("question,fact", [
+    # words of the caller's own that the KB never uses (продиктовать, вообще, скока) do not sink the answer
+    ("продиктуйте телефон сервисного центра", "000-12-20"),
+    ("скока стоит поверка пресса", "12 000"),
+    ("а гарантия у вас вообще какая", "24 месяца"),
+    # the trade's words: a machine that tears samples is a tensile («разрывная») machine
+    ("а есть у вас машины, чтоб металл рвать", "РМ-50"),
+    ("какая самая большая нагрузка у настольных машин", "50 кН"),
+])
+def test_callers_own_words_still_find_the_answer(app, question, fact):
+    with app.app_context():
+        stream = get_engine().answer(question, BotSettings())
+        text = stream.text()
+    assert stream.answered and fact in text
+
+
+@pytest.mark.parametrize("question", ["сколько весит пресс ПИ-2000", "какая мощность у машины РМ-50"])
+def test_a_quantity_the_kb_does_not_give_is_refused(app, question):
+    """The model is in the KB, the asked weight/power is not: refuse and offer a person, never guess."""
+    with app.app_context():
+        stream = get_engine().answer(question, BotSettings())
+    assert stream.answered is False and stream.source == "refusal"
+
+
 def test_one_engine_per_app_shared_by_threads(tmp_path, database_url, app):
     other = make_app(tmp_path / "other", database_url)
     try:

@@ -18,7 +18,7 @@ from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
-ANALYZER_VERSION = "5"
+ANALYZER_VERSION = "6"
 
 
 @lru_cache(maxsize=200_000)
@@ -43,6 +43,8 @@ def lemma_alternatives(word: str) -> tuple[str, ...]:
 
 
 _VERB_POS = frozenset({"INFN", "VERB", "PRTF", "PRTS", "GRND"})
+# Words that qualify or link rather than name a thing: adverbs, particles, pronouns…
+_MINOR_POS = _VERB_POS | {"ADVB", "PRED", "PRCL", "CONJ", "INTJ", "NPRO", "COMP"}
 
 
 @lru_cache(maxsize=50_000)
@@ -51,6 +53,14 @@ def is_verb(lemma_: str) -> bool:
     if not lemma_.isalpha():
         return False
     return morph().parse(lemma_)[0].tag.POS in _VERB_POS
+
+
+@lru_cache(maxsize=50_000)
+def is_minor(lemma_: str) -> bool:
+    """A verb, adverb or other word that does not name the topic (nouns, adjectives and codes do)."""
+    if not lemma_.isalpha():
+        return False
+    return morph().parse(lemma_)[0].tag.POS in _MINOR_POS
 
 
 # Function words and the way callers wrap a question; they say nothing about
@@ -64,6 +74,7 @@ STOP = frozenset("""
 подсказать сказать скажите пожалуйста узнать интересовать интересно вопрос слушать алло здравствуйте
 куда откуда почему зачем каков добрый день девушка извинить простить спасибо пожалуйста ли подскажите могу мочь нужно нужный сколько
 рассказать рассказывать заниматься
+чтоб самый вообще примерно приблизительно скок скоко типа короче кстати вроде просто значит
 """.split())
 
 # Units and spelling variants written both ways: one canonical term.
@@ -77,6 +88,9 @@ CANONICAL = {
     "линукс": "linux", "виндовс": "windows", "астра": "astra",
     "процент": "%",
 }
+
+# Units of the measurable quantities a caller asks about (see QUERY_SYNONYMS: вес → кг).
+UNITS = frozenset({"кн", "мн", "н", "мм", "см", "м", "кг", "г", "дж", "квт", "вт", "°", "%"})
 
 # Everyday compounds of business speech, spelled out as the KB would write them.
 COMPOUNDS = {
@@ -162,6 +176,24 @@ QUERY_SYNONYMS = {
     "продлить": ["продление"],
     "пользоваться": ["работать"],
     "софт": ["программа", "программный"],
+    "покупать": ["заказ", "приобрести"],
+    "вызвать": ["выезд"],
+    "вызов": ["выезд"],
+    "входить": ["включить"],
+    "продать": ["поставить", "поставка"],
+    "большой": ["максимальный"],
+    "наибольший": ["максимальный"],
+    "маленький": ["минимальный"],
+    "наименьший": ["минимальный"],
+    # the trade's own words: a «разрывная машина» tears samples, i.e. tests them in tension
+    "разрывной": ["испытательный", "растяжение"],
+    "рвать": ["растяжение", "разрыв"],
+    "порвать": ["растяжение", "разрыв"],
+    "разорвать": ["растяжение", "разрыв"],
+    "поверить": ["поверка"],
+    "поверять": ["поверка"],
+    "калибровать": ["калибровка"],
+    "откалибровать": ["калибровка"],
     # a quantity asked about → the unit its value is written in
     "температура": ["°"],
     "вес": ["кг", "г"],
@@ -350,6 +382,7 @@ class Slot:
     weight: float
     expansions: tuple[str, ...] = ()
     verb: bool = False  # an action word (заказать, приехать), not the topic (пицца, воскресенье)
+    minor: bool = False  # a verb, adverb, particle…: the caller's way of asking, as often as the topic
 
     @property
     def said(self) -> bool:
@@ -422,7 +455,8 @@ def analyze_question(question: str) -> Query:
                 if a in words:
                     markers.append(marker)
                     expansions.append(marker)
-        slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions)), is_verb(alts[0])))
+        slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions)), is_verb(alts[0]),
+                          is_minor(alts[0])))
     soft = [M_MODEL] if _MODELS_QUESTION.search(text) else []
     for slot in slots:
         if set(slot.lemmas) & SELF_WORDS:  # «компания» also finds a section titled «О нас»

@@ -26,6 +26,10 @@ CANDIDATES = 20  # fetched from the backend
 TOP_K = 3  # passages returned
 # Share of the question's (rarity-weighted) terms the best passage must hold.
 GATE_COVERAGE = 0.5
+# Weight in the gate's coverage of a question's verb or adverb that no KB passage uses.
+UNKNOWN_MINOR_WEIGHT = 0.5
+# Coverage factor of a passage lacking the measurable quantity asked for (weight, force, energy…).
+QUANTITY_MISSING_FACTOR = 0.5
 # Ranking bonus of passages whose section title names the question's topic, and of that section's first passage.
 TITLE_BONUS, LEAD_BONUS = 0.1, 0.05
 
@@ -161,11 +165,19 @@ def coverage(parsed: analysis.Query, terms: set[str], stats: KBStats) -> float:
     if not slots:
         return implied
     total = got = 0.0
+    quantity_missing = False
     for slot in slots:
         credit, idf = _slot_match(slot, terms, stats)
-        total += idf
-        got += credit * idf
-    return got / total if total else 0.0
+        quantity_missing |= credit == 0.0 and bool(set(slot.expansions) & analysis.UNITS)
+        # A verb or adverb the KB never uses («сидит», «продиктуйте», «давно») is how this caller
+        # asks, not what about: it counts, but less than a word naming the topic.
+        weight = UNKNOWN_MINOR_WEIGHT if slot.minor and not stats.knows(slot) else 1.0
+        total += weight * idf
+        got += weight * credit * idf
+    share = got / total if total else 0.0
+    # «сколько весит ПИ-2000» over a passage about ПИ-2000 with no weight in it: the model is
+    # there, the asked quantity (neither its name nor its unit) is not.
+    return share * QUANTITY_MISSING_FACTOR if quantity_missing else share
 
 
 def topic_found(parsed: analysis.Query, terms: set[str], stats: KBStats) -> bool:
