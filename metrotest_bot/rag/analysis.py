@@ -74,7 +74,8 @@ STOP = frozenset("""
 подсказать сказать скажите пожалуйста узнать интересовать интересно вопрос слушать алло здравствуйте
 куда откуда почему зачем каков добрый день девушка извинить простить спасибо пожалуйста ли подскажите могу мочь нужно нужный сколько
 рассказать рассказывать заниматься
-чтоб самый вообще примерно приблизительно скок скоко типа короче кстати вроде просто значит
+чтоб самый вообще примерно приблизительно скок скоко типа короче кстати вроде просто значит смочь
+э ээ эээ эм мм ммм ага угу
 """.split())
 
 # Units and spelling variants written both ways: one canonical term.
@@ -369,7 +370,7 @@ W_SAID, W_LIGHT, W_SYNONYM, W_STEM, W_MARKER = 1.0, 0.3, 0.5, 0.4, 0.6
 LIGHT = frozenset("""
 делать сделать занимать занять получить получать иметь использовать пользоваться дать давать
 стоить почем работать время нужный надо бывать являться проводить сказать знать
-условие информация подробность вариант возможность тема порядок случай
+условие информация подробность вариант возможность тема порядок случай диапазон
 сегодня завтра сейчас
 """.split())
 
@@ -383,6 +384,7 @@ class Slot:
     expansions: tuple[str, ...] = ()
     verb: bool = False  # an action word (заказать, приехать), not the topic (пицца, воскресенье)
     minor: bool = False  # a verb, adverb, particle…: the caller's way of asking, as often as the topic
+    context: bool = False  # said where the caller describes themselves («у нас вторая смена», «мы бюджетники»)
 
     @property
     def said(self) -> bool:
@@ -426,6 +428,23 @@ class Query:
         return not self.slots and not self.extra
 
 
+# Where a caller's speech splits into parts: punctuation, or (ASR text has little of it) a question word.
+_CLAUSE_BREAK = re.compile(r"[,.;:!?]+|\s(?=(?:через\s+)?(?:сколько|скольки|когда|где|куда|как|какой|какая|какое|какие|"
+                           r"каких|можно|можете|сможете|есть\s+ли|а\s+вы|вы)\b)")
+# A part in which callers describe themselves, not what they ask: «у нас вторая смена», «мы бюджетное учреждение».
+_SELF_CONTEXT = re.compile(r"^\s*(?:(?:а|ну|вот|и|да|так|э+|здравствуйте)\s+)*(?:у\s+(?:нас|меня)|мы|я)\b")
+
+
+def self_context_lemmas(text: str) -> set[str]:
+    """Lemmas said only in the parts where the caller talks about themselves (empty if every part does)."""
+    parts = [p for p in _CLAUSE_BREAK.split(text) if p and p.strip()]
+    context = [p for p in parts if _SELF_CONTEXT.search(p)]
+    if not context or len(context) == len(parts):
+        return set()
+    asked = {a for p in parts if p not in context for alts in content_items(p) for a in alts}
+    return {alts[0] for p in context for alts in content_items(p) if alts[0] not in asked}
+
+
 def analyze_question(question: str) -> Query:
     """The caller's question → slots (content words), fact markers and phrase expansions."""
     text = normalize(question)
@@ -438,6 +457,7 @@ def analyze_question(question: str) -> Query:
             extra += p_extra
             lighten |= p_light
     self_question = bool(_SELF_PHRASE.search(text))
+    context = self_context_lemmas(text)
     slots: list[Slot] = []
     seen: set[str] = set()
     for alts in content_items(question):
@@ -456,7 +476,7 @@ def analyze_question(question: str) -> Query:
                     markers.append(marker)
                     expansions.append(marker)
         slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions)), is_verb(alts[0]),
-                          is_minor(alts[0])))
+                          is_minor(alts[0]), alts[0] in context))
     soft = [M_MODEL] if _MODELS_QUESTION.search(text) else []
     for slot in slots:
         if set(slot.lemmas) & SELF_WORDS:  # «компания» also finds a section titled «О нас»

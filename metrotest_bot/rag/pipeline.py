@@ -15,6 +15,7 @@ once when the index is loaded, shared by every request.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import replace
 
@@ -103,8 +104,12 @@ class KBStats:
                                                               if term.startswith(p) and len(term) - len(p) >= 4]
             out += [w for w in negated if w in self.df]
             folded = _fold(term)
+            verb_stems = _verb_stems(term)
             for word in self._by_prefix.get(term[:4], ()):
                 if word == term:
+                    continue
+                if verb_stems and _fold(word).startswith(verb_stems):
+                    out.append(word)  # обучить ~ обучение, изготавливать ~ изготовление
                     continue
                 common = 0
                 for a, b in zip(_fold(word), folded):
@@ -125,6 +130,25 @@ _NEGATIONS = ("не", "без", "бес")
 
 def _fold(word: str) -> str:
     return word.translate(_ALTERNATIONS)
+
+
+_INFINITIVE = re.compile(r"(?:[аеиоуыя]?ть(?:ся)?|ти(?:сь)?|чь(?:ся)?)$")
+
+
+def _verb_stems(term: str) -> tuple[str, ...]:
+    """Stems of an infinitive that the nouns made from it start with: обучить → обуч;
+    изготавливать → изготавлив, изготавл and (the imperfective -ыва-/-ива- undone with its о→а) изготовл."""
+    if not term.endswith(("ть", "ться", "ти", "тись", "чь", "чься")) or not analysis.is_verb(term):
+        return ()
+    stem = _INFINITIVE.sub("", term)
+    stems = [stem]
+    if stem.endswith(("ыв", "ив")):
+        base = stem[:-2]
+        stems.append(base)  # заказывать ~ заказ, оплачивать ~ оплата
+        if "а" in base:
+            i = base.rindex("а")
+            stems.append(base[:i] + "о" + base[i + 1:])
+    return tuple(_fold(s) for s in stems if len(s) >= 4)
 
 
 @component
@@ -171,7 +195,13 @@ def coverage(parsed: analysis.Query, terms: set[str], stats: KBStats) -> float:
         quantity_missing |= credit == 0.0 and bool(set(slot.expansions) & analysis.UNITS)
         # A verb or adverb the KB never uses («сидит», «продиктуйте», «давно») is how this caller
         # asks, not what about: it counts, but less than a word naming the topic.
-        weight = UNKNOWN_MINOR_WEIGHT if slot.minor and not stats.knows(slot) else 1.0
+        weight = 1.0
+        if slot.context and not any(stats.known(t) for t in slot.lemmas):
+            # What callers say of themselves in words the KB never uses («у нас лаборантка новая»,
+            # «у нас импортозамещение») tells nothing about which passage answers them.
+            weight = 0.0
+        elif slot.minor and not stats.knows(slot):
+            weight = UNKNOWN_MINOR_WEIGHT
         total += weight * idf
         got += weight * credit * idf
     share = got / total if total else 0.0
