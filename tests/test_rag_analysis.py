@@ -66,3 +66,29 @@ def test_elasticsearch_mapping_has_a_russian_analyzer():
     assert {"type": "stemmer", "language": "russian"} in filters.values()
     assert mapping["properties"]["text"]["analyzer"] == "russian"
     assert settings["index.query.default_field"] == ["content"]
+
+
+def test_nouns_made_from_a_verb_are_related():
+    """обучить ~ обучение, изготавливать ~ изготовление (-ива- and its о→а undone), оплачивать ~ оплата."""
+    from haystack import Document
+
+    from metrotest_bot.rag.pipeline import KBStats
+
+    stats = KBStats([Document(content="обучение персонал"), Document(content="срок изготовление"),
+                     Document(content="оплата счет")])
+    assert "обучение" in stats.related("обучить")
+    assert "изготовление" in stats.related("изготавливать")
+    assert "оплата" in stats.related("оплачивать")
+    assert stats.related("стоить") == ()
+
+
+def test_what_callers_say_of_their_own_side_is_context():
+    from metrotest_bot.rag.analysis import analyze_question
+
+    slots = {s.lemmas[0]: s for s in analyze_question("у нас лаборантка новая, сколько стоит обучение").slots}
+    assert slots["лаборантка"].context and not slots["обучение"].context
+    # no split into parts: nothing is context
+    assert not any(s.context for s in analyze_question("у нас лаборантка новая").slots)
+    # ASR text without punctuation is split before the question word
+    slots = {s.lemmas[0]: s for s in analyze_question("у нас в тюмени машина встала через сколько приедет инженер").slots}
+    assert slots["тюмень"].context and not slots["инженер"].context

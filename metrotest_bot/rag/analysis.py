@@ -18,7 +18,7 @@ from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
-ANALYZER_VERSION = "6"
+ANALYZER_VERSION = "8"
 
 
 @lru_cache(maxsize=200_000)
@@ -112,6 +112,7 @@ QUERY_SYNONYMS = {
     "стоимость": ["цена", "стоить"],
     "прайс": ["цена", "стоимость"],
     "дорого": ["цена", "стоимость"],
+    "деньги": ["цена", "стоимость"],
     "открываться": ["работать", "режим"],
     "закрываться": ["работать", "режим"],
     "открытый": ["работать", "режим"],
@@ -278,6 +279,10 @@ _PHRASES = [
      [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
     (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), [M_ADDRESS], ["адрес"], set()),
 ]
+# A question that asks what something costs (not how to pay: «картой можно заплатить»).
+ASKS_PRICE = re.compile(r"\bсколько\s+(?:\w+\s+){0,2}(?:стоит|стоят|стоить|стоило|будет стоить)|\bпочем\b|"
+                        r"\b(?:какая|какие|какова|каковы|узнать|скажите|подскажите)\s+(?:\w+\s+){0,2}(?:цен|стоимост)|"
+                        r"\bпрайс|\bрасценк|\bпо\s+деньгам")
 # «расскажите о себе», «кто вы такие», «чем вы занимаетесь»: a question about the company itself.
 _SELF_PHRASE = re.compile(r"\b(?:о|об|про)\s+(?:себе|себя|вас)\b|\bкто\s+вы\b|\bвы\s+кто\b|\bчем\s+(?:вы\s+)?занима|"
                           r"\bчто\s+вы\s+за\b|^\W*(?:а\s+)?что\s+(?:вы|у\s+вас)\s+(?:производ|выпуска|делает|продает)\w*\W*$")
@@ -329,6 +334,10 @@ def items(text: str) -> list[tuple[str, ...]]:
         raw.extend(_token_items(token))
     for start, end, value in reversed(number_runs([alts[0] for alts in raw])):
         raw[start:end] = [(value,)]
+    for i in range(len(raw) - 1):
+        # Machines are rated in kilonewtons; callers say tons of force («на тридцать тонн»): 1 тс ≈ 10 кН.
+        if raw[i + 1][0] == "тонна" and raw[i][0].isdigit() and not isinstance(raw[i], Code):
+            raw[i], raw[i + 1] = (str(int(raw[i][0]) * 10),), ("кн",)
     return [alts if isinstance(alts, Code) else tuple(dict.fromkeys(CANONICAL.get(t, t) for t in alts))
             for alts in raw]
 
@@ -398,6 +407,7 @@ class Query:
     markers: list[str] = field(default_factory=list)  # kinds of fact asked for: an answer should hold one
     extra: list[str] = field(default_factory=list)
     soft_markers: list[str] = field(default_factory=list)  # kinds of fact that help, not required
+    asks_price: bool = False  # «сколько стоит…», «почём…»: only a passage with a price answers it
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -431,8 +441,9 @@ class Query:
 # Where a caller's speech splits into parts: punctuation, or (ASR text has little of it) a question word.
 _CLAUSE_BREAK = re.compile(r"[,.;:!?]+|\s(?=(?:через\s+)?(?:сколько|скольки|когда|где|куда|как|какой|какая|какое|какие|"
                            r"каких|можно|можете|сможете|есть\s+ли|а\s+вы|вы)\b)")
-# A part in which callers describe themselves, not what they ask: «у нас вторая смена», «мы бюджетное учреждение».
-_SELF_CONTEXT = re.compile(r"^\s*(?:(?:а|ну|вот|и|да|так|э+|здравствуйте)\s+)*(?:у\s+(?:нас|меня)|мы|я)\b")
+# A part in which callers describe their side, not what they ask: «у нас вторая смена», «мы бюджетное учреждение».
+# Not «я …»: «я пиццу заказывал, где мой заказ» is what the caller asks about.
+_SELF_CONTEXT = re.compile(r"^\s*(?:(?:а|ну|вот|и|да|так|э+|здравствуйте)\s+)*(?:у\s+(?:нас|меня)|мы)\b")
 
 
 def self_context_lemmas(text: str) -> set[str]:
@@ -486,4 +497,4 @@ def analyze_question(question: str) -> Query:
         extra += ["компания", M_SELF]
         soft.append(M_SELF)
     return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
-                 list(dict.fromkeys(soft)))
+                 list(dict.fromkeys(soft)), asks_price=bool(ASKS_PRICE.search(text)))

@@ -27,6 +27,8 @@ CANDIDATES = 20  # fetched from the backend
 TOP_K = 3  # passages returned
 # Share of the question's (rarity-weighted) terms the best passage must hold.
 GATE_COVERAGE = 0.5
+# Coverage the passage holding a price must reach for a price question to count as answered.
+PRICE_COVERAGE = 0.5
 # Weight in the gate's coverage of a question's verb or adverb that no KB passage uses.
 UNKNOWN_MINOR_WEIGHT = 0.5
 # Coverage factor of a passage lacking the measurable quantity asked for (weight, force, energy…).
@@ -295,9 +297,11 @@ class PassageRanker:
                 score *= 0.8  # asked for a price and no price here: likely not the answer
             if not doc.meta.get("section"):
                 score *= 0.85  # text before the first heading: usually a preamble, not an answer
-            topic = topic_found(parsed, set((doc.content or "").split()), self.stats)
+            terms = set((doc.content or "").split())
+            topic = topic_found(parsed, terms, self.stats)
             rescored.append(replace(doc, score=round(score, 4),
-                                    meta={**doc.meta, "coverage": round(cov, 4), "topic": topic}))
+                                    meta={**doc.meta, "coverage": round(cov, 4), "topic": topic,
+                                          "holds_price": analysis.M_PRICE in terms}))
         rescored.sort(key=lambda d: -d.score)
         return {"documents": rescored[: self.top_k]}
 
@@ -310,9 +314,14 @@ class RelevanceGate:
         self.threshold = threshold
 
     @component.output_types(documents=list[Document], answered=bool)
-    def run(self, documents: list[Document]):
+    def run(self, documents: list[Document], parsed: analysis.Query | None = None):
         best = documents[0].meta if documents else {}
         answered = best.get("coverage", 0.0) >= self.threshold and best.get("topic", True)
+        if answered and parsed is not None and parsed.asks_price:
+            # A price question needs a price among the passages given, in a passage about what was asked
+            # («сколько стоит поверка копра»: the impact tester's own price does not answer it).
+            answered = any(d.meta.get("holds_price") and d.meta.get("coverage", 0.0) >= PRICE_COVERAGE
+                           for d in documents)
         return {"documents": documents, "answered": answered}
 
 
@@ -329,6 +338,7 @@ def build_pipeline(store, stats: KBStats) -> Pipeline:
     pipe.connect("retriever.documents", "leads.documents")
     pipe.connect("leads.documents", "ranker.documents")
     pipe.connect("ranker.documents", "gate.documents")
+    pipe.connect("analyzer.parsed", "gate.parsed")
     return pipe
 
 
