@@ -319,7 +319,7 @@ class RelevanceGate:
         answered = best.get("coverage", 0.0) >= self.threshold and best.get("topic", True)
         if answered and parsed is not None and parsed.asks_price:
             # A price question needs a price among the passages given, in a passage about what was asked
-            # («сколько стоит поверка копра»: the impact tester's own price does not answer it).
+            # («сколько стоит копёр на 450 Дж»: the price of КМ-300 does not answer it).
             answered = any(d.meta.get("holds_price") and d.meta.get("coverage", 0.0) >= PRICE_COVERAGE
                            for d in documents)
         return {"documents": documents, "answered": answered}
