@@ -92,3 +92,10 @@ def test_what_callers_say_of_their_own_side_is_context():
     # ASR text without punctuation is split before the question word
     slots = {s.lemmas[0]: s for s in analyze_question("у нас в тюмени машина встала через сколько приедет инженер").slots}
     assert slots["тюмень"].context and not slots["инженер"].context
+
+
+def test_where_to_send_asks_for_an_address():
+    from metrotest_bot.rag.analysis import M_ADDRESS, M_EMAIL, analyze_question
+
+    assert {M_EMAIL, M_ADDRESS} <= set(analyze_question("я сервисный инженер, куда резюме отправить").markers)
+    assert M_EMAIL not in analyze_question("куда вы доставляете").markers

@@ -18,7 +18,7 @@ from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
-ANALYZER_VERSION = "9"
+ANALYZER_VERSION = "10"
 
 
 @lru_cache(maxsize=200_000)
@@ -307,6 +307,9 @@ _PHRASES = [
     (re.compile(r"как\s+часто|периодичност|раз\s+в\s+(?:год|сколько)"),
      [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
     (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), [M_ADDRESS], ["адрес"], set()),
+    # «куда резюме отправить», «куда писать»: an e-mail or postal address is the answer
+    (re.compile(r"\bкуда\s+(?:\w+\s+)?(?:отправ|присыл|присла|слать|высла|выслат|писать|написа|обращ)"),
+     [M_EMAIL, M_ADDRESS], [], set()),
 ]
 # A question that asks what something costs (not how to pay: «картой можно заплатить»).
 ASKS_PRICE = re.compile(r"\bсколько\s+(?:\w+\s+){0,2}(?:стоит|стоят|стоить|стоило|будет стоить)|\bпочем\b|"
