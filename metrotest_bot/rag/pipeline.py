@@ -195,14 +195,14 @@ def coverage(parsed: analysis.Query, terms: set[str], stats: KBStats) -> float:
     for slot in slots:
         credit, idf = _slot_match(slot, terms, stats)
         quantity_missing |= credit == 0.0 and bool(set(slot.expansions) & analysis.UNITS)
-        # A verb or adverb the KB never uses («сидит», «продиктуйте», «давно») is how this caller
-        # asks, not what about: it counts, but less than a word naming the topic.
         weight = 1.0
         if slot.context and not any(stats.known(t) for t in slot.lemmas):
             # What callers say of themselves in words the KB never uses («у нас лаборантка новая»,
             # «у нас импортозамещение») tells nothing about which passage answers them.
             weight = 0.0
         elif slot.minor and not stats.knows(slot):
+            # A verb or adverb the KB never uses («сидит», «продиктуйте», «давно») is how this caller
+            # asks, not what about: it counts, but less than a word naming the topic.
             weight = UNKNOWN_MINOR_WEIGHT
         total += weight * idf
         got += weight * credit * idf
@@ -280,11 +280,11 @@ class PassageRanker:
             terms = set((doc.content or "").split())
             cov = coverage(parsed, terms, self.stats)
             match = match_score(parsed, terms, self.stats)
-            scored.append((doc, cov, match))
-        best_match = max(m for _, _, m in scored) or 1.0
+            scored.append((doc, terms, cov, match))
+        best_match = max(m for *_, m in scored) or 1.0
         titles = set(self.stats.titles_covering(parsed))
         rescored = []
-        for doc, cov, match in scored:
+        for doc, terms, cov, match in scored:
             score = 0.4 * cov + 0.4 * match / best_match + 0.2 * (doc.score or 0.0) / best_bm25
             section = doc.meta.get("section", "")
             if section in titles:
@@ -293,11 +293,10 @@ class PassageRanker:
                 score += TITLE_BONUS
                 if not parsed.markers and self.stats.leads[section].id == doc.id:
                     score += LEAD_BONUS
-            if not holds_asked_fact(parsed, set((doc.content or "").split())):
+            if not holds_asked_fact(parsed, terms):
                 score *= 0.8  # asked for a price and no price here: likely not the answer
             if not doc.meta.get("section"):
                 score *= 0.85  # text before the first heading: usually a preamble, not an answer
-            terms = set((doc.content or "").split())
             topic = topic_found(parsed, terms, self.stats)
             rescored.append(replace(doc, score=round(score, 4),
                                     meta={**doc.meta, "coverage": round(cov, 4), "topic": topic,
