@@ -166,23 +166,22 @@ def engine_eval(questions=None, **overrides):
 
 
 def gate_margin(pipeline, questions) -> dict:
-    """How far apart answerable and unanswerable questions are at the relevance gate.
+    """How far apart answerable and unanswerable questions are at the learned gate.
 
-    Gate score = the best passage's coverage, or 0 when the gate's topic check
-    fails. Reported: the lowest score of an answerable question, the highest of
-    an unanswerable one, the gate's errors at its threshold, and how many
-    questions are borderline (within 0.1 of the threshold either way)."""
-    from metrotest_bot.rag.pipeline import GATE_COVERAGE
+    Gate score = the model's probability that the KB answers (0 when plainly off-topic).
+    Reported: the lowest score of an answerable question, the highest of an unanswerable
+    one, the gate's errors at its threshold, and how many questions are borderline
+    (within 0.1 of the threshold either way)."""
     from metrotest_bot.rag.pipeline import run_pipeline
+    from metrotest_bot.rag.scoring import load_gate
 
+    threshold = load_gate().threshold
     scores: dict[bool, list[float]] = {True: [], False: []}
     for q in questions:
-        docs, _ = run_pipeline(pipeline, q["question"])
-        meta = docs[0].meta if docs else {}
-        score = meta.get("coverage", 0.0) if meta.get("topic", True) else 0.0
-        scores[bool(q.get("answerable"))].append(score)
-    errors = sum(1 for v in scores[True] if v < GATE_COVERAGE) + sum(1 for v in scores[False] if v >= GATE_COVERAGE)
-    borderline = sum(1 for v in scores[True] + scores[False] if abs(v - GATE_COVERAGE) < 0.1)
+        found = run_pipeline(pipeline, q["question"])
+        scores[bool(q.get("answerable"))].append(0.0 if found.off_topic else found.probability)
+    errors = sum(1 for v in scores[True] if v < threshold) + sum(1 for v in scores[False] if v >= threshold)
+    borderline = sum(1 for v in scores[True] + scores[False] if abs(v - threshold) < 0.1)
     return {"min answerable": min(scores[True] or [1.0]), "max unanswerable": max(scores[False] or [0.0]),
             "errors": errors, "borderline": borderline}
 

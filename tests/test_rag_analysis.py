@@ -1,7 +1,7 @@
 """Russian analysis: word forms, spoken numbers, units, colloquial phrasing."""
 import pytest
 
-from metrotest_bot.rag import analysis
+from metrotest_bot.rag import analysis, query
 from metrotest_bot.rag.numbers import join_number_words
 from metrotest_bot.rag.stores import es_index_settings, es_mapping
 
@@ -25,7 +25,7 @@ def test_word_forms_meet_in_one_lemma():
 
 
 def test_spoken_load_meets_the_written_one():
-    spoken = set(analysis.analyze_question("машина на пятьдесят килоньютон").weights())
+    spoken = set(query.analyze_question("машина на пятьдесят килоньютон").weights())
     written = set(analysis.index_terms("УИМ-50 (50 кН)"))
     assert {"50", "кн"} <= spoken & written
 
@@ -47,7 +47,7 @@ def test_ambiguous_forms_index_every_reading():
     ("где вы находитесь", analysis.M_ADDRESS),
 ])
 def test_questions_ask_for_a_kind_of_fact(question, marker):
-    assert marker in analysis.analyze_question(question).markers
+    assert marker in query.analyze_question(question).markers
 
 
 def test_passages_carry_markers_of_their_facts():
@@ -56,7 +56,7 @@ def test_passages_carry_markers_of_their_facts():
 
 
 def test_filler_words_are_not_content():
-    assert analysis.analyze_question("алло девушка здравствуйте скажите пожалуйста").is_empty()
+    assert query.analyze_question("алло девушка здравствуйте скажите пожалуйста").is_empty()
 
 
 def test_elasticsearch_mapping_has_a_russian_analyzer():
@@ -72,7 +72,7 @@ def test_nouns_made_from_a_verb_are_related():
     """обучить ~ обучение, изготавливать ~ изготовление (-ива- and its о→а undone), оплачивать ~ оплата."""
     from haystack import Document
 
-    from metrotest_bot.rag.pipeline import KBStats
+    from metrotest_bot.rag.stats import KBStats
 
     stats = KBStats([Document(content="обучение персонал"), Document(content="срок изготовление"),
                      Document(content="оплата счет")])
@@ -83,7 +83,7 @@ def test_nouns_made_from_a_verb_are_related():
 
 
 def test_what_callers_say_of_their_own_side_is_context():
-    from metrotest_bot.rag.analysis import analyze_question
+    from metrotest_bot.rag.query import analyze_question
 
     slots = {s.lemmas[0]: s for s in analyze_question("у нас лаборантка новая, сколько стоит обучение").slots}
     assert slots["лаборантка"].context and not slots["обучение"].context
@@ -95,7 +95,8 @@ def test_what_callers_say_of_their_own_side_is_context():
 
 
 def test_where_to_send_asks_for_an_address():
-    from metrotest_bot.rag.analysis import M_ADDRESS, M_EMAIL, analyze_question
+    from metrotest_bot.rag.analysis import M_ADDRESS, M_EMAIL
+    from metrotest_bot.rag.query import analyze_question
 
     assert {M_EMAIL, M_ADDRESS} <= set(analyze_question("я сервисный инженер, куда резюме отправить").markers)
     assert M_EMAIL not in analyze_question("куда вы доставляете").markers

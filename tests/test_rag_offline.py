@@ -4,9 +4,9 @@ Unit tests on the pieces, then the engine over a KB written here and over the de
 import pytest
 
 from metrotest_bot.bot_settings import BotSettings
-from metrotest_bot.rag import analysis, get_engine
+from metrotest_bot.rag import analysis, get_engine, query
 from metrotest_bot.rag.offline import focus_list_item, parse_dash_list
-from metrotest_bot.rag.pipeline import KBStats
+from metrotest_bot.rag.stats import KBStats
 from haystack import Document
 from tests.support.apps import dispose, make_app
 from tests.support.databases import fresh_database
@@ -17,7 +17,7 @@ NO_HEAD = "Пресс для бетона — от 12 000 рублей, твер
 
 
 def focus(sentence, question):
-    return focus_list_item(sentence, analysis.analyze_question(question))
+    return focus_list_item(sentence, query.analyze_question(question))
 
 
 @pytest.mark.parametrize("sentence,question,expected", [
@@ -83,7 +83,7 @@ def test_company_questions_mark_the_company_section():
     assert analysis.section_markers("Кто мы") == [analysis.M_SELF]
     assert analysis.section_markers("Доставка") == []
     for question in ("расскажите о себе", "кто вы такие", "чем вы занимаетесь", "что у вас за фирма"):
-        assert analysis.M_SELF in analysis.analyze_question(question).soft_markers, question
+        assert analysis.M_SELF in query.analyze_question(question).soft_markers, question
 
 
 # --- the engine over a KB of its own ------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.rag import get_engine
 from metrotest_bot.rag.indexer import build_index
-from metrotest_bot.rag.pipeline import KBStats, build_pipeline, run_pipeline
+from metrotest_bot.rag.pipeline import build_pipeline, run_pipeline
+from metrotest_bot.rag.stats import KBStats
 from metrotest_bot.rag.stores import open_store
 from tests.support.apps import dispose, make_app
 
@@ -90,7 +91,8 @@ def test_retrieval_pipeline_handles_word_forms(tmp_path, backend, kb_file, quest
     build_index(config, kb_file, "v1")
     store = open_store(config, "v1")
     pipe = build_pipeline(store, KBStats(store.documents()))
-    docs, answered = run_pipeline(pipe, question)
+    found = run_pipeline(pipe, question)
+    docs, answered = found.documents, found.answered
     assert answered
     assert expected in docs[0].meta["text"]
 

@@ -2,9 +2,15 @@
 
 Retrieval has already run when an Answer is created. Iterating it yields
 speakable pieces: from the LLM stream as tokens arrive, or from the offline
-answerer, or the refusal phrase. On an LLM error or timeout before the
-first piece, the offline answer is spoken instead; the caller never hears
-silence. close() (barge-in) closes the LLM's HTTP stream at once.
+answerer, or the refusal phrase.
+
+Who decides whether the KB answers: with an LLM configured, the LLM — it
+reads the passages and the call so far and either answers or starts with
+the NO_ANSWER marker, which is turned into the refusal phrase and
+`answered = False` (only a plainly off-topic question is refused before it);
+offline, the learned gate (rag/scoring.py). On an LLM error or timeout
+before the first piece, the offline verdict and answer are used; the caller
+never hears silence. close() (barge-in) closes the LLM's HTTP stream at once.
 """
 from __future__ import annotations
 
@@ -14,17 +20,18 @@ import time
 
 from . import generate, offline
 from .speakable import PieceSplitter, split_text
-from .types import CallerContext, Passage, Timings
+from .types import CallerContext, Timings
 
 log = logging.getLogger(__name__)
 
 
 class Answer:
-    def __init__(self, *, question: str, passages: list[Passage], answered: bool, retrieval_ms: float,
-                 started: float, settings, caller: CallerContext | None, config: dict, stats=None):
+    def __init__(self, *, question: str, found, retrieval_ms: float, started: float, settings,
+                 caller: CallerContext | None, config: dict, stats=None, dialogue=None):
         self.question = question
-        self.passages = passages
-        self.answered = answered
+        self.found = found
+        self.query = found.query if found else None  # the analysed question, follow-up resolved
+        self.passages = found.passages if found else []
         self.timings = Timings(retrieval_ms=round(retrieval_ms, 1))
         self.planned_text = ""
         self.error: str | None = None  # why the LLM was not used, when it failed
@@ -32,13 +39,17 @@ class Answer:
         self._caller = caller
         self._config = config
         self._stats = stats
+        self._dialogue = dialogue
         self._started = started
         self._closed = False
         self._lock = threading.Lock()
         self._http = None  # the open LLM stream, for close()
         self._gen = None
-        self.use_llm = answered and generate.llm_enabled(config)
-        self.source = "refusal" if not answered else ("llm" if self.use_llm else "offline")
+        offline_answered = bool(found and found.answered)
+        self.use_llm = bool(found) and not found.off_topic and generate.llm_enabled(config)
+        # With an LLM it is provisional: the model may still say the KB has no answer.
+        self.answered = self.use_llm or offline_answered
+        self.source = "llm" if self.use_llm else ("offline" if offline_answered else "refusal")
 
     # --- the stream -----------------------------------------------------------
 
@@ -58,19 +69,25 @@ class Answer:
         try:
             if self._closed:
                 return
-            if not self.answered:
-                for piece in split_text(self._settings.refusal):
-                    yield self._emit(piece)
-            elif self.use_llm:
+            if self.use_llm:
                 yield from self._llm_pieces()
-            else:
+            elif self.answered:
                 yield from self._offline_pieces()
+            else:
+                yield from self._refusal_pieces()
         finally:
             self.timings.total_ms = round((time.monotonic() - self._started) * 1000, 1)
             self._close_http()
 
+    def _refusal_pieces(self):
+        self.answered, self.source = False, "refusal"
+        for piece in split_text(self._settings.refusal):
+            yield self._emit(piece)
+
     def offline_text(self) -> str:
-        return offline.compose(self.question, self.passages, self._stats) or self._settings.refusal
+        if not self.found:
+            return self._settings.refusal
+        return offline.compose(self.found.query, self.passages, self._stats) or self._settings.refusal
 
     def _offline_pieces(self):
         for piece in split_text(self.offline_text()):
@@ -82,10 +99,11 @@ class Answer:
         cfg = self._config
         total_timeout = float(cfg.get("LLM_TOTAL_TIMEOUT") or 20.0)
         splitter = PieceSplitter()
+        verdict = generate.NoAnswerDetector()
         spoken_any = False
         try:
             messages = generate.build_messages(self.question, self.passages, self._settings.system_prompt,
-                                               self._caller)
+                                               self._caller, self._dialogue.messages() if self._dialogue else None)
             stream = generate.open_stream(cfg, messages)
             with self._lock:
                 self._http = stream
@@ -98,11 +116,21 @@ class Answer:
                     self.timings.llm_first_token_ms = round((time.monotonic() - self._started) * 1000, 1)
                 delta = chunk.choices[0].delta.content if chunk.choices else None
                 if delta:
-                    for piece in splitter.feed(delta):
+                    text = verdict.feed(delta)
+                    if verdict.no_answer:
+                        break
+                    for piece in splitter.feed(text):
                         spoken_any = True
                         yield self._emit(piece)
                 if time.monotonic() - self._started > total_timeout:
                     raise TimeoutError(f"LLM answer exceeded {total_timeout:.0f} s")
+            if verdict.no_answer:
+                self._close_http()
+                yield from self._refusal_pieces()
+                return
+            for piece in splitter.feed(verdict.finish()):
+                spoken_any = True
+                yield self._emit(piece)
             for piece in splitter.finish():
                 spoken_any = True
                 yield self._emit(piece)
@@ -121,8 +149,12 @@ class Answer:
                 for piece in splitter.finish():
                     yield self._emit(piece)
                 return
-            self.source = "offline"
-            yield from self._offline_pieces()
+            # The offline gate's verdict stands in for the model's.
+            if self.found and self.found.answered:
+                self.source = "offline"
+                yield from self._offline_pieces()
+            else:
+                yield from self._refusal_pieces()
 
     # --- cancelling ---------------------------------------------------------------
 

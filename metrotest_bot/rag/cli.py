@@ -60,23 +60,33 @@ def reindex_command(if_needed):
 @click.command("ask")
 @click.argument("question", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+@click.option("--dialogue", is_flag=True,
+              help="The questions are turns of one call (each argument, or each stdin line): "
+                   "follow-ups are resolved against the earlier turns, as in a call.")
 @with_appcontext
-def ask_command(question, as_json):
+def ask_command(question, as_json, dialogue):
     """Answer a question as the bot would say it. Without QUESTION, reads one per line from stdin."""
     from ..bot_settings import get_bot_settings
     from . import get_engine
+    from .dialogue import Dialogue
 
     engine = get_engine()
     settings = get_bot_settings()
-    questions = [" ".join(question)] if question else (line.strip() for line in sys.stdin)
+    if question:
+        questions = list(question) if dialogue else [" ".join(question)]
+    else:
+        questions = (line.strip() for line in sys.stdin)
+    memory = Dialogue() if dialogue else None
     for q in questions:
         if not q:
             continue
-        stream = engine.answer(q, settings)
+        stream = engine.answer(q, settings, dialogue=memory)
         try:
             text = stream.text()
         finally:
             stream.close()
+        if memory is not None:
+            memory.add(q, text, stream.query)
         if as_json:
             click.echo(json.dumps({
                 "question": q,

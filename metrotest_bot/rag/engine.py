@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import analysis
+from .dialogue import Dialogue
 from .answer import Answer
 from .errors import KBError
 from .indexer import build_index
-from .pipeline import KBStats, build_pipeline, run_pipeline
+from .pipeline import Retrieved, build_pipeline, run_pipeline
+from .stats import KBStats
 from .sources import build_lock, local_source
 from .stores import open_store
 from .types import CallerContext, Passage
@@ -276,21 +278,51 @@ class Engine:
     def backend_name(self) -> str:
         return "elasticsearch" if self.config.get("ELASTICSEARCH_URL") else "embedded"
 
-    def retrieve(self, question: str) -> tuple[list[Passage], bool, float]:
-        """(passages best first, answered, retrieval_ms)."""
+    def retrieve(self, question: str, previous=None) -> tuple[list[Passage], bool, float]:
+        """(passages best first, answered offline, retrieval_ms)."""
+        found, ms = self.search(question, previous)
+        return (found.passages if found else []), bool(found and found.answered), ms
+
+    def search(self, question: str, previous=None) -> tuple["Found | None", float]:
+        """Analyse the question once (a follow-up resolved against `previous`, the call's last
+        question) and retrieve: (what was found, or None with no KB or no words; retrieval_ms)."""
         started = time.monotonic()
         index = self.current()
-        passages, answered = [], False
-        if index is not None and not analysis.analyze_question(question).is_empty():
-            docs, answered = run_pipeline(index.pipeline, question)
-            passages = [Passage(id=d.id, text=d.meta.get("text", ""), section=d.meta.get("section", ""),
-                                score=float(d.score or 0.0)) for d in docs]
-        return passages, answered, (time.monotonic() - started) * 1000
+        found = None
+        if index is not None:
+            result = run_pipeline(index.pipeline, question, previous)
+            if not result.query.is_empty():
+                found = Found(result, [Passage(id=d.id, text=d.meta.get("text", ""),
+                                               section=d.meta.get("section", ""), score=float(d.score or 0.0))
+                                       for d in result.documents])
+        return found, (time.monotonic() - started) * 1000
 
-    def answer(self, question: str, settings, caller: CallerContext | None = None) -> Answer:
+    def answer(self, question: str, settings, caller: CallerContext | None = None,
+               dialogue: Dialogue | None = None) -> Answer:
+        """An answer stream; `dialogue` (the call's memory) resolves follow-ups and is given to the LLM."""
         started = time.monotonic()
-        passages, answered, retrieval_ms = self.retrieve(question)
+        found, retrieval_ms = self.search(question, dialogue.last_query if dialogue else None)
         index = self._index
-        return Answer(question=question, passages=passages, answered=answered, retrieval_ms=retrieval_ms,
-                      started=started, settings=settings, caller=caller, config=self.config,
-                      stats=index.stats if index else None)
+        return Answer(question=question, found=found, retrieval_ms=retrieval_ms, started=started,
+                      settings=settings, caller=caller, config=self.config, stats=index.stats if index else None,
+                      dialogue=dialogue)
+
+
+@dataclass
+class Found:
+    """Retrieval's result as the answer needs it."""
+
+    retrieved: Retrieved
+    passages: list[Passage]
+
+    @property
+    def query(self):
+        return self.retrieved.query
+
+    @property
+    def answered(self) -> bool:
+        return self.retrieved.answered
+
+    @property
+    def off_topic(self) -> bool:
+        return self.retrieved.off_topic

@@ -54,16 +54,70 @@ def caller_facts(caller: CallerContext | None) -> str:
     return "; ".join(facts)
 
 
+# The model's machine-readable "the KB has no answer": it must say this first and nothing else.
+NO_ANSWER = "НЕТ_ОТВЕТА"
+NO_ANSWER_RULE = (
+    f"Если во фрагментах базы знаний нет ответа на вопрос звонящего (с учётом предыдущих реплик разговора), "
+    f"ответь ровно одним словом {NO_ANSWER} и больше ничего не пиши. Не придумывай фактов, которых нет во "
+    f"фрагментах. Иначе отвечай кратко, одним-тремя предложениями, для телефонного разговора.")
+
+
+class NoAnswerDetector:
+    """Reads the start of the model's stream for the NO_ANSWER marker, however the chunks split it.
+
+    Text is held back only while it could still be the marker's beginning (a
+    few characters), so an answer streams from its first token as before."""
+
+    def __init__(self):
+        self._held = ""
+        self.decided = False
+        self.no_answer = False
+
+    def feed(self, delta: str) -> str:
+        """Text that may be spoken now ("" while undecided or when the marker came)."""
+        if self.decided:
+            return "" if self.no_answer else delta
+        self._held += delta
+        head = self._held.lstrip(" \n\t\"'«*[(")
+        if not head:
+            return ""
+        if head.upper().startswith(NO_ANSWER) or _normal(head).startswith(_normal(NO_ANSWER)):
+            self.decided = self.no_answer = True
+            return ""
+        if _normal(NO_ANSWER).startswith(_normal(head)):
+            return ""  # still possibly the marker
+        self.decided = True
+        out, self._held = self._held, ""
+        return out
+
+    def finish(self) -> str:
+        """End of stream: whatever was held back (a short answer that looked like the marker's start)."""
+        if self.decided:
+            return ""
+        self.decided = True
+        head = _normal(self._held.strip())
+        if head and _normal(NO_ANSWER).startswith(head) and len(head) >= 3:
+            self.no_answer = True  # the marker cut short («НЕТ_ОТВ»)
+            return ""
+        out, self._held = self._held, ""
+        return out
+
+
+def _normal(text: str) -> str:
+    return text.upper().replace(" ", "_").replace("-", "_")
+
+
 def build_messages(question: str, passages: list[Passage], system_prompt: str,
-                   caller: CallerContext | None = None) -> list[dict]:
+                   caller: CallerContext | None = None, history: list[dict] | None = None) -> list[dict]:
+    """System prompt (admin's wording + the no-answer rule + passages + caller facts), the call so far, the question."""
     context = "\n".join(
         f"[{i}] {p.section + ': ' if p.section else ''}{p.text}" for i, p in enumerate(passages, 1))
-    system = f"{system_prompt.strip()}\n\nФрагменты базы знаний:\n{context}"
+    system = f"{system_prompt.strip()}\n\n{NO_ANSWER_RULE}\n\nФрагменты базы знаний:\n{context}"
     facts = caller_facts(caller)
     if facts:
         system += ("\n\nО звонящем (из CRM; обращайся по имени, если оно есть, "
                    f"но не зачитывай эти данные без надобности): {facts}")
-    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return [{"role": "system", "content": system}, *(history or []), {"role": "user", "content": question}]
 
 
 def open_stream(config, messages: list[dict]):

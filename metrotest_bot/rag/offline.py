@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from razdel import sentenize
 
 from . import analysis
+from .query import Query
+from .scoring import holds_asked_fact, match_score
 from .types import Passage
 
 MAX_CHARS = 320
@@ -30,20 +32,19 @@ class _FlatStats:
         return 1.0
 
 
-def compose(question: str, passages: list[Passage], stats=None, max_chars: int = MAX_CHARS) -> str:
+def compose(parsed: Query, passages: list[Passage], stats=None, max_chars: int = MAX_CHARS) -> str:
     """A short spoken reply from the best passages (empty when there are none).
 
     Each sentence of the top passages is scored like a passage is (the
     question's words it holds, rare ones counting more, plus the kind of fact
     asked for: a price, a phone, hours); its section title counts a little.
-    The best sentence is kept, with a second one when it adds almost as much.
+    The best sentence is kept, with a second one when it adds almost as much,
+    or when it holds a word of the question the first one lacks (a two-part
+    question: «сколько стоит и какая гарантия»).
     """
-    from .pipeline import holds_asked_fact, match_score
-
     if not passages:
         return ""
     stats = stats or _FlatStats()
-    parsed = analysis.analyze_question(question)
     lead = topic_lead(parsed, passages[0], stats)
     if lead:
         return trim(lead, max_chars)
@@ -63,7 +64,7 @@ def compose(question: str, passages: list[Passage], stats=None, max_chars: int =
             holds = holds_asked_fact(parsed, terms)
             if not holds:
                 score *= 0.6
-            candidates.append((score, rank, pos, text, holds))
+            candidates.append((score, rank, pos, text, holds, _said_covered(parsed, terms)))
     if not candidates:
         return ""
     candidates.sort(key=lambda c: -c[0])
@@ -73,7 +74,9 @@ def compose(question: str, passages: list[Passage], stats=None, max_chars: int =
         length = sum(len(c[3]) for c in chosen) + len(cand[3])
         # asked for a price and the best sentence names it: a sentence without one adds nothing
         adds_fact = cand[4] or not best[4]
-        if cand[0] >= 0.75 * best[0] and cand[0] > 0 and length <= max_chars and adds_fact:
+        covered = set().union(*(c[5] for c in chosen))
+        second_part = bool(cand[5] - covered) and cand[0] >= 0.3 * best[0]
+        if (cand[0] >= 0.75 * best[0] or second_part) and cand[0] > 0 and length <= max_chars and adds_fact:
             chosen.append(cand)
         if len(chosen) == 2:
             break
@@ -81,7 +84,13 @@ def compose(question: str, passages: list[Passage], stats=None, max_chars: int =
     return trim(" ".join(focus_list_item(c[3], parsed) for c in chosen), max_chars)
 
 
-def topic_lead(parsed: analysis.Query, top: Passage, stats, sentences: int = 2) -> str:
+def _said_covered(parsed: Query, terms: set[str]) -> frozenset[int]:
+    """Which of the question's own naming words a sentence holds (indexes into parsed.slots)."""
+    return frozenset(i for i, slot in enumerate(parsed.slots)
+                     if slot.said and not slot.verb and any(t in terms for t in slot.lemmas + slot.expansions))
+
+
+def topic_lead(parsed: Query, top: Passage, stats, sentences: int = 2) -> str:
     """The opening sentences of the top passage's section when the question names that section's
     topic and asks for no particular kind of fact; "" otherwise."""
     leads = getattr(stats, "leads", None)
@@ -164,7 +173,7 @@ def _name_terms(text: str) -> set[str]:
     return {t for t in analysis.index_terms(text) if not t.startswith("#") and not t.endswith("~")}
 
 
-def _question_terms(parsed: analysis.Query) -> set[str]:
+def _question_terms(parsed: Query) -> set[str]:
     terms = set()
     for slot in parsed.slots:
         for t in slot.lemmas:
@@ -174,7 +183,7 @@ def _question_terms(parsed: analysis.Query) -> set[str]:
     return terms
 
 
-def focus_list_item(sentence: str, parsed: analysis.Query) -> str:
+def focus_list_item(sentence: str, parsed: Query) -> str:
     """The item(s) of a «name — value» list the question names (by word, model code, number or
     unit value), with the list's head and shared tail; the sentence itself otherwise."""
     dash_list = parse_dash_list(sentence)

@@ -23,6 +23,7 @@ from ..bot_settings import BotSettings, get_bot_settings
 from ..extensions import db
 from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
                       OUTCOME_TRANSFERRED)
+from ..rag.dialogue import Dialogue
 from ..rag.speakable import split_text
 from . import frames, intents
 from .caller import CallerProfile, profile_for
@@ -136,6 +137,7 @@ class CallSession:
         self.open = True
         self.shutting_down = False
         self.last_activity = time.monotonic()
+        self.dialogue = Dialogue()  # the call's memory: follow-ups and the LLM's view of the call
 
     @property
     def started(self) -> bool:
@@ -421,7 +423,8 @@ class CallSession:
                 from ..rag import get_engine
 
                 settings = get_bot_settings()
-                stream = get_engine().answer(answer.question, settings, caller=self.profile.context)
+                stream = get_engine().answer(answer.question, settings, caller=self.profile.context,
+                                             dialogue=self.dialogue)
                 answer.stream = stream
                 # Retrieval is done: give its pooled connection back for the seconds of streaming.
                 db.session.remove()
@@ -519,6 +522,10 @@ class CallSession:
             turn.text = turn.spoken_text
         else:
             turn.spoken_text = turn.text = answer.sent_text
+        if stream is not None:
+            # With an LLM the verdict is final only once it has spoken (it may say the KB has no answer).
+            turn.answered, turn.source = stream.answered, stream.source
+            self.dialogue.add(answer.question, turn.spoken_text, getattr(stream, "query", None))
         timings = getattr(stream, "timings", None)
         if timings is not None:
             turn.retrieval_ms = timings.retrieval_ms

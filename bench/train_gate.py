@@ -1,0 +1,146 @@
+"""Train the offline answer gate (rag/scoring.py) and cross-validate it.
+
+Data: every labelled question set we have written or been given, except the
+blind sets kept for measurement (retrieval_holdout5/6, dialogues): for each
+question, the features of its retrieved passages and whether the KB answers
+it. Model: scikit-learn's LogisticRegression (standardised features, classes
+balanced), decision threshold 0.5. Reported: 5-fold cross-validated figures
+(each question judged by a model that never saw it) — recall@3, answer holds
+the fact, false refusals, unanswerable refused — then the model fitted on
+all of it is written to metrotest_bot/rag/gate_model.json.
+
+    python -m bench train-gate            # cross-validate, fit, write the model
+    python -m bench train-gate --cv-only  # cross-validate only
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from . import retrieval as r
+
+HERE = Path(__file__).resolve().parent
+TRAINING_SETS = [r.EVAL, r.PARAPHRASES, r.PROBE, r.HOLDOUT, r.HOLDOUT2, r.HOLDOUT3, r.HOLDOUT4]
+MODEL_PATH = r.REPO / "metrotest_bot" / "rag" / "gate_model.json"
+FOLDS = 5
+SEED = 7
+
+
+def labelled() -> list[dict]:
+    out = []
+    for path in TRAINING_SETS:
+        for q in r.load_eval(path):
+            out.append({**q, "set": path.stem})
+    return out
+
+
+def collect(questions: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(features per question, what the engine found: passages texts, offline answer when answered)."""
+    from metrotest_bot.bot_settings import BotSettings
+    from metrotest_bot.rag import get_engine
+    from metrotest_bot.rag.offline import compose
+    from metrotest_bot.rag.scoring import features
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = r.make_app(Path(tmp))
+        with app.app_context():
+            engine = get_engine()
+            index, _ = engine.reindex()
+            BotSettings()
+            rows, found = [], []
+            for q in questions:
+                result, _ = engine.search(q["question"])
+                if result is None:
+                    rows.append(None)
+                    found.append({"texts": [], "answer": ""})
+                    continue
+                docs = result.retrieved.documents
+                rows.append(features(result.query, docs, index.stats))
+                found.append({"texts": [p.text for p in result.passages],
+                              "answer": compose(result.query, result.passages, index.stats),
+                              "off_topic": result.off_topic})
+    return rows, found
+
+
+def fit(X, y):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000))
+    model.fit(X, y)
+    return model
+
+
+def metrics(questions, found, answered) -> dict:
+    ans = [i for i, q in enumerate(questions) if q.get("answerable")]
+    una = [i for i, q in enumerate(questions) if not q.get("answerable")]
+    n = len(ans) or 1
+    return {
+        "recall@3": sum(r._hit(questions[i]["any_of"], found[i]["texts"][:3]) for i in ans) / n,
+        "answer holds the fact": sum(answered[i] and r._hit(questions[i]["any_of"], [found[i]["answer"]])
+                                     for i in ans) / n,
+        "false refusals": sum(not answered[i] for i in ans) / n,
+        "unanswerable refused": sum(not answered[i] for i in una) / (len(una) or 1),
+        "n": len(questions),
+    }
+
+
+def matrix(rows, names):
+    import numpy as np
+
+    return np.array([[row[f] if row else 0.0 for f in names] for row in rows], dtype=float)
+
+
+def cross_validate(questions, rows, found, folds: int = FOLDS) -> dict:
+    """Each question judged by a model trained on the other folds (stratified by answerability)."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from metrotest_bot.rag.scoring import FEATURES
+
+    X = matrix(rows, FEATURES)
+    y = np.array([bool(q.get("answerable")) for q in questions])
+    answered = [False] * len(questions)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(X, y):
+        model = fit(X[train], y[train])
+        prob = model.predict_proba(X[test])[:, 1]
+        for i, p in zip(test, prob):
+            answered[i] = bool(rows[i]) and p >= 0.5 and not found[i].get("off_topic", True)
+    return metrics(questions, found, answered)
+
+
+def train(write: bool = True) -> dict:
+    import numpy as np
+
+    from metrotest_bot.rag.scoring import FEATURES
+
+    questions = labelled()
+    rows, found = collect(questions)
+    cv = cross_validate(questions, rows, found)
+    X = matrix(rows, FEATURES)
+    y = np.array([bool(q.get("answerable")) for q in questions])
+    model = fit(X, y)
+    scaler, lr = model.steps[0][1], model.steps[1][1]
+    data = {"features": list(FEATURES), "mean": scaler.mean_.round(6).tolist(),
+            "scale": scaler.scale_.round(6).tolist(), "coef": lr.coef_[0].round(6).tolist(),
+            "intercept": round(float(lr.intercept_[0]), 6), "threshold": 0.5,
+            "trained_on": {p.stem: len(r.load_eval(p)) for p in TRAINING_SETS}, "cv": cv}
+    if write:
+        MODEL_PATH.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return data
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    data = train(write="--cv-only" not in argv)
+    print(f"{FOLDS}-fold cross-validation over {data['cv']['n']} labelled questions:")
+    for k, v in data["cv"].items():
+        print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}")
+    print("weights:", ", ".join(f"{f} {c:+.2f}" for f, c in zip(data["features"], data["coef"])))
+
+
+if __name__ == "__main__":
+    main()

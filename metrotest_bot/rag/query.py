@@ -1,0 +1,238 @@
+"""The caller's question → an analysed query: content words (slots), kinds of fact asked, follow-ups.
+
+A question is analysed once per answer (QueryAnalyzer in rag/pipeline.py);
+the result travels with the retrieved passages to the gate and the offline
+answerer. In a call, a follow-up («а сколько такой стоит», «а гарантия на
+него») is resolved against the subject of the previous question: its words
+join the query at a lower weight; a question with a subject of its own
+starts a new topic.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from . import lexicon
+from .analysis import (M_ADDRESS, M_EMAIL, M_HOURS, M_MODEL, M_PHONE, M_PRICE, M_SELF, M_TERM, SELF_WORDS, Code,
+                       content_items, is_minor, is_verb, normalize, stem)
+
+# Question words that ask for a kind of fact: marker → lemmas (rag/lexicon/intents.txt).
+_LEMMA_INTENTS = {"#" + k: frozenset(v) for k, v in lexicon.mapping("intents.txt").items()}
+QUERY_SYNONYMS = lexicon.mapping("synonyms.txt")
+
+# Phone phrasings (on the question's text): (pattern, markers, extra terms, said words that become light).
+_PHRASES = [
+    (re.compile(r"\b(?:во|до|со|с|к)\s+скольк|\b(?:до|с|со)\s+какого\s+(?:часа|времени)|в\s+котором\s+часу|"
+                r"часы работы|режим работы|график работы|открыва|закрыва|открыты?\b|"
+                r"работа\w*\s+(?:ли\s+)?(?:в|по|на)\s+(?:суббот|воскресень|выходн|праздник)|когда\s+(?:вы\s+)?работа|"
+                # «с девяти утра», «после шести вечера»
+                r"\b(?:до|с|со|после)\s+\w+\s+(?:утра|вечера)\b|\bв\s+какие\s+часы"),
+     [M_HOURS], ["работать", "режим"], {"работать", "открываться", "закрываться", "открыть", "открытый", "час", "время"}),
+    (re.compile(r"сколько\s+(?:по\s+)?времени|как\s+долго|как\s+быстро|за\s+сколько|сколько\s+(?:дней|недель|месяцев)|"
+                r"какие\s+сроки|какой\s+срок|в\s+течение\s+какого|когда\s+(?:привез|достав|будет|приед|отгруз|сделает)|"
+                r"сколько\s+(?:делается|изготавлива|ждать|ехать|идет|идёт)"),
+     [M_TERM], ["срок"], {"время", "быстро", "долго"}),
+    (re.compile(r"как\s+часто|периодичност|раз\s+в\s+(?:год|сколько)"),
+     [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
+    (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), [M_ADDRESS], ["адрес"], set()),
+    # «куда резюме отправить», «куда писать»: an e-mail or postal address is the answer
+    (re.compile(r"\bкуда\s+(?:\w+\s+)?(?:отправ|присыл|присла|слать|высла|выслат|писать|написа|обращ)"),
+     [M_EMAIL, M_ADDRESS], [], set()),
+]
+# A question that asks what something costs (not how to pay: «картой можно заплатить»).
+ASKS_PRICE = re.compile(r"\bсколько\s+(?:\w+\s+){0,2}(?:стоит|стоят|стоить|стоило|будет стоить)|\bпочем\b|"
+                        r"\b(?:какая|какие|какова|каковы|узнать|скажите|подскажите)\s+(?:\w+\s+){0,2}(?:цен|стоимост)|"
+                        r"\bпрайс|\bрасценк|\bпо\s+деньгам")
+# «расскажите о себе», «кто вы такие», «чем вы занимаетесь»: a question about the company itself.
+_SELF_PHRASE = re.compile(r"\b(?:о|об|про)\s+(?:себе|себя|вас)\b|\bкто\s+вы\b|\bвы\s+кто\b|\bчем\s+(?:вы\s+)?занима|"
+                          r"\bчто\s+вы\s+за\b|^\W*(?:а\s+)?что\s+(?:вы|у\s+вас)\s+(?:производ|выпуска|делает|продает)\w*\W*$")
+# What the company does, in a question about the company itself: the phrase says it, not a topic.
+SELF_VERBS = frozenset({"производить", "выпускать", "делать", "продавать", "заниматься"})
+# «какие копры вы делаете»: the caller wants the models; a passage naming them is better.
+_MODELS_QUESTION = re.compile(r"\bкак(?:ие|ой|ая|ое|их)\b.*\b(?:дела|выпуска|производ|бывают|есть у вас|продает|продаете|"
+                              r"предлага|изготавл|модел)|\bмодел")
+
+# Weights of a term by how it entered the question: said, said but generic
+# ("light": делать, стоить, работать), implied by phrasing, a stem, a marker.
+W_SAID, W_LIGHT, W_SYNONYM, W_STEM, W_MARKER = 1.0, 0.3, 0.5, 0.4, 0.6
+
+LIGHT = lexicon.words("light.txt")
+
+
+@dataclass
+class Slot:
+    """One content word of the question with its alternative lemmas and what else may stand for it."""
+
+    lemmas: tuple[str, ...]
+    weight: float
+    expansions: tuple[str, ...] = ()
+    verb: bool = False  # an action word (заказать, приехать), not the topic (пицца, воскресенье)
+    minor: bool = False  # a verb, adverb, particle…: the caller's way of asking, as often as the topic
+    context: bool = False  # said where the caller describes themselves («у нас вторая смена», «мы бюджетники»)
+
+    @property
+    def said(self) -> bool:
+        return self.weight >= W_SAID
+
+
+@dataclass
+class Query:
+    question: str
+    slots: list[Slot] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)  # kinds of fact asked for: an answer should hold one
+    extra: list[str] = field(default_factory=list)
+    soft_markers: list[str] = field(default_factory=list)  # kinds of fact that help, not required
+    asks_price: bool = False  # «сколько стоит…», «почём…»: only a passage with a price answers it
+    carried: bool = False  # words of the previous question were carried into this follow-up
+
+    def weights(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+
+        def put(term, w):
+            if w > out.get(term, 0.0):
+                out[term] = w
+
+        for slot in self.slots:
+            for t in slot.lemmas:
+                put(t, slot.weight)
+            for t in slot.expansions:
+                put(t, W_SYNONYM * max(slot.weight, 0.6))
+            for t in slot.lemmas:
+                s = stem(t)
+                if s:
+                    put(s, W_STEM * slot.weight)
+        for t in self.extra:
+            put(t, W_SYNONYM)
+        for m in self.markers + self.soft_markers:
+            put(m, W_MARKER)
+        return out
+
+    def search_text(self) -> str:
+        return " ".join(self.weights())
+
+    def is_empty(self) -> bool:
+        return not self.slots and not self.extra
+
+
+# Where a caller's speech splits into parts: punctuation, or (ASR text has little of it) a question word.
+_CLAUSE_BREAK = re.compile(r"[,.;:!?]+|\s(?=(?:через\s+)?(?:сколько|скольки|когда|где|куда|как|какой|какая|какое|какие|"
+                           r"каких|можно|можете|сможете|есть\s+ли|а\s+вы|вы|(?:нам|мне)\s+нужн\w*)\b)")
+# A part in which callers describe their side, not what they ask: «у нас вторая смена», «мы бюджетное учреждение».
+# Not «я …»: «я пиццу заказывал, где мой заказ» is what the caller asks about.
+_SELF_CONTEXT = re.compile(r"^\s*(?:(?:а|ну|вот|и|да|так|э+|здравствуйте)\s+)*(?:у\s+(?:нас|меня)|мы)\b")
+
+
+# «я инженер по качеству с завода», «это лаборатория дорожного управления»: who is calling.
+_SELF_INTRO = re.compile(r"^\s*(?:(?:а|ну|вот|и|да|так|э+|здравствуйте|алло|добрый\s+(?:день|вечер)|доброе\s+утро)\s+)*"
+                         r"(?:я|это)\b")
+
+
+def _is_context(part: str) -> bool:
+    if _SELF_CONTEXT.search(part):
+        return True
+    # An introduction names who calls and does nothing: «я пиццу заказывал» has a verb and is the question.
+    return bool(_SELF_INTRO.search(part)) and not any(is_verb(alts[0]) for alts in content_items(part))
+
+
+def self_context_lemmas(text: str) -> set[str]:
+    """Lemmas said only in the parts where the caller talks about themselves (empty if every part does)."""
+    parts = [p for p in _CLAUSE_BREAK.split(text) if p and p.strip()]
+    context = [p for p in parts if _is_context(p)]
+    if not context or len(context) == len(parts):
+        return set()
+    asked = {a for p in parts if p not in context for alts in content_items(p) for a in alts}
+    return {alts[0] for p in context for alts in content_items(p) if alts[0] not in asked}
+
+
+def analyze_question(question: str) -> Query:
+    """The caller's question → slots (content words), fact markers and phrase expansions."""
+    text = normalize(question)
+    markers: list[str] = []
+    extra: list[str] = []
+    lighten: set[str] = set()
+    for pattern, p_markers, p_extra, p_light in _PHRASES:
+        if pattern.search(text):
+            markers += p_markers
+            extra += p_extra
+            lighten |= p_light
+    self_question = bool(_SELF_PHRASE.search(text))
+    context = self_context_lemmas(text)
+    slots: list[Slot] = []
+    seen: set[str] = set()
+    for alts in content_items(question):
+        if alts[0] in seen:
+            continue
+        seen.add(alts[0])
+        if isinstance(alts, Code):  # ПИ-2000: the code itself, its parts only as a hint
+            slots.append(Slot((alts[0],), W_SAID, tuple(dict.fromkeys(alts[1:]))))
+            continue
+        light = alts[0] in LIGHT or alts[0] in lighten or (self_question and alts[0] in SELF_VERBS)
+        expansions: list[str] = []
+        for a in alts:
+            expansions += [e for e in QUERY_SYNONYMS.get(a, []) if e not in alts]
+            for marker, words in _LEMMA_INTENTS.items():
+                if a in words:
+                    markers.append(marker)
+                    expansions.append(marker)
+        slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions)), is_verb(alts[0]),
+                          is_minor(alts[0]), alts[0] in context))
+    soft = [M_MODEL] if _MODELS_QUESTION.search(text) else []
+    for slot in slots:
+        if set(slot.lemmas) & SELF_WORDS:  # «компания» also finds a section titled «О нас»
+            slot.expansions += (M_SELF,)
+            soft.append(M_SELF)
+    if self_question:
+        extra += ["компания", M_SELF]
+        soft.append(M_SELF)
+    return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
+                 list(dict.fromkeys(soft)), asks_price=bool(ASKS_PRICE.search(text)))
+
+
+# --- follow-ups within a call ------------------------------------------------------------
+
+# Weight of a word carried over from the previous question into a follow-up.
+W_CARRIED = 0.6
+# Words that point back at what was just talked about: «а сколько такой стоит», «а его можно посмотреть».
+_ANAPHORA = re.compile(r"\b(?:он|она|оно|они|его|ее|него|нее|них|ним|ней|нему|такой|такая|такое|такие|такого|такую|"
+                       r"этот|эта|эти|этого|этой|эту|этим|тот|та|те|того|той|ту|там|туда|тоже|также|этому|другие|"
+                       r"других|другой|другую)\b")
+# «а …», «и …», «ну а …»: a question that goes on from the last one.
+_GOES_ON = re.compile(r"^\W*(?:(?:ну|вот|так)\s+)?(?:а|и)\b")
+
+
+def is_followup(query: "Query") -> bool:
+    """Does the question lean on the previous one (a pronoun, «а …», or no subject of its own)?"""
+    text = normalize(query.question)
+    subject = [s for s in query.slots if s.said and not s.verb and not s.context]
+    return bool(_ANAPHORA.search(text) or _GOES_ON.search(text) or not subject)
+
+
+def _is_code(slot: Slot) -> bool:
+    return "-" in slot.lemmas[0] and any(ch.isdigit() for ch in slot.lemmas[0])
+
+
+def subject_slots(query: "Query") -> list[Slot]:
+    """What a question is about, to carry into a follow-up: its naming words, said or carried."""
+    return [s for s in query.slots if (s.said or s.weight == W_CARRIED) and not s.verb and not s.context]
+
+
+def resolve(query: "Query", previous: "Query | None") -> "Query":
+    """The question with what it leaves unsaid taken from the previous question of the call.
+
+    The previous question's naming words join at W_CARRIED (so its subject
+    ranks passages, while the caller's own words still lead); a code the caller
+    now names replaces the carried one («а ПИ-3000?»); the previous kind of
+    fact asked (a price, a term) carries over when the follow-up names none
+    («а у копра?» after a warranty question)."""
+    if previous is None or not is_followup(query):
+        return query
+    own = {t for s in query.slots for t in s.lemmas}
+    names_code = any(_is_code(s) for s in query.slots)
+    carried = [replace(s, weight=W_CARRIED, context=False) for s in subject_slots(previous)
+               if not own & set(s.lemmas) and not (names_code and _is_code(s))]
+    if not carried:
+        return query
+    markers = query.markers or previous.markers
+    asks_price = query.asks_price or (not query.markers and previous.asks_price)
+    return replace(query, slots=query.slots + carried, markers=list(markers), asks_price=asks_price,
+                   carried=True)

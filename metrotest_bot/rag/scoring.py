@@ -1,0 +1,191 @@
+"""How well passages answer a question: match measures, the gate's features and its learned model.
+
+The gate decides whether the KB answers the question at all. It is not a
+hand-tuned threshold but a logistic regression over general features of the
+(question, best passages) pair — coverage of the question's words weighted by
+rarity, the normalised term match, whether the kind of fact asked for (a
+price, a phone, hours…) is there, how much of the question the KB knows at
+all — trained on labelled questions by `python -m bench train-gate` and
+shipped as data (gate_model.json). The weights are KB-independent: every
+feature is a share or a flag computed against the KB in force.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from . import analysis
+from .query import W_MARKER, W_SYNONYM, Query
+from .stats import KBStats, slot_match
+
+# Weight in the gate's coverage of a question's verb or adverb that no KB passage uses.
+UNKNOWN_MINOR_WEIGHT = 0.5
+# Coverage factor of a passage lacking the measurable quantity asked for (weight, force, energy…).
+QUANTITY_MISSING_FACTOR = 0.5
+# Coverage the passage holding a price must reach to count as answering a price question.
+PRICE_COVERAGE = 0.5
+GATE_MODEL = Path(__file__).with_name("gate_model.json")
+
+
+def coverage(parsed: Query, terms: set[str], stats: KBStats) -> float:
+    """Rarity-weighted share of the question's words a passage holds (directly, by synonym or stem).
+
+    Generic words (делать, стоить) count only when the question has nothing else; then
+    the terms its phrasing implies («до какого часа вы открыты» → работать, режим) do too."""
+    said = [s for s in parsed.slots if s.said]
+    implied = 1.0 if parsed.extra and any(t in terms for t in parsed.extra) else 0.0
+    if not said and implied:
+        return implied
+    slots = said or parsed.slots
+    if not slots:
+        return implied
+    total = got = 0.0
+    quantity_missing = False
+    for slot in slots:
+        credit, idf = slot_match(slot, terms, stats)
+        quantity_missing |= credit == 0.0 and bool(set(slot.expansions) & analysis.UNITS)
+        weight = 1.0
+        if slot.context and not any(stats.known(t) for t in slot.lemmas):
+            # What callers say of themselves in words the KB never uses («у нас лаборантка новая»,
+            # «у нас импортозамещение») tells nothing about which passage answers them.
+            weight = 0.0
+        elif slot.minor and not stats.knows(slot):
+            # A verb or adverb the KB never uses («сидит», «продиктуйте», «давно») is how this caller
+            # asks, not what about: it counts, but less than a word naming the topic.
+            weight = UNKNOWN_MINOR_WEIGHT
+        total += weight * idf
+        got += weight * credit * idf
+    share = got / total if total else 0.0
+    # «сколько весит ПИ-2000» over a passage about ПИ-2000 with no weight in it: the model is
+    # there, the asked quantity (neither its name nor its unit) is not.
+    return share * QUANTITY_MISSING_FACTOR if quantity_missing else share
+
+
+def topic_found(parsed: Query, terms: set[str], stats: KBStats) -> bool:
+    """Does the passage hold what the question is about, not only what the caller wants done?
+
+    «можно заказать пиццу», «где купить телевизор»: the action (заказать, купить)
+    is in the KB, the thing (пицца, телевизор) is not. A passage that holds
+    none of the question's said nouns answers it only if those nouns are words
+    the KB uses elsewhere (a paraphrase, not a foreign topic)."""
+    nouns = [s for s in parsed.slots if s.said and not s.verb]
+    if not nouns or any(slot_match(s, terms, stats)[0] >= 0.7 for s in nouns):
+        return True
+    return all(stats.knows(s) for s in nouns)
+
+
+def match_score(parsed: Query, terms: set[str], stats: KBStats) -> float:
+    """Weighted match of all the question's terms (said, light, implied, markers), rarity-weighted."""
+    score = 0.0
+    for slot in parsed.slots:
+        credit, idf = slot_match(slot, terms, stats)
+        score += slot.weight * credit * idf
+    for t in parsed.extra:
+        if t in terms:
+            score += W_SYNONYM * stats.idf(t)
+    for m in parsed.markers + parsed.soft_markers:
+        if m in terms:
+            score += W_MARKER * stats.idf(m)
+    return score
+
+
+def holds_asked_fact(parsed: Query, terms: set[str]) -> bool:
+    """The question asks for a kind of fact (price, phone, hours…): does the text hold one?"""
+    return not parsed.markers or any(m in terms for m in parsed.markers)
+
+
+
+
+def max_match(parsed: Query, stats: KBStats) -> float:
+    """match_score of a passage that held every term of the question: the scale of match_score."""
+    score = sum(slot.weight * max(stats.idf(t) for t in slot.lemmas) for slot in parsed.slots)
+    score += sum(W_SYNONYM * stats.idf(t) for t in parsed.extra)
+    score += sum(W_MARKER * stats.idf(m) for m in parsed.markers + parsed.soft_markers)
+    return score
+
+
+def plainly_off_topic(parsed: Query, stats: KBStats) -> bool:
+    """Nothing the caller named is a word of this KB («можно заказать пиццу», «какая погода»).
+
+    The only screen before an LLM, which judges everything else itself."""
+    said = [s for s in parsed.slots if s.said and not s.context]
+    nouns = [s for s in said if not s.verb]
+    if nouns:
+        return not any(stats.knows(s) for s in nouns)
+    return bool(said) and not any(stats.knows(s) for s in said) and not parsed.extra
+
+
+# --- the gate's features ------------------------------------------------------------
+
+FEATURES = (
+    "cov_top", "cov_max3", "topic_top", "match_share", "known_share", "unknown_nouns", "asks_fact",
+    "fact_top", "fact_any3", "price_ok", "margin", "said_words", "context_share", "code_asked", "code_top",
+)
+
+
+def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
+    """The gate's inputs for one question and its ranked passages (Documents with ranker meta)."""
+    top = docs[:3]
+    terms = [d.meta.get("terms") or set((d.content or "").split()) for d in top]
+    said = [s for s in parsed.slots if s.said]
+    nouns = [s for s in said if not s.verb and not s.context]
+    codes = [s for s in parsed.slots if "-" in s.lemmas[0] and any(c.isdigit() for c in s.lemmas[0])]
+    scale = max_match(parsed, stats) or 1.0
+    cov = [d.meta.get("coverage", 0.0) for d in top]
+    scores = [d.score or 0.0 for d in top]
+    price_ok = 1.0
+    if parsed.asks_price:
+        price_ok = float(any(d.meta.get("holds_price") and d.meta.get("coverage", 0.0) >= PRICE_COVERAGE
+                             for d in top))
+    return {
+        "cov_top": cov[0] if cov else 0.0,
+        "cov_max3": max(cov, default=0.0),
+        "topic_top": float(bool(top) and bool(top[0].meta.get("topic", True))),
+        "match_share": min(1.0, match_score(parsed, terms[0], stats) / scale) if top else 0.0,
+        "known_share": (sum(stats.knows(s) for s in said) / len(said)) if said else 1.0,
+        "unknown_nouns": min(2, sum(not stats.knows(s) for s in nouns)) / 2,
+        "asks_fact": float(bool(parsed.markers)),
+        "fact_top": float(bool(top) and holds_asked_fact(parsed, terms[0])),
+        "fact_any3": float(any(holds_asked_fact(parsed, t) for t in terms)),
+        "price_ok": price_ok,
+        "margin": ((scores[0] - scores[1]) / scores[0]) if len(scores) > 1 and scores[0] > 0 else 1.0,
+        "said_words": min(len(said), 6) / 6,
+        "context_share": (sum(s.context for s in parsed.slots) / len(parsed.slots)) if parsed.slots else 0.0,
+        "code_asked": float(bool(codes)),
+        "code_top": float(bool(codes) and bool(top) and any(c.lemmas[0] in terms[0] for c in codes)),
+    }
+
+
+@dataclass(frozen=True)
+class GateModel:
+    """A logistic regression over FEATURES (standardised), with its decision threshold."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float = 0.5
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GateModel":
+        return cls(tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(data["coef"]),
+                   float(data["intercept"]), float(data.get("threshold", 0.5)))
+
+    def probability(self, values: dict[str, float]) -> float:
+        z = self.intercept
+        for name, mean, scale, coef in zip(self.features, self.mean, self.scale, self.coef):
+            z += coef * (values.get(name, 0.0) - mean) / (scale or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def answers(self, values: dict[str, float]) -> bool:
+        return self.probability(values) >= self.threshold
+
+
+@lru_cache(maxsize=4)
+def load_gate(path: str = str(GATE_MODEL)) -> GateModel:
+    """The shipped model, read once per process."""
+    return GateModel.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,146 @@
+"""Term statistics of one KB index: rarity, section leads, words derived from one root.
+
+Built once when an index is loaded; read by the ranker, the gate's features
+and the offline answerer. Everything here comes from the KB itself.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from haystack import Document
+
+from . import analysis
+from .query import Query, Slot
+
+
+class KBStats:
+    """Term rarity over the passages of one index (for the ranker, the gate and the offline answerer)."""
+
+    def __init__(self, documents: list[Document]):
+        self.n = len(documents)
+        self.df: Counter = Counter()
+        for doc in documents:
+            self.df.update(set((doc.content or "").split()))
+        self._by_prefix: dict[str, list[str]] = {}  # KB words by their first four letters
+        for t in self.df:
+            if t.isalpha() and len(t) >= 4:
+                self._by_prefix.setdefault(t[:4], []).append(t)
+        self._related: dict[str, tuple[str, ...]] = {}
+        # Each section's leading passage and its title's terms (for questions that name a section's topic).
+        self.leads: dict[str, Document] = {}
+        for doc in sorted(documents, key=lambda d: d.meta.get("position", 0)):
+            self.leads.setdefault(doc.meta.get("section", ""), doc)
+        self.leads.pop("", None)  # text before the first heading has no title to match
+        self.title_terms = {title: frozenset(analysis.index_terms(title) + analysis.section_markers(title))
+                            for title in self.leads}
+
+    def titles_covering(self, parsed: Query) -> list[str]:
+        """Section titles that name everything the question asks about (see title_covers)."""
+        return [title for title in self.leads if self.title_covers(parsed, title)]
+
+    def title_covers(self, parsed: Query, title: str) -> bool:
+        """Does the section title hold every content word the caller said?
+
+        «условия доставки» → «Доставка», «что вы за фирма» → «О компании». A
+        question with no said word (only phrasing: «расскажите о себе») is
+        covered by a title holding one of the terms its phrasing implies."""
+        terms = self.title_terms.get(title)
+        if not terms:
+            return False
+        said = [s for s in parsed.slots if s.said]
+        if said:
+            return all(slot_match(s, terms, self)[0] >= 0.7 for s in said)
+        return any(t in terms for t in parsed.extra + parsed.soft_markers)
+
+    def idf(self, term: str) -> float:
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
+
+    def known(self, term: str) -> bool:
+        return term in self.df
+
+    def knows(self, slot: Slot) -> bool:
+        """Is a question word (or its synonym, stem or derived word) used anywhere in the KB?"""
+        stems = (analysis.stem(t) for t in slot.lemmas)
+        return (any(t in self.df for t in slot.lemmas + slot.expansions) or any(s in self.df for s in stems if s)
+                or any(self.related(t) for t in slot.lemmas))
+
+    def related(self, term: str) -> tuple[str, ...]:
+        """KB words derived from the same root as `term`: продлить ~ продление, поверитель ~ поверка,
+        отгрузить ~ отгружаться, обед ~ обеденный, платный ~ бесплатный.
+
+        Derived words are not joined by lemmas. A shared prefix of at least five
+        letters and 60 % of the shorter word (or the whole shorter word), compared
+        with the usual consonant alternations folded (з/ж/д, с/ш, т/ч/щ), is a cheap,
+        language-wide signal; so is a negating prefix (не-, без-, бес-)."""
+        cached = self._related.get(term)
+        if cached is not None:
+            return cached
+        out = []
+        if term.isalpha() and len(term) >= 4:
+            negated = [p + term for p in _NEGATIONS] + [term[len(p):] for p in _NEGATIONS
+                                                              if term.startswith(p) and len(term) - len(p) >= 4]
+            out += [w for w in negated if w in self.df]
+            folded = _fold(term)
+            verb_stems = _verb_stems(term)
+            for word in self._by_prefix.get(term[:4], ()):
+                if word == term:
+                    continue
+                if verb_stems and _fold(word).startswith(verb_stems):
+                    out.append(word)  # обучить ~ обучение, изготавливать ~ изготовление
+                    continue
+                common = 0
+                for a, b in zip(_fold(word), folded):
+                    if a != b:
+                        break
+                    common += 1
+                shorter = min(len(word), len(term))
+                if (len(term) >= 5 and common >= max(5, math.ceil(0.6 * shorter))) or common == shorter:
+                    out.append(word)
+        self._related[term] = tuple(out)
+        return self._related[term]
+
+
+# Consonants that alternate between related Russian words (грузить ~ гружу, платить ~ плачу, простить ~ прощать).
+_ALTERNATIONS = str.maketrans({"ж": "з", "д": "з", "ш": "с", "ч": "т", "щ": "т"})
+_NEGATIONS = ("не", "без", "бес")
+
+
+def _fold(word: str) -> str:
+    return word.translate(_ALTERNATIONS)
+
+
+_INFINITIVE = re.compile(r"(?:[аеиоуыя]?ть(?:ся)?|ти(?:сь)?|чь(?:ся)?)$")
+
+
+def _verb_stems(term: str) -> tuple[str, ...]:
+    """Stems of an infinitive that the nouns made from it start with: обучить → обуч;
+    изготавливать → изготавлив, изготавл and (the imperfective -ыва-/-ива- undone with its о→а) изготовл."""
+    if not term.endswith(("ть", "ться", "ти", "тись", "чь", "чься")) or not analysis.is_verb(term):
+        return ()
+    stem = _INFINITIVE.sub("", term)
+    stems = [stem]
+    if stem.endswith(("ыв", "ив")):
+        base = stem[:-2]
+        stems.append(base)  # заказывать ~ заказ, оплачивать ~ оплата
+        if "а" in base:
+            i = base.rindex("а")
+            stems.append(base[:i] + "о" + base[i + 1:])
+    return tuple(_fold(s) for s in stems if len(s) >= 4)
+
+
+def slot_match(slot: Slot, terms: set[str], stats: KBStats) -> tuple[float, float]:
+    """(credit 0..1, idf) of one question word against a passage's terms."""
+    hits = [t for t in slot.lemmas if t in terms]
+    if hits:
+        return 1.0, max(stats.idf(t) for t in hits)
+    idf = min(stats.idf(t) for t in slot.lemmas)
+    if any(e in terms for e in slot.expansions):
+        return 0.8, idf
+    if any(s in terms for s in (analysis.stem(t) for t in slot.lemmas) if s):
+        return 0.7, idf
+    if any(r in terms for t in slot.lemmas for r in stats.related(t)):
+        return 0.6, idf
+    return 0.0, idf
