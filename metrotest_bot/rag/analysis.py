@@ -75,7 +75,7 @@ UNITS = frozenset({"кн", "мн", "н", "мм", "см", "м", "кг", "г", "д
 COMPOUNDS = lexicon.mapping("compounds.txt")
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")
-_TOKEN = re.compile(r"[a-zа-я0-9]+(?:[-:][a-zа-я0-9]+)*")
+_TOKEN = re.compile(r"[a-zа-яё0-9]+(?:[-:][a-zа-яё0-9]+)*")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 STEM_LEN = 6
@@ -122,7 +122,8 @@ def section_markers(title: str) -> list[str]:
 # --- analysis --------------------------------------------------------------------------
 
 def normalize(text: str) -> str:
-    text = text.lower().replace("ё", "е").replace("\u00ad", "")
+    # ё is kept for the analyser («на нём» is «он», «на нем» could be «немой»); lemmas fold it
+    text = text.lower().replace("\u00ad", "")
     # an address is searched by its mailbox name: sales@… → «sales почта»
     text = _EMAIL.sub(lambda m: " " + m.group(0).split("@")[0] + " почта ", text)
     # «1 250 000» → «1250000»: one term however the digits are grouped
@@ -153,13 +154,39 @@ def _token_items(token: str) -> list[tuple[str, ...]]:
     return [(token,)]
 
 
+LETTERS = {name: letter[0] for name, letter in lexicon.mapping("letters.txt").items()}
+_VOWEL_WORDS = frozenset({"а", "и", "у", "о"})
+
+
+def _spelled_codes(raw: list[tuple[str, ...]], tokens: list[str]) -> None:
+    """«кэ эм 300» → КМ-300, «пэ и 2000» → ПИ-2000: letter names before a number spell a model code."""
+    i = len(raw) - 1
+    while i > 0:
+        if raw[i][0].isdigit() and not isinstance(raw[i], Code):
+            start = i
+            while start > 0 and tokens[start - 1] in LETTERS and i - start < 4:
+                start -= 1
+            spelled = tokens[start:i]
+            if len(spelled) >= 2 and any(t not in _VOWEL_WORDS for t in spelled):
+                letters = "".join(LETTERS[t] for t in spelled)
+                raw[start:i + 1] = [Code((f"{letters}-{raw[i][0]}", letters, raw[i][0]))]
+                tokens[start:i + 1] = [f"{letters}-{raw[start][0]}"]
+                i = start
+        i -= 1
+
+
 def items(text: str) -> list[tuple[str, ...]]:
     """Lemma alternatives of every word in order (stop words kept), number words joined into digits."""
     raw: list[tuple[str, ...]] = []
+    tokens: list[str] = []  # the surface word of each item (one per item: compounds repeat it)
     for token in _TOKEN.findall(normalize(text)):
-        raw.extend(_token_items(token))
+        got = _token_items(token)
+        raw.extend(got)
+        tokens.extend([token] * len(got))
     for start, end, value in reversed(number_runs([alts[0] for alts in raw])):
         raw[start:end] = [(value,)]
+        tokens[start:end] = [value]
+    _spelled_codes(raw, tokens)
     for i in range(len(raw) - 1):
         # Machines are rated in kilonewtons; callers say tons of force («на тридцать тонн»): 1 тс ≈ 10 кН.
         if raw[i + 1][0] == "тонна" and raw[i][0].isdigit() and not isinstance(raw[i], Code):

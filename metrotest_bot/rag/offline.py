@@ -92,9 +92,12 @@ def _said_covered(parsed: Query, terms: set[str]) -> frozenset[int]:
 
 def topic_lead(parsed: Query, top: Passage, stats, sentences: int = 2) -> str:
     """The opening sentences of the top passage's section when the question names that section's
-    topic and asks for no particular kind of fact; "" otherwise."""
+    topic and asks for no particular kind of fact; "" otherwise. A follow-up carrying the call's
+    topic («а гарантия на них какая» after гидравлические машины) asks about that topic within the
+    section, not for its opening."""
     leads = getattr(stats, "leads", None)
-    if parsed.markers or not leads or top.section not in leads or not stats.title_covers(parsed, top.section):
+    if parsed.markers or parsed.carried or not leads or top.section not in leads \
+            or not stats.title_covers(parsed, top.section):
         return ""
     text = leads[top.section].meta.get("text", "")
     return " ".join(s.text for s in list(sentenize(text))[:sentences]).strip()

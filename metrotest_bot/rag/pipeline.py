@@ -22,7 +22,7 @@ from haystack import Document, Pipeline, component
 
 from . import analysis, query as q
 from .scoring import (GateModel, coverage, features, holds_asked_fact, load_gate, match_score, plainly_off_topic,
-                      topic_found)
+                      topic_found, topic_of)
 from .stats import KBStats
 
 CANDIDATES = 20  # fetched from the backend
@@ -107,13 +107,14 @@ class RelevanceGate:
         self.stats = stats
         self.model = model or load_gate()
 
-    @component.output_types(documents=list[Document], answered=bool, off_topic=bool, probability=float)
+    @component.output_types(documents=list[Document], answered=bool, off_topic=bool, probability=float, topic=list)
     def run(self, documents: list[Document], parsed: q.Query):
         values = features(parsed, documents, self.stats)
         probability = self.model.probability(values) if documents else 0.0
         off_topic = not documents or plainly_off_topic(parsed, self.stats)
         return {"documents": documents, "answered": probability >= self.model.threshold and not off_topic,
-                "off_topic": off_topic, "probability": round(probability, 4)}
+                "off_topic": off_topic, "probability": round(probability, 4),
+                "topic": topic_of(parsed, documents, self.stats)}
 
 
 def build_pipeline(store, stats: KBStats, model: GateModel | None = None) -> Pipeline:
@@ -147,5 +148,7 @@ class Retrieved:
 def run_pipeline(pipe: Pipeline, question: str, previous: q.Query | None = None) -> Retrieved:
     out = pipe.run({"analyzer": {"question": question, "previous": previous}}, include_outputs_from={"analyzer"})
     gate = out["gate"]
+    # Haystack hands each component its own copy of the query: the topic found at the gate is put back.
+    out["analyzer"]["parsed"].topic = gate["topic"]  # what the call's next follow-up is about
     return Retrieved(out["analyzer"]["parsed"], gate["documents"], gate["answered"], gate["off_topic"],
                      gate["probability"])

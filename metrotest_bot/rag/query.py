@@ -27,10 +27,11 @@ _PHRASES = [
                 r"работа\w*\s+(?:ли\s+)?(?:в|по|на)\s+(?:суббот|воскресень|выходн|праздник)|когда\s+(?:вы\s+)?работа|"
                 # «с девяти утра», «после шести вечера»
                 r"\b(?:до|с|со|после)\s+\w+\s+(?:утра|вечера)\b|\bв\s+какие\s+часы"),
-     [M_HOURS], ["работать", "режим"], {"работать", "открываться", "закрываться", "открыть", "открытый", "час", "время"}),
+     [M_HOURS], ["работать", "режим"],
+     {"работать", "открываться", "закрываться", "открыть", "открытый", "час", "часы", "время"}),
     (re.compile(r"сколько\s+(?:по\s+)?времени|как\s+долго|как\s+быстро|за\s+сколько|сколько\s+(?:дней|недель|месяцев)|"
                 r"какие\s+сроки|какой\s+срок|в\s+течение\s+какого|когда\s+(?:привез|достав|будет|приед|отгруз|сделает)|"
-                r"сколько\s+(?:делается|изготавлива|ждать|ехать|идет|идёт)"),
+                r"сколько\s+(?:\w+\s+){0,2}(?:делается|делать|изготавлива|ждать|ехать|идет|идёт)"),
      [M_TERM], ["срок"], {"время", "быстро", "долго"}),
     (re.compile(r"как\s+часто|периодичност|раз\s+в\s+(?:год|сколько)"),
      [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
@@ -84,6 +85,9 @@ class Query:
     soft_markers: list[str] = field(default_factory=list)  # kinds of fact that help, not required
     asks_price: bool = False  # «сколько стоит…», «почём…»: only a passage with a price answers it
     carried: bool = False  # words of the previous question were carried into this follow-up
+    # What the conversation is about after this question, for the next follow-up: the words of the
+    # topic-setting question that its best passage held (set after retrieval, see scoring.topic_of).
+    topic: list = field(default_factory=list)
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -201,10 +205,12 @@ _GOES_ON = re.compile(r"^\W*(?:(?:ну|вот|так)\s+)?(?:а|и)\b")
 
 
 def is_followup(query: "Query") -> bool:
-    """Does the question lean on the previous one (a pronoun, «а …», or no subject of its own)?"""
+    """Does the question lean on the previous one: a pronoun, «а …», or neither a subject of its own
+    nor a kind of fact asked («где вы находитесь» asks for the address: a question of its own)?"""
     text = normalize(query.question)
     subject = [s for s in query.slots if s.said and not s.verb and not s.context]
-    return bool(_ANAPHORA.search(text) or _GOES_ON.search(text) or not subject)
+    own_ask = subject or query.markers or query.extra
+    return bool(_ANAPHORA.search(text) or _GOES_ON.search(text) or not own_ask)
 
 
 def _is_code(slot: Slot) -> bool:
@@ -212,27 +218,39 @@ def _is_code(slot: Slot) -> bool:
 
 
 def subject_slots(query: "Query") -> list[Slot]:
-    """What a question is about, to carry into a follow-up: its naming words, said or carried."""
-    return [s for s in query.slots if (s.said or s.weight == W_CARRIED) and not s.verb and not s.context]
+    """What a question names (its own said naming words)."""
+    return [s for s in query.slots if s.said and not s.verb and not s.context]
+
+
+def _names_only_items(query: "Query") -> bool:
+    """The question's own words are only codes or numbers: «а ПИ-3000?», «а на пятьсот?»."""
+    subject = subject_slots(query)
+    return bool(subject) and all(_is_code(s) or s.lemmas[0].isdigit() for s in subject)
 
 
 def resolve(query: "Query", previous: "Query | None") -> "Query":
     """The question with what it leaves unsaid taken from the previous question of the call.
 
-    The previous question's naming words join at W_CARRIED (so its subject
-    ranks passages, while the caller's own words still lead); a code the caller
-    now names replaces the carried one («а ПИ-3000?»); the previous kind of
-    fact asked (a price, a term) carries over when the follow-up names none
-    («а у копра?» after a warranty question)."""
+    The topic of the conversation (the words of the last topic-setting question
+    that its answer held) joins the follow-up: as its subject when it names none
+    («а сколько он стоит»), else at W_CARRIED so the caller's own words lead
+    («а гарантия на него какая»). A code the caller now names replaces the
+    topic's («а ПИ-3000?»), and when only an item is named the kind of fact
+    asked before carries over too (price, term…)."""
     if previous is None or not is_followup(query):
         return query
     own = {t for s in query.slots for t in s.lemmas}
     names_code = any(_is_code(s) for s in query.slots)
-    carried = [replace(s, weight=W_CARRIED, context=False) for s in subject_slots(previous)
-               if not own & set(s.lemmas) and not (names_code and _is_code(s))]
-    if not carried:
+    topic = [s for s in (previous.topic or subject_slots(previous))
+             if not own & set(s.lemmas) and not (names_code and _is_code(s))]
+    weight = W_CARRIED if subject_slots(query) and not _names_only_items(query) else 1.0
+    carried = [replace(s, weight=weight, context=False) for s in topic]
+    markers, asks_price = query.markers, query.asks_price
+    if _names_only_items(query) and not query.markers:
+        markers, asks_price = previous.markers, previous.asks_price
+    if not carried and markers == query.markers:
         return query
-    markers = query.markers or previous.markers
-    asks_price = query.asks_price or (not query.markers and previous.asks_price)
+    # The topic stays the one set before (a code named now replaces its code).
+    new_topic = topic + [s for s in query.slots if _is_code(s)]
     return replace(query, slots=query.slots + carried, markers=list(markers), asks_price=asks_price,
-                   carried=True)
+                   carried=True, topic=new_topic)

@@ -1,8 +1,9 @@
 """How well passages answer a question: match measures, the gate's features and its learned model.
 
 The gate decides whether the KB answers the question at all. It is not a
-hand-tuned threshold but a logistic regression over general features of the
-(question, best passages) pair — coverage of the question's words weighted by
+hand-tuned threshold but a small learned model (gradient-boosted trees,
+chosen over a logistic regression by cross-validation) over general features
+of the (question, best passages) pair — coverage of the question's words weighted by
 rarity, the normalised term match, whether the kind of fact asked for (a
 price, a phone, hours…) is there, how much of the question the KB knows at
 all — trained on labelled questions by `python -m bench train-gate` and
@@ -30,12 +31,14 @@ PRICE_COVERAGE = 0.5
 GATE_MODEL = Path(__file__).with_name("gate_model.json")
 
 
-def coverage(parsed: Query, terms: set[str], stats: KBStats) -> float:
+def coverage(parsed: Query, terms: set[str], stats: KBStats, known_only: bool = False) -> float:
     """Rarity-weighted share of the question's words a passage holds (directly, by synonym or stem).
 
     Generic words (делать, стоить) count only when the question has nothing else; then
-    the terms its phrasing implies («до какого часа вы открыты» → работать, режим) do too."""
-    said = [s for s in parsed.slots if s.said]
+    the terms its phrasing implies («до какого часа вы открыты» → работать, режим) do too.
+    known_only: only the words this KB uses anywhere (a caller's own words — «перерыв»,
+    «фура» — cannot be held by any passage)."""
+    said = [s for s in parsed.slots if s.said and (not known_only or stats.knows(s))]
     implied = 1.0 if parsed.extra and any(t in terms for t in parsed.extra) else 0.0
     if not said and implied:
         return implied
@@ -118,10 +121,32 @@ def plainly_off_topic(parsed: Query, stats: KBStats) -> bool:
     return bool(said) and not any(stats.knows(s) for s in said) and not parsed.extra
 
 
+def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
+    """What the conversation is about after this question, for the next follow-up.
+
+    For a follow-up, the topic it carried. Otherwise the question's naming words
+    that the best passage's section title holds, with the codes and numbers the
+    passage holds («пресс», «бетон», «2000» — not the caller's name nor «мы
+    строительная лаборатория»); when the title holds none of them, every naming
+    word the passage holds."""
+    if parsed.carried:
+        return parsed.topic
+    subject = [s for s in parsed.slots if s.said and not s.verb and not s.context]
+    if not docs:
+        return [s for s in subject if stats.knows(s)]
+    terms = docs[0].meta.get("terms") or set((docs[0].content or "").split())
+    held = [s for s in subject if slot_match(s, terms, stats)[0] > 0]
+    title = stats.title_terms.get(docs[0].meta.get("section", ""), frozenset())
+    titled = [s for s in held if slot_match(s, title, stats)[0] > 0]
+    if titled:
+        return titled + [s for s in held if s not in titled and not s.lemmas[0].isalpha()]
+    return held or [s for s in subject if stats.knows(s)]
+
+
 # --- the gate's features ------------------------------------------------------------
 
 FEATURES = (
-    "cov_top", "cov_max3", "topic_top", "match_share", "known_share", "unknown_nouns", "asks_fact",
+    "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "topic_top", "match_share", "known_share", "unknown_nouns", "asks_fact",
     "fact_top", "fact_any3", "price_ok", "margin", "said_words", "context_share", "code_asked", "code_top",
 )
 
@@ -140,8 +165,21 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     if parsed.asks_price:
         price_ok = float(any(d.meta.get("holds_price") and d.meta.get("coverage", 0.0) >= PRICE_COVERAGE
                              for d in top))
+    sent_cov = sent_fact_cov = 0.0
+    for doc in top:
+        # One sentence holding the subject and the asked fact together: «почта бухгалтерии» is not
+        # answered by a passage with the accounts' phone in one sentence and e-mails in another.
+        section = stats.section_terms(doc.meta.get("section", ""))
+        for sentence in stats.sentence_terms(doc):
+            c = coverage(parsed, sentence | section, stats)
+            sent_cov = max(sent_cov, c)
+            if holds_asked_fact(parsed, sentence):
+                sent_fact_cov = max(sent_fact_cov, c)
     return {
         "cov_top": cov[0] if cov else 0.0,
+        "cov_known_top": coverage(parsed, terms[0], stats, known_only=True) if top else 0.0,
+        "sent_cov": sent_cov,
+        "sent_fact_cov": sent_fact_cov,
         "cov_max3": max(cov, default=0.0),
         "topic_top": float(bool(top) and bool(top[0].meta.get("topic", True))),
         "match_share": min(1.0, match_score(parsed, terms[0], stats) / scale) if top else 0.0,
@@ -161,24 +199,35 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class GateModel:
-    """A logistic regression over FEATURES (standardised), with its decision threshold."""
+    """Gradient-boosted decision trees over FEATURES (sklearn's, exported as plain data), with the
+    decision threshold. Each tree is (feature index, threshold, left, right, value) per node: a node
+    with left == -1 is a leaf. raw = base + rate · Σ leaf values; probability = logistic(raw)."""
 
     features: tuple[str, ...]
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float
+    base: float
+    rate: float
+    trees: tuple[tuple[tuple[int, float, int, int, float], ...], ...]
     threshold: float = 0.5
 
     @classmethod
     def from_dict(cls, data: dict) -> "GateModel":
-        return cls(tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(data["coef"]),
-                   float(data["intercept"]), float(data.get("threshold", 0.5)))
+        trees = tuple(tuple((int(f), float(t), int(lft), int(rgt), float(v)) for f, t, lft, rgt, v in tree)
+                      for tree in data["trees"])
+        return cls(tuple(data["features"]), float(data["base"]), float(data["rate"]), trees,
+                   float(data.get("threshold", 0.5)))
+
+    def raw(self, values: dict[str, float]) -> float:
+        x = [values.get(name, 0.0) for name in self.features]
+        total = 0.0
+        for tree in self.trees:
+            node = tree[0]
+            while node[2] != -1:
+                node = tree[node[2]] if x[node[0]] <= node[1] else tree[node[3]]
+            total += node[4]
+        return self.base + self.rate * total
 
     def probability(self, values: dict[str, float]) -> float:
-        z = self.intercept
-        for name, mean, scale, coef in zip(self.features, self.mean, self.scale, self.coef):
-            z += coef * (values.get(name, 0.0) - mean) / (scale or 1.0)
+        z = self.raw(values)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def answers(self, values: dict[str, float]) -> bool:

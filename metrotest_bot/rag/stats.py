@@ -10,9 +10,13 @@ import re
 from collections import Counter
 
 from haystack import Document
+from razdel import sentenize
 
 from . import analysis
 from .query import Query, Slot
+
+
+SENTENCE_CACHE = 20_000  # passages whose sentences' terms are kept
 
 
 class KBStats:
@@ -28,6 +32,7 @@ class KBStats:
             if t.isalpha() and len(t) >= 4:
                 self._by_prefix.setdefault(t[:4], []).append(t)
         self._related: dict[str, tuple[str, ...]] = {}
+        self._sentences: dict[str, list[frozenset[str]]] = {}  # passage id → its sentences' terms
         # Each section's leading passage and its title's terms (for questions that name a section's topic).
         self.leads: dict[str, Document] = {}
         for doc in sorted(documents, key=lambda d: d.meta.get("position", 0)):
@@ -53,6 +58,20 @@ class KBStats:
         if said:
             return all(slot_match(s, terms, self)[0] >= 0.7 for s in said)
         return any(t in terms for t in parsed.extra + parsed.soft_markers)
+
+    def section_terms(self, title: str) -> frozenset[str]:
+        return self.title_terms.get(title, frozenset())
+
+    def sentence_terms(self, doc: Document) -> list[frozenset[str]]:
+        """Index terms of each sentence of a passage, computed on first use and kept (bounded)."""
+        cached = self._sentences.get(doc.id)
+        if cached is None:
+            text = doc.meta.get("text", "")
+            cached = [frozenset(analysis.index_terms(s.text)) for s in sentenize(text) if s.text.strip()]
+            if len(self._sentences) >= SENTENCE_CACHE:
+                self._sentences.clear()  # a big KB: keep memory bounded, recompute the few asked again
+            self._sentences[doc.id] = cached
+        return cached
 
     def idf(self, term: str) -> float:
         df = self.df.get(term, 0)

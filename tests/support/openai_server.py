@@ -6,8 +6,8 @@ It speaks the documented wire format: POST /v1/chat/completions with
 ending with `data: [DONE]`; without `stream` it answers one JSON completion.
 
 Modes, set per test on the running server:
-- "ok": stream `answer` token by token, `token_delay` seconds apart,
-  after `first_token_delay`.
+- "ok": stream `answer` token by token (or `chunks`, when set, as given),
+  `token_delay` seconds apart, after `first_token_delay`.
 - "error500": answer HTTP 500 with an OpenAI-style error body.
 - "hang": accept the request and never send a byte (a timeout).
 
@@ -39,6 +39,7 @@ class FakeOpenAI(HTTPFake):
     def __init__(self):
         self.mode = "ok"
         self.answer = DEFAULT_ANSWER
+        self.chunks: list[str] | None = None  # content deltas exactly as sent (split markers etc.)
         self.token_delay = 0.0
         self.first_token_delay = 0.0
         self.requests: list[dict] = []
@@ -51,7 +52,7 @@ class FakeOpenAI(HTTPFake):
         self.base_url = f"{self.url}/v1"  # what the openai client takes as base_url
 
     def reset(self):
-        self.mode, self.answer = "ok", DEFAULT_ANSWER
+        self.mode, self.answer, self.chunks = "ok", DEFAULT_ANSWER, None
         self.token_delay = self.first_token_delay = 0.0
         self.requests.clear()
         self.completed_streams = self.closed_streams = 0
@@ -109,7 +110,7 @@ class FakeOpenAI(HTTPFake):
                     time.sleep(fake.first_token_delay)
                     self._chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                                       "finish_reason": None}]})
-                    for token in tokenize(fake.answer):
+                    for token in (fake.chunks if fake.chunks is not None else tokenize(fake.answer)):
                         self._chunk({**base, "choices": [{"index": 0, "delta": {"content": token},
                                                           "finish_reason": None}]})
                         if fake.token_delay:

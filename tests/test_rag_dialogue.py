@@ -1,0 +1,75 @@
+"""A call has a memory: follow-ups are resolved against the previous question, offline too."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metrotest_bot.bot_settings import BotSettings
+from metrotest_bot.rag import get_engine
+from metrotest_bot.rag.dialogue import Dialogue
+from metrotest_bot.rag.query import analyze_question, is_followup, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def converse(questions):
+    dialogue, answers = Dialogue(), []
+    for q in questions:
+        stream = get_engine().answer(q, BotSettings(), dialogue=dialogue)
+        text = stream.text()
+        dialogue.add(q, text, stream.query)
+        answers.append((stream, text))
+    return answers
+
+
+def test_a_pronoun_follow_up_gets_the_previous_subject(app):
+    with app.app_context():
+        (_, first), (stream, text) = converse(["расскажите про разрывные машины", "а сколько она стоит"])
+        assert "РМ" in first
+        assert stream.answered and "1 250 000" in text and "920 000" not in text and "18 000" not in text
+
+
+def test_without_the_memory_the_same_follow_up_is_not_about_the_machine(app):
+    """The test above would pass by luck if the bare question already found the machine's price."""
+    with app.app_context():
+        text = get_engine().answer("а сколько она стоит", BotSettings()).text()
+        assert "1 250 000" not in text
+
+
+def test_a_new_topic_resets_the_memory(app):
+    with app.app_context():
+        _, (stream, text) = converse(["сколько стоит пресс ПИ-2000", "какая гарантия на оборудование"])
+        assert "24 месяца" in text and "920 000" not in text
+
+
+def test_a_code_named_in_the_follow_up_replaces_the_carried_one():
+    first = resolve(analyze_question("сколько стоит ПИ-2000"), None)
+    follow = resolve(analyze_question("а ПИ-3000?"), first)
+    lemmas = {t for s in follow.slots for t in s.lemmas}
+    assert "пи-3000" in lemmas and "пи-2000" not in lemmas
+    assert follow.asks_price  # the kind of fact asked carries over
+
+
+@pytest.mark.parametrize("question, followup", [
+    ("а сколько такой стоит", True),
+    ("а гарантия на него какая", True),
+    ("а по срокам", True),
+    ("какая гарантия на пресс", False),
+    ("где вы находитесь", False),
+])
+def test_what_counts_as_a_follow_up(question, followup):
+    assert is_followup(analyze_question(question)) is followup
+
+
+def test_flask_ask_dialogue(tmp_path):
+    env = {"DATA_DIR": str(tmp_path), "FLASK_APP": "wsgi:app", "HAYSTACK_TELEMETRY_ENABLED": "False",
+           "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "flask", "ask", "--json", "--dialogue"], cwd=ROOT, env=env,
+                         input="расскажите про разрывные машины\nа сколько она стоит\n", capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["question"] for line in lines] == ["расскажите про разрывные машины", "а сколько она стоит"]
+    assert "1 250 000" in lines[1]["answer"] and lines[1]["answered"]

@@ -1,0 +1,108 @@
+"""With an LLM configured, the model decides whether the KB answers (the NO_ANSWER marker), through the
+real `openai` client against the local OpenAI-compatible SSE server."""
+import pytest
+
+from metrotest_bot.bot_settings import BotSettings
+from metrotest_bot.rag import get_engine
+from metrotest_bot.rag.dialogue import Dialogue
+from metrotest_bot.rag.generate import NO_ANSWER, NoAnswerDetector
+from metrotest_bot.rag.speakable import split_text
+from tests.support.apps import dispose, make_app
+
+REFUSAL = "К сожалению, в базе знаний нет ответа. Соединить вас с сотрудником?"
+QUESTION = "во сколько вы открываетесь"
+
+
+@pytest.fixture
+def llm_app(tmp_path, database_url, fake_openai):
+    app = make_app(tmp_path / "data", database_url, OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=fake_openai.base_url,
+                   LLM_MODEL="local-model", LLM_FIRST_TOKEN_TIMEOUT=0.5, LLM_TOTAL_TIMEOUT=10)
+    with app.app_context():
+        yield app
+    dispose(app)
+
+
+def ask(question, dialogue=None):
+    stream = get_engine().answer(question, BotSettings(refusal=REFUSAL), dialogue=dialogue)
+    return stream, list(stream)
+
+
+def test_the_model_saying_no_answer_is_spoken_as_the_refusal(llm_app, fake_openai):
+    fake_openai.answer = NO_ANSWER
+    stream, pieces = ask(QUESTION)
+    assert pieces == split_text(REFUSAL)
+    assert stream.answered is False and stream.source == "refusal"
+    [request] = fake_openai.requests
+    assert NO_ANSWER in request["messages"][0]["content"]  # the model was told how to say it
+
+
+@pytest.mark.parametrize("chunks", [
+    ["НЕ", "Т_", "ОТ", "ВЕТА"],  # the marker split over chunks
+    [" ", "НЕТ_ОТВЕТА", "."],  # after a space, with trailing punctuation
+    ["НЕТ_ОТВЕТА", " Извините, не знаю."],  # whatever follows the marker is never spoken
+])
+def test_the_marker_is_recognised_however_it_is_split(llm_app, fake_openai, chunks):
+    fake_openai.chunks = chunks
+    stream, pieces = ask(QUESTION)
+    assert pieces == split_text(REFUSAL) and stream.answered is False
+
+
+def test_an_answer_that_starts_like_the_marker_is_spoken_whole(llm_app, fake_openai):
+    fake_openai.chunks = ["Не", "т, по суббот", "ам мы не работаем. ", "Ждём вас в будни."]
+    stream, pieces = ask("вы работаете в субботу")
+    assert pieces == ["Нет, по субботам мы не работаем.", "Ждём вас в будни."]
+    assert stream.answered is True and stream.source == "llm"
+
+
+def test_a_question_the_offline_gate_refuses_reaches_the_model(llm_app, fake_openai):
+    question = "а у вас можно взять пресс в аренду на месяц"  # near the KB (leasing, presses), not in it
+    found, _ = get_engine().search(question)
+    assert found is not None and not found.answered and not found.off_topic  # the offline gate would refuse
+    fake_openai.answer = "Аренды нет, но есть лизинг."
+    stream, pieces = ask(question)
+    assert pieces == ["Аренды нет, но есть лизинг."] and stream.answered
+    [request] = fake_openai.requests
+    assert len([line for line in request["messages"][0]["content"].splitlines() if line.startswith("[")]) >= 4
+
+
+def test_plainly_off_topic_is_refused_without_the_model(llm_app, fake_openai):
+    stream, pieces = ask("можно заказать пиццу")
+    assert pieces == split_text(REFUSAL) and not stream.answered
+    assert fake_openai.requests == []
+
+
+def test_the_model_receives_the_earlier_turns(llm_app, fake_openai):
+    dialogue = Dialogue()
+    fake_openai.answer = "Да, есть разрывные машины РМ-10 и РМ-50."
+    stream, pieces = ask("у вас есть разрывные машины", dialogue)
+    dialogue.add("у вас есть разрывные машины", " ".join(pieces), stream.query)
+    fake_openai.answer = "РМ-50 стоит от 1 250 000 рублей."
+    ask("а сколько такая стоит", dialogue)
+    messages = fake_openai.requests[-1]["messages"]
+    assert messages[1:] == [
+        {"role": "user", "content": "у вас есть разрывные машины"},
+        {"role": "assistant", "content": "Да, есть разрывные машины РМ-10 и РМ-50."},
+        {"role": "user", "content": "а сколько такая стоит"},
+    ]
+    # the follow-up was searched with its subject: the machine's price is the first passage the model reads
+    first = next(line for line in messages[0]["content"].splitlines() if line.startswith("[1]"))
+    assert "1 250 000" in first
+
+
+def test_llm_failure_on_a_question_the_gate_refuses_speaks_the_refusal(llm_app, fake_openai):
+    fake_openai.mode = "error500"
+    stream, pieces = ask("а у вас можно взять пресс в аренду на месяц")
+    assert pieces == split_text(REFUSAL) and stream.answered is False
+
+
+@pytest.mark.parametrize("chunks, spoken, no_answer", [
+    (["НЕТ_ОТВЕТА"], "", True),
+    (["НЕТ_ОТ"], "", True),  # cut short at the end of the stream
+    (["Не", "т."], "Нет.", False),
+    (["Нетто-масса 5 кг."], "Нетто-масса 5 кг.", False),
+    (["«", "НЕТ_ОТВЕТА", "»"], "", True),
+])
+def test_no_answer_detector(chunks, spoken, no_answer):
+    detector = NoAnswerDetector()
+    out = "".join(detector.feed(c) for c in chunks) + detector.finish()
+    assert out == spoken and detector.no_answer is no_answer
