@@ -22,6 +22,14 @@ def require_login():
         return login_manager.unauthorized()
 
 
+@bp.after_request
+def never_cache(response):
+    # Call data, transcripts and exports must not stay in a browser's or a proxy's cache.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Pragma", "no-cache")
+    return response
+
+
 @bp.app_context_processor
 def admin_helpers():
     return {"has_endpoint": lambda name: name in current_app.view_functions}
@@ -53,5 +61,5 @@ def _init_search(state):
     search.init_app(state.app)
 
 
-from . import auth, calls, clear, export, labels  # noqa: E402,F401
+from . import account, auth, calls, clear, export, labels  # noqa: E402,F401
 from . import analytics, kb, settings_views, try_it  # noqa: E402,F401  (part 2: KB, bot's words, try, analytics)
