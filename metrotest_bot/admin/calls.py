@@ -14,6 +14,7 @@ from ..search import get_index, highlight, query_terms, snippets
 from ..timeutil import as_utc
 from . import bp
 from .filters import CallFilter, find_calls, page_size
+from .ranges import MAX_ID
 
 
 @bp.route("/")
@@ -70,7 +71,7 @@ def turn_view(turn: Turn, call: Call, terms) -> TurnView:
     return TurnView(turn, offset, html, cut, refusal=turn.role == ROLE_BOT and turn.answered is False)
 
 
-@bp.route("/calls/<int:call_id>")
+@bp.route(f"/calls/<int(max={MAX_ID}):call_id>")
 def call(call_id: int):
     flt = CallFilter.from_request()
     row = db.session.get(Call, call_id)
