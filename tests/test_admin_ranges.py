@@ -33,8 +33,17 @@ def call_ids(html: str) -> set[int]:
     {**EXTREME_DATES, "page": HUGE},
 ])
 def test_call_list_never_fails_on_a_page_number(admin_client, two_calls, query):
-    response = admin_client.get("/logs-ui/", query_string=query)
+    response = admin_client.get("/logs-ui/", query_string=query, follow_redirects=True)
     assert response.status_code == 200
+    assert call_ids(response.get_data(as_text=True))  # the last page, not an empty one
+
+
+def test_a_page_past_the_end_goes_to_the_last_page(admin_client, two_calls):
+    response = admin_client.get("/logs-ui/", query_string={"page": "7", "q": "доставка"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/logs-ui/?q=%D0%B4%D0%BE%D1%81%D1%82%D0%B0%D0%B2%D0%BA%D0%B0"
+    response = admin_client.get("/logs-ui/", query_string={"page": HUGE, **EXTREME_DATES}, follow_redirects=True)
+    assert call_ids(response.get_data(as_text=True)) == set(two_calls)
 
 
 def test_extreme_dates_mean_everything(admin_client, two_calls):
@@ -97,4 +106,5 @@ def test_served_export_stream_ends_properly(live_server):
         assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
         rows = _csv_rows(response.content)
         assert len(rows) == 4
-        assert client.get("/logs-ui/", params={**EXTREME_DATES, "page": HUGE}).status_code == 200
+        page = client.get("/logs-ui/", params={**EXTREME_DATES, "page": HUGE}, follow_redirects=True)
+        assert page.status_code == 200 and len(call_ids(page.text)) == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flask import abort, render_template
+from flask import abort, redirect, render_template, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
@@ -25,6 +25,9 @@ def calls():
     rows = [by_id[i] for i in found.call_ids if i in by_id]
     snips = snippets(flt.q, found.call_ids) if flt.q else {}
     pages = -(-found.total // page_size()) if found.total else None
+    if pages and flt.page > pages and not found.call_ids:
+        # A page past the end (an old link, an edited URL) shows the last page instead of nothing.
+        return redirect(url_for("admin.calls", **flt.args(page=pages)))
     terms = query_terms(flt.q) if flt.q else []
     callers = {c.id: caller_label(c, terms) for c in rows if c.caller_name or c.caller_company}
     # Elasticsearch failed and the SQL index (always complete) answered: say so.
