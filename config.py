@@ -136,6 +136,9 @@ class Config:
         # On HTTPS (directly or behind a proxy) turn Secure on: the cookie never travels in clear.
         self.SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
         self.SESSION_COOKIE_SAMESITE = _env_choice("SESSION_COOKIE_SAMESITE", "Lax", ("Lax", "Strict", "None"))
+        if self.SESSION_COOKIE_SAMESITE == "None" and not self.SESSION_COOKIE_SECURE:
+            # Browsers drop such a cookie: nobody could sign in. Say so at start instead.
+            raise ValueError("SESSION_COOKIE_SAMESITE=None needs SESSION_COOKIE_SECURE=true")
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
         # Admin sessions end on the server (admin/sessions.py): after this long without a
         # request (idle), and this long after sign-in however busy (absolute).

@@ -172,6 +172,10 @@ def test_cookie_flags_come_from_the_environment(tmp_path, database_url, monkeypa
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "perhaps")
     with pytest.raises(ValueError, match="SESSION_COOKIE_SECURE"):
         config.TestConfig(DATA_DIR=tmp_path / "e")
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "false")
+    monkeypatch.setenv("SESSION_COOKIE_SAMESITE", "None")  # browsers drop it without Secure
+    with pytest.raises(ValueError, match="needs SESSION_COOKIE_SECURE=true"):
+        config.TestConfig(DATA_DIR=tmp_path / "e")
 
 
 def test_default_cookie_is_not_secure_for_plain_http(app, client):

@@ -1,7 +1,9 @@
 """The login-protected admin panel at /logs-ui/.
 
-One module per page or concern: auth (sign-in), calls (list and call page),
-export (CSV), clear (clearing the log). A new page is a new module imported
+One module per page or concern: auth (sign-in), sessions (server-side, so they
+can end), throttle (sign-in backoff), passwords (the rule), account (changing
+one's password), calls (list and call page), export (CSV), clear (clearing the
+log), ranges (bounds on URL input). A new page is a new module imported
 below plus one line in templates/admin/_nav.html; every endpoint of this
 blueprint requires sign-in unless listed in PUBLIC_ENDPOINTS.
 """
