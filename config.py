@@ -29,6 +29,25 @@ def _env_float(name, default):
     return float(_env(name, default))
 
 
+def _env_bool(name, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={value!r}: expected true or false")
+
+
+def _env_choice(name, default: str, choices) -> str:
+    value = _env(name, default)
+    for choice in choices:
+        if value.strip().lower() == choice.lower():
+            return choice
+    raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
+
 def _secret_file(data_dir: Path, name: str) -> str:
     """Read a secret from DATA_DIR, creating it on first use (mode 0600).
 
@@ -114,9 +133,27 @@ class Config:
         self.SHARED_STATE_TTL = _env_float("SHARED_STATE_TTL", 2.0)
 
         self.SESSION_COOKIE_HTTPONLY = True
-        self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.PERMANENT_SESSION_LIFETIME = _env_int("ADMIN_SESSION_MINUTES", 8 * 60) * 60
+        # On HTTPS (directly or behind a proxy) turn Secure on: the cookie never travels in clear.
+        self.SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+        self.SESSION_COOKIE_SAMESITE = _env_choice("SESSION_COOKIE_SAMESITE", "Lax", ("Lax", "Strict", "None"))
+        if self.SESSION_COOKIE_SAMESITE == "None" and not self.SESSION_COOKIE_SECURE:
+            # Browsers drop such a cookie: nobody could sign in. Say so at start instead.
+            raise ValueError("SESSION_COOKIE_SAMESITE=None needs SESSION_COOKIE_SECURE=true")
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        # Admin sessions end on the server (admin/sessions.py): after this long without a
+        # request (idle), and this long after sign-in however busy (absolute).
+        self.ADMIN_SESSION_MINUTES = _env_int("ADMIN_SESSION_MINUTES", 8 * 60)
+        self.ADMIN_SESSION_MAX_HOURS = _env_float("ADMIN_SESSION_MAX_HOURS", 12.0)
+        self.PERMANENT_SESSION_LIFETIME = self.ADMIN_SESSION_MINUTES * 60
         self.WTF_CSRF_TIME_LIMIT = None
+
+        # Sign-in throttling per (user name, address) and per address (admin/throttle.py):
+        # after the free failures each further one doubles the wait, up to the maximum.
+        self.LOGIN_FREE_FAILURES = _env_int("LOGIN_FREE_FAILURES", 3)
+        self.LOGIN_FREE_FAILURES_PER_IP = _env_int("LOGIN_FREE_FAILURES_PER_IP", 20)
+        self.LOGIN_BACKOFF_SECONDS = _env_float("LOGIN_BACKOFF_SECONDS", 1.0)
+        self.LOGIN_BACKOFF_MAX_SECONDS = _env_float("LOGIN_BACKOFF_MAX_SECONDS", 900.0)
+        self.LOGIN_WINDOW_HOURS = _env_float("LOGIN_WINDOW_HOURS", 24.0)
 
         for key, value in overrides.items():
             setattr(self, key, value)

@@ -57,6 +57,21 @@ else:
 # Behind a reverse proxy (TLS for wss://), trust its X-Forwarded-* headers.
 forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
+def _redact_tokens_in_every_log_line():
+    """`token=…` masked in every record, gunicorn's own included (a malformed request
+    line is logged whole). metrotest_bot/logredact.py is loaded by path: importing
+    the package would import the app here in the master, before gevent patches."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrotest_bot", "logredact.py")
+    spec = importlib.util.spec_from_file_location("metrotest_logredact", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.install()
+
+
+_redact_tokens_in_every_log_line()
+
 # Everything to stdout: gunicorn's own log, the access log, the app's log.
 loglevel = _env("LOG_LEVEL", "info").lower()
 accesslog = "-"

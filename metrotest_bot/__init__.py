@@ -6,7 +6,7 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 from flask import Flask  # noqa: E402
 
-from . import db_tuning  # noqa: E402
+from . import db_tuning, logredact, security_headers  # noqa: E402
 from .extensions import csrf, db, login_manager, migrate, sock  # noqa: E402
 
 
@@ -14,6 +14,7 @@ def create_app(config=None) -> Flask:
     """Build the app. `config` is a config.Config instance (Config() when None)."""
     from config import Config
 
+    logredact.install()  # the call token never reaches a log line, under any server or CLI
     app = Flask(__name__)
     app.config.from_object(config or Config())
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
@@ -29,6 +30,7 @@ def create_app(config=None) -> Flask:
     login_manager.init_app(app)
     sock.init_app(app)
     csrf.init_app(app)
+    security_headers.init_app(app)
 
     from . import models  # noqa: F401  (register tables)
     from .health import bp as health_bp

@@ -114,6 +114,23 @@ class AdminUser(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
 
+class AdminSession(db.Model):
+    """A sign-in, kept on the server so that it can be ended (admin/sessions.py).
+
+    The cookie holds a random token; only its SHA-256 is stored, so a copy of
+    the database opens no session. A row with `ended_at` set, or past its idle
+    or absolute lifetime, opens nothing.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class LoginAttempt(db.Model):
     """Failed and successful sign-ins, for throttling by user and by address."""
 

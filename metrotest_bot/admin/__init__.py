@@ -1,7 +1,9 @@
 """The login-protected admin panel at /logs-ui/.
 
-One module per page or concern: auth (sign-in), calls (list and call page),
-export (CSV), clear (clearing the log). A new page is a new module imported
+One module per page or concern: auth (sign-in), sessions (server-side, so they
+can end), throttle (sign-in backoff), passwords (the rule), account (changing
+one's password), calls (list and call page), export (CSV), clear (clearing the
+log), ranges (bounds on URL input). A new page is a new module imported
 below plus one line in templates/admin/_nav.html; every endpoint of this
 blueprint requires sign-in unless listed in PUBLIC_ENDPOINTS.
 """
@@ -20,6 +22,14 @@ PUBLIC_ENDPOINTS = {"admin.login"}
 def require_login():
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         return login_manager.unauthorized()
+
+
+@bp.after_request
+def never_cache(response):
+    # Call data, transcripts and exports must not stay in a browser's or a proxy's cache.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Pragma", "no-cache")
+    return response
 
 
 @bp.app_context_processor
@@ -53,5 +63,5 @@ def _init_search(state):
     search.init_app(state.app)
 
 
-from . import auth, calls, clear, export, labels  # noqa: E402,F401
+from . import account, auth, calls, clear, export, labels  # noqa: E402,F401
 from . import analytics, kb, settings_views, try_it  # noqa: E402,F401  (part 2: KB, bot's words, try, analytics)

@@ -23,6 +23,7 @@ from . import bp
 from .charts import bar_chart
 from .forms import DATE_MESSAGE, RussianForm
 from .questions import QuestionGroup, QuestionGroups
+from .ranges import clamp_day
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -75,8 +76,8 @@ def period_from_request() -> tuple[Period, PeriodForm, list[str]]:
     form.validate()
     errors = [m for f in form for m in f.errors]
     today = to_local(utcnow()).date()
-    last = form.date_to.data if form.date_to.data and not form.date_to.errors else today
-    first = form.date_from.data if form.date_from.data and not form.date_from.errors else None
+    last = clamp_day(form.date_to.data) if form.date_to.data and not form.date_to.errors else today
+    first = clamp_day(form.date_from.data) if form.date_from.data and not form.date_from.errors else None
     if first is None or first > last or (last - first).days >= MAX_DAYS:
         first = last - timedelta(days=DEFAULT_DAYS - 1)
     form.date_from.data, form.date_to.data = first, last

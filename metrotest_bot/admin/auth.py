@@ -1,9 +1,13 @@
-"""Sign-in and sign-out (flask-login); users are AdminUser rows with hashed passwords."""
+"""Sign-in and sign-out (flask-login); users are AdminUser rows with hashed passwords.
+
+A signed-in cookie opens the panel only while its server-side session is open
+(sessions.py); sign-in is throttled per user name and address (throttle.py).
+"""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
@@ -11,7 +15,7 @@ from werkzeug.security import generate_password_hash
 from ..extensions import db, login_manager
 from ..models import AdminUser
 from ..timeutil import utcnow
-from . import bp, throttle
+from . import bp, sessions, throttle
 from .forms import LoginForm
 
 login_manager.login_view = "admin.login"
@@ -27,9 +31,13 @@ _dummy_hash = None
 @login_manager.user_loader
 def load_user(user_id: str):
     try:
-        return db.session.get(AdminUser, int(user_id))
+        uid = int(user_id)
     except (TypeError, ValueError):
         return None
+    # The signed cookie alone is not enough: its session must still be open on the server.
+    if not sessions.is_open(uid):
+        return None
+    return db.session.get(AdminUser, uid)
 
 
 def _same_time_for_unknown_user(password: str) -> None:
@@ -50,9 +58,9 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.calls")
 
 
-def _locked_message(left) -> str:
-    return (f"Слишком много неудачных попыток входа. Вход временно закрыт; "
-            f"попробуйте снова через {throttle.minutes(left)} мин.")
+def _throttled(left) -> tuple[str, int]:
+    return (f"Слишком много неудачных попыток входа. Подождите {throttle.wait_text(left)} "
+            f"и попробуйте снова."), 429
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -60,35 +68,42 @@ def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
-    error, status = None, 200
+    error, status, retry_after = None, 200, None
     if form.validate_on_submit():
         username = form.username.data.strip()
         ip = request.remote_addr or "unknown"
-        left = throttle.lock_left(username, ip)
+        left = throttle.wait_left(username, ip)
         if left:
-            error, status = _locked_message(left), 429
+            (error, status), retry_after = _throttled(left), left
         else:
+            attempt = throttle.begin(username, ip)
             user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
             if user is None:
                 _same_time_for_unknown_user(form.password.data)
-            ok = user is not None and user.check_password(form.password.data)
-            throttle.record(username, ip, ok)
-            if ok:
-                session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
+            if user is not None and user.check_password(form.password.data):
+                throttle.succeeded(attempt)
+                session.clear()  # nothing of an earlier session carries over into this one
+                session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME
+                sessions.start(user.id)
                 login_user(user)
                 user.last_login_at = utcnow()
                 db.session.commit()
                 return redirect(_safe_next(request.args.get("next")))
-            left = throttle.lock_left(username, ip)
-            error, status = (_locked_message(left), 429) if left else (BAD_CREDENTIALS, 401)
+            left = throttle.wait_left(username, ip)
+            (error, status), retry_after = (_throttled(left), left) if left else ((BAD_CREDENTIALS, 401), None)
     elif request.method == "POST":
         status = 400
-    return render_template("admin/login.html", form=form, error=error), status
+    response = make_response(render_template("admin/login.html", form=form, error=error), status)
+    if retry_after:
+        response.headers["Retry-After"] = str(max(1, round(retry_after.total_seconds())))
+    return response
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
     # CSRFProtect has already checked the token: a cross-site page cannot sign anyone out.
+    sessions.end_current()  # on the server: a copy of the cookie opens nothing any more
+    db.session.commit()
     logout_user()
     session.clear()
     flash("Вы вышли из панели.", "info")

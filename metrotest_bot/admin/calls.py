@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flask import abort, render_template
+from flask import abort, redirect, render_template, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from ..search import get_index, highlight, query_terms, snippets
 from ..timeutil import as_utc
 from . import bp
 from .filters import CallFilter, find_calls, page_size
+from .ranges import MAX_ID
 
 
 @bp.route("/")
@@ -24,6 +25,9 @@ def calls():
     rows = [by_id[i] for i in found.call_ids if i in by_id]
     snips = snippets(flt.q, found.call_ids) if flt.q else {}
     pages = -(-found.total // page_size()) if found.total else None
+    if pages and flt.page > pages and not found.call_ids:
+        # A page past the end (an old link, an edited URL) shows the last page instead of nothing.
+        return redirect(url_for("admin.calls", **flt.args(page=pages)))
     terms = query_terms(flt.q) if flt.q else []
     callers = {c.id: caller_label(c, terms) for c in rows if c.caller_name or c.caller_company}
     # Elasticsearch failed and the SQL index (always complete) answered: say so.
@@ -70,7 +74,7 @@ def turn_view(turn: Turn, call: Call, terms) -> TurnView:
     return TurnView(turn, offset, html, cut, refusal=turn.role == ROLE_BOT and turn.answered is False)
 
 
-@bp.route("/calls/<int:call_id>")
+@bp.route(f"/calls/<int(max={MAX_ID}):call_id>")
 def call(call_id: int):
     flt = CallFilter.from_request()
     row = db.session.get(Call, call_id)

@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import AdminUser
-
-MIN_PASSWORD = 8
+from . import sessions
+from .passwords import policy_error
 
 
 @click.command("create-admin")
@@ -20,8 +20,9 @@ def create_admin_command(username, password):
         raise click.BadParameter("имя пользователя: от 1 до 64 символов.", param_hint="USERNAME")
     if password is None:
         password = click.prompt("Пароль", hide_input=True, confirmation_prompt="Повторите пароль")
-    if len(password) < MIN_PASSWORD:
-        raise click.ClickException(f"Пароль слишком короткий: нужно не меньше {MIN_PASSWORD} символов.")
+    error = policy_error(password, username)
+    if error:
+        raise click.ClickException(error)
     db.create_all()  # a fresh install may create its admin before the first start
     user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
     created = user is None
@@ -29,5 +30,8 @@ def create_admin_command(username, password):
         user = AdminUser(username=username)
         db.session.add(user)
     user.set_password(password)
+    ended = 0 if created else sessions.end_all(user.id)  # a reset password must also shut out whoever had the old one
     db.session.commit()
     click.echo(f"Администратор {username} {'создан' if created else 'получил новый пароль'}.")
+    if ended:
+        click.echo(f"Открытые сеансы этого пользователя завершены: {ended}.")

@@ -13,6 +13,7 @@ from ..search import DateRange, SearchPage, get_index
 from ..search.sql import call_ids_newest_first, date_conditions
 from ..timeutil import company_tz
 from .forms import CallFilterForm
+from .ranges import clamp_day, page_number
 
 
 @dataclass
@@ -29,15 +30,12 @@ class CallFilter:
         form = CallFilterForm(request.args)
         form.validate()
         errors = [msg for f in form for msg in f.errors]
-        try:
-            page = max(1, int(request.args.get("page", 1)))
-        except ValueError:
-            page = 1
+        page = page_number(request.args.get("page", 1))
         return cls(
             q=(form.q.data or "").strip() if not form.q.errors else "",
             # An invalid field filters nothing, but its error is shown and the input kept.
-            date_from=form.date_from.data if not form.date_from.errors else None,
-            date_to=form.date_to.data if not form.date_to.errors else None,
+            date_from=clamp_day(form.date_from.data) if not form.date_from.errors else None,
+            date_to=clamp_day(form.date_to.data) if not form.date_to.errors else None,
             page=page, form=form, errors=errors,
         )
 

@@ -23,6 +23,23 @@ class LoginForm(RussianForm):
     submit = SubmitField("Войти")
 
 
+class PasswordChangeForm(RussianForm):
+    """The signed-in admin's own password; the rule is checked in account.py (passwords.py)."""
+
+    current = PasswordField("Текущий пароль", validators=[DataRequired(), Length(max=256)],
+                            render_kw={"autocomplete": "current-password"})
+    new = PasswordField("Новый пароль", validators=[DataRequired(), Length(max=256)],
+                        description="Не меньше 12 символов; подойдёт фраза из нескольких слов.",
+                        render_kw={"autocomplete": "new-password"})
+    repeat = PasswordField("Новый пароль ещё раз", validators=[DataRequired(), Length(max=256)],
+                           render_kw={"autocomplete": "new-password"})
+    submit = SubmitField("Сменить пароль")
+
+    def validate_repeat(self, field):
+        if self.new.data and field.data != self.new.data:
+            raise ValidationError("Пароли не совпадают.")
+
+
 class LogoutForm(RussianForm):
     submit = SubmitField("Выйти")
 

@@ -30,6 +30,7 @@ from ..search.lemmas import text_lemmas
 from ..timeutil import utcnow
 from . import bp, kb_jobs
 from .forms import RussianForm
+from .ranges import MAX_ID, id_or_none
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,9 @@ def _render(upload_error: str | None = None, status: int = 200):
     q = (request.args.get("q") or "").strip()[:200]
     versions = db.session.scalars(select(KBVersion).order_by(KBVersion.id.desc()).limit(VERSIONS_SHOWN)).all()
     watched = None
-    if request.args.get("upload", "").isdigit():
-        watched = db.session.get(KBVersion, int(request.args["upload"]))
+    upload_id = id_or_none(request.args.get("upload"))
+    if upload_id is not None:
+        watched = db.session.get(KBVersion, upload_id)
     try:
         current = kb_in_force(q)
     except Exception:  # the page must still allow an upload when the KB in force is unreadable
@@ -178,7 +180,7 @@ def upload_too_large(exc):
     return render_template("admin/error.html", title="Слишком большой запрос", message=message), 413
 
 
-@bp.route("/kb/versions/<int:version_id>/status")
+@bp.route(f"/kb/versions/<int(max={MAX_ID}):version_id>/status")
 def kb_status(version_id: int):
     kb_jobs.expire_stale_jobs()
     row = db.session.get(KBVersion, version_id)
@@ -195,7 +197,7 @@ def _audit(action: str, **details) -> None:
     db.session.commit()
 
 
-@bp.route("/kb/versions/<int:version_id>/activate", methods=["POST"])
+@bp.route(f"/kb/versions/<int(max={MAX_ID}):version_id>/activate", methods=["POST"])
 def kb_activate(version_id: int):
     from ..rag.versions import activate_version
 
@@ -227,7 +229,7 @@ def kb_restore_default():
     return redirect(url_for("admin.kb"), 303)
 
 
-@bp.route("/kb/versions/<int:version_id>/retry", methods=["POST"])
+@bp.route(f"/kb/versions/<int(max={MAX_ID}):version_id>/retry", methods=["POST"])
 def kb_retry(version_id: int):
     row = db.session.get(KBVersion, version_id) or abort(404)
     if not kb_jobs.can_retry(row):
@@ -237,7 +239,7 @@ def kb_retry(version_id: int):
     return redirect(url_for("admin.kb", upload=row.id, _anchor="upload"), 303)
 
 
-@bp.route("/kb/versions/<int:version_id>/file")
+@bp.route(f"/kb/versions/<int(max={MAX_ID}):version_id>/file")
 def kb_download(version_id: int):
     row = db.session.get(KBVersion, version_id) or abort(404)
     path = Path(row.stored_path or "")

@@ -20,6 +20,7 @@ from ..extensions import db
 from ..models import BotSettingsVersion
 from . import bp
 from .forms import RussianForm
+from .ranges import MAX_ID
 
 HISTORY_SHOWN = 30
 REQUIRED = "Заполните это поле: бот не может произнести пустую фразу."
@@ -115,7 +116,7 @@ def settings():
     return render_template("admin/settings.html", form=form, history=history()), status
 
 
-@bp.route("/settings/versions/<int:version_id>/restore", methods=["POST"])
+@bp.route(f"/settings/versions/<int(max={MAX_ID}):version_id>/restore", methods=["POST"])
 def settings_restore(version_id: int):
     RussianForm().validate_on_submit()  # CSRFProtect has checked the token already
     row = db.session.get(BotSettingsVersion, version_id)

@@ -1,9 +1,16 @@
-"""Throttling of sign-in failures, by user name and by address (LoginAttempt rows).
+"""Sign-in throttling: a growing wait per (user name, address) and per address.
 
-A user name is locked after LOGIN_MAX_FAILURES failures within
-LOGIN_WINDOW_MINUTES since its last successful sign-in; an address after
-LOGIN_MAX_FAILURES_PER_IP. While locked, the password is not even checked.
-The rows live in SQL, so every worker and machine sees the same counts.
+A per-user lockout would let anyone keep the real admin out by failing on
+purpose. So failures are counted per (user name, address): an attacker's
+address slows down, while the admin signing in from another address is not
+affected. The first LOGIN_FREE_FAILURES failures cost nothing; each further
+one doubles the wait before the next try (LOGIN_BACKOFF_SECONDS, 2×, 4×, …
+up to LOGIN_BACKOFF_MAX_SECONDS). An address guessing across many user names
+gets the same growing wait after LOGIN_FREE_FAILURES_PER_IP failures. A
+successful sign-in resets the count of its pair and its address; failures
+older than LOGIN_WINDOW_HOURS are forgotten. While a wait runs the password is
+not even checked. The rows live in SQL, so every worker and machine sees the
+same counts.
 """
 from __future__ import annotations
 
@@ -16,47 +23,62 @@ from ..extensions import db
 from ..models import LoginAttempt
 from ..timeutil import as_utc, utcnow
 
-DEFAULTS = {"LOGIN_MAX_FAILURES": 5, "LOGIN_MAX_FAILURES_PER_IP": 20, "LOGIN_WINDOW_MINUTES": 15}
+
+def _config(name: str) -> float:
+    return float(current_app.config[name])
 
 
-def _setting(name: str) -> int:
-    return int(current_app.config.get(name, DEFAULTS[name]))
+def backoff(failures: int, free: int) -> timedelta:
+    """The wait after `failures` failures in a row, the first `free` of which cost nothing."""
+    extra = failures - free
+    if extra <= 0:
+        return timedelta(0)
+    seconds = _config("LOGIN_BACKOFF_SECONDS") * 2 ** min(extra - 1, 40)
+    return timedelta(seconds=min(seconds, _config("LOGIN_BACKOFF_MAX_SECONDS")))
 
 
-def _window() -> timedelta:
-    return timedelta(minutes=_setting("LOGIN_WINDOW_MINUTES"))
-
-
-def _lock_left(column, value: str, limit: int) -> timedelta | None:
+def _wait_left(conds, free: int) -> timedelta:
     now = utcnow()
-    start = now - _window()
-    last_ok = db.session.scalar(select(func.max(LoginAttempt.at)).where(column == value, LoginAttempt.success.is_(True)))
+    start = now - timedelta(hours=_config("LOGIN_WINDOW_HOURS"))
+    last_ok = db.session.scalar(select(func.max(LoginAttempt.at)).where(*conds, LoginAttempt.success.is_(True)))
     if last_ok is not None:
         start = max(start, as_utc(last_ok))
-    failures = db.session.scalars(
-        select(LoginAttempt.at).where(column == value, LoginAttempt.success.is_(False), LoginAttempt.at > start)
-        .order_by(LoginAttempt.at.desc()).limit(limit)).all()
-    if len(failures) < limit:
-        return None
-    # Unlocks when the oldest of the last `limit` failures leaves the window.
-    left = as_utc(failures[-1]) + _window() - now
+    n, last = db.session.execute(
+        select(func.count(LoginAttempt.id), func.max(LoginAttempt.at))
+        .where(*conds, LoginAttempt.success.is_(False), LoginAttempt.at > start)).one()
+    if not n:
+        return timedelta(0)
+    return max(timedelta(0), as_utc(last) + backoff(n, free) - now)
+
+
+def wait_left(username: str, ip: str) -> timedelta | None:
+    """How long this user name from this address must wait before the next try; None when it may try now."""
+    username, ip = username[:64], ip[:64]
+    left = max(_wait_left([LoginAttempt.username == username, LoginAttempt.ip == ip],
+                          int(_config("LOGIN_FREE_FAILURES"))),
+               _wait_left([LoginAttempt.ip == ip], int(_config("LOGIN_FREE_FAILURES_PER_IP"))))
     return left if left > timedelta(0) else None
 
 
-def lock_left(username: str, ip: str) -> timedelta | None:
-    """How long sign-in stays closed for this user name or address; None when open."""
-    locks = [_lock_left(LoginAttempt.username, username[:64], _setting("LOGIN_MAX_FAILURES")),
-             _lock_left(LoginAttempt.ip, ip[:64], _setting("LOGIN_MAX_FAILURES_PER_IP"))]
-    locks = [lock for lock in locks if lock]
-    return max(locks) if locks else None
+def begin(username: str, ip: str) -> LoginAttempt:
+    """Record a try as failed before the password is checked, so that parallel tries
+    see each other; `succeeded` turns it into a success."""
+    attempt = LoginAttempt(username=username[:64], ip=ip[:64], success=False, at=utcnow())
+    db.session.add(attempt)
+    db.session.commit()
+    return attempt
 
 
-def record(username: str, ip: str, success: bool) -> None:
-    db.session.add(LoginAttempt(username=username[:64], ip=ip[:64], success=success, at=utcnow()))
-    if success:  # old rows serve no one; keep the table small
-        db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - timedelta(days=2)))
+def succeeded(attempt: LoginAttempt) -> None:
+    attempt.success = True
+    # Old rows serve no one: keep the table small.
+    window = timedelta(hours=_config("LOGIN_WINDOW_HOURS"))
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < utcnow() - max(window, timedelta(days=2)))
+                       .execution_options(synchronize_session=False))
     db.session.commit()
 
 
-def minutes(left: timedelta) -> int:
-    return max(1, -(-int(left.total_seconds()) // 60))
+def wait_text(left: timedelta) -> str:
+    """«12 с» or «3 мин», rounded up."""
+    seconds = max(1, -(-int(left.total_seconds() * 1000) // 1000))
+    return f"{seconds} с" if seconds < 60 else f"{-(-seconds // 60)} мин"
