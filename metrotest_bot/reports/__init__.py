@@ -1,20 +1,16 @@
 """What leaves a call when it ends: an extractive summary stored with the call, and the
 end-of-call webhook (a signed JSON POST from a durable outbox).
 
-    finalize_call(session, call_id)   # in the call log's finishing transaction
-    webhook.wake(app)                 # after that commit: deliver now
+    finalize_call(session, call_id, config)   # in the call log's finishing transaction
+    wake(app)                                 # after that commit: deliver now
 """
 from __future__ import annotations
-
-import logging
 
 from sqlalchemy import select
 
 from ..models import Call, Turn
 from .summary import call_summary
 from .webhook import enqueue, init_app, wake  # noqa: F401
-
-log = logging.getLogger(__name__)
 
 
 def finalize_call(session, call_id: int, config) -> bool:
