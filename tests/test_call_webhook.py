@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
+import urllib.request
 from datetime import datetime, timedelta
 
 import pytest
@@ -120,6 +122,8 @@ def test_a_dead_receiver_never_delays_the_call_and_gets_the_report_when_back(ser
         # The report waits in the durable outbox, retried and with its last error.
         rows = eventually(lambda: [r for r in outbox_rows(server) if r[2] >= 2], timeout=10)
         assert rows[0][0] == snap.id and rows[0][1] == WEBHOOK_PENDING and rows[0][3]
+        health = json.load(urllib.request.urlopen(server.url + "/healthz", timeout=10))
+        assert health["call_webhook"] == {"pending": 1, "failed": 0}
     finally:
         webhook_receiver.start()
     got = eventually(webhook_receiver.delivered, timeout=20)
@@ -187,6 +191,7 @@ def test_a_report_is_given_up_after_the_last_attempt(hook_app, webhook_receiver)
         row = db.session.scalar(select(CallWebhook))
         assert (row.status, row.attempts, row.last_error) == (WEBHOOK_FAILED, 3, "HTTP 500")
     assert s.deliver_due() == 0 and len(webhook_receiver.requests) == 3  # given up: no more tries
+    assert hook_app.test_client().get("/healthz").get_json()["call_webhook"] == {"pending": 0, "failed": 1}
 
 
 def test_two_senders_never_deliver_one_report_twice(hook_app, webhook_receiver, tmp_path, database_url):

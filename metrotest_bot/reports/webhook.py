@@ -242,6 +242,14 @@ class WebhookSender:
             return f"{type(exc).__name__}: {exc}"
 
 
+def status(app) -> dict | None:
+    """For /healthz: reports waiting and given up; None when no webhook is configured (needs an app context)."""
+    if not app.config.get("CALL_WEBHOOK_URL"):
+        return None
+    counts = dict(db.session.execute(select(CallWebhook.status, func.count()).group_by(CallWebhook.status)).all())
+    return {"pending": int(counts.get(WEBHOOK_PENDING, 0)), "failed": int(counts.get(WEBHOOK_FAILED, 0))}
+
+
 def sender(app) -> WebhookSender:
     found = app.extensions.get("call_webhook_sender")
     if found is None:
