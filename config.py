@@ -117,6 +117,16 @@ class Config:
         self.SEARCH_OUTBOX_RETRY_MAX = _env_float("SEARCH_OUTBOX_RETRY_MAX", 30.0)
 
         self.OPERATOR_PHONE = _env("OPERATOR_PHONE")
+
+        # End-of-call report: a signed JSON POST per finished call, from a durable outbox (reports/webhook.py).
+        self.CALL_WEBHOOK_URL = _env("CALL_WEBHOOK_URL")
+        self.CALL_WEBHOOK_SECRET = _env("CALL_WEBHOOK_SECRET")
+        self.CALL_WEBHOOK_TIMEOUT = _env_float("CALL_WEBHOOK_TIMEOUT", 10.0)  # seconds per delivery attempt
+        # Retries back off exponentially from RETRY_BASE up to RETRY_MAX seconds; given up after MAX_ATTEMPTS.
+        self.CALL_WEBHOOK_RETRY_BASE = _env_float("CALL_WEBHOOK_RETRY_BASE", 5.0)
+        self.CALL_WEBHOOK_RETRY_MAX = _env_float("CALL_WEBHOOK_RETRY_MAX", 3600.0)
+        self.CALL_WEBHOOK_MAX_ATTEMPTS = _env_int("CALL_WEBHOOK_MAX_ATTEMPTS", 20)
+        self.CALL_WEBHOOK_POLL = _env_float("CALL_WEBHOOK_POLL", 30.0)  # idle look for work other workers left
         self.COMPANY_TZ = _env("COMPANY_TZ", "Asia/Yekaterinburg")
 
         self.VOICE_IDLE_TIMEOUT = _env_float("VOICE_IDLE_TIMEOUT", 120.0)

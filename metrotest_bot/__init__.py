@@ -45,7 +45,8 @@ def create_app(config=None) -> Flask:
 
     app.register_blueprint(admin_bp, url_prefix="/logs-ui")
 
-    from . import cli
+    from . import cli, reports
 
     cli.init_app(app)
+    reports.init_app(app)  # the end-of-call webhook's sender, when CALL_WEBHOOK_URL is set
     return app

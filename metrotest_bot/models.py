@@ -22,8 +22,10 @@ OUTCOME_TRANSFER_FAILED = "transfer_failed"  # nobody took the transfer (or no n
 OUTCOME_HANGUP = "hangup"  # the caller hung up
 OUTCOME_LOST = "lost"  # the socket closed without hangup
 OUTCOME_ERROR = "error"
-OUTCOMES = (OUTCOME_IN_PROGRESS, OUTCOME_COMPLETED, OUTCOME_TRANSFERRED, OUTCOME_TRANSFER_FAILED, OUTCOME_HANGUP,
-            OUTCOME_LOST, OUTCOME_ERROR)
+# The caller asked for a person, but no operator number is set: told how to reach the office instead.
+OUTCOME_NO_OPERATOR = "no_operator"
+OUTCOMES = (OUTCOME_IN_PROGRESS, OUTCOME_COMPLETED, OUTCOME_TRANSFERRED, OUTCOME_TRANSFER_FAILED,
+            OUTCOME_NO_OPERATOR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_ERROR)
 
 ROLE_CALLER = "caller"
 ROLE_BOT = "bot"
@@ -39,11 +41,13 @@ class Call(db.Model):
     dialled: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    duration_s: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float, index=True)  # indexed: the list sorts by it
     outcome: Mapped[str] = mapped_column(String(32), default=OUTCOME_IN_PROGRESS, index=True)
     end_reason: Mapped[str | None] = mapped_column(String(255))
     recording_url: Mapped[str | None] = mapped_column(Text)
     transferred_to: Mapped[str | None] = mapped_column(String(128))
+    # The post-call report: topics asked, answered or not, outcome (reports/summary.py).
+    summary: Mapped[str | None] = mapped_column(Text)
 
     # What the CRM returned at setup (issue: caller context).
     crm_data: Mapped[dict | None] = mapped_column(JSON)
@@ -221,3 +225,30 @@ class SearchOutbox(db.Model):
     call_id: Mapped[int] = mapped_column(Integer, index=True)
     turn_id: Mapped[int | None] = mapped_column(Integer)  # None: every turn of the call
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+WEBHOOK_PENDING = "pending"
+WEBHOOK_FAILED = "failed"  # given up after CALL_WEBHOOK_MAX_ATTEMPTS
+
+
+class CallWebhook(db.Model):
+    """End-of-call reports waiting for CALL_WEBHOOK_URL (reports/webhook.py).
+
+    Written in the transaction that finishes the call, so a report is never
+    lost to a crash; deleted once delivered. The body is kept as sent (and
+    signed): clearing the call log does not change what the CRM receives.
+    No foreign key for the same reason.
+    """
+
+    __tablename__ = "call_webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(Integer, index=True)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=WEBHOOK_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_call_webhooks_due", "status", "next_attempt_at"),)

@@ -12,4 +12,6 @@ pytest_plugins = [
     "tests.support.fake_crm",
     "tests.support.admin_data",
     "tests.support.browser",
+    "tests.support.webhook_receiver",
+    "tests.support.media_server",
 ]

@@ -35,11 +35,11 @@ def test_export_format_and_rows(app, admin_client):
     assert header[:3] == ["Звонок", "Начало звонка", "Номер абонента"] and "Текст" in header
     col = {name: i for i, name in enumerate(header)}
     assert [r[col["Звонок"]] for r in body] == [str(empty), str(cid), str(cid), str(cid)]  # newest call first
-    assert body[0][col["Шаг"]] == "" and body[0][col["Номер абонента"]] == "+79120000999"
+    assert body[0][col["Шаг"]] == "" and body[0][col["Номер абонента"]] == '="+79120000999"'
 
     q, a, evil = body[1:]
     assert q[col["Начало звонка"]] == "2025-03-01 11:00:00"  # company time zone
-    assert q[col["Номер абонента"]] == "+79120000555"  # a phone number is not mangled
+    assert q[col["Номер абонента"]] == '="+79120000555"'  # text in a spreadsheet: the plus stays (issue #15)
     assert q[col["Имя"]] == "Иван Петров" and q[col["Компания"]] == "ООО «Прочность»"
     assert q[col["Длительность, с"]] in ("61,2", "61,3")  # decimal comma
     assert q[col["Итог"]] == "завершён" and q[col["Кто"]] == "Абонент"

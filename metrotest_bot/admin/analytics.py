@@ -17,7 +17,8 @@ from wtforms import DateField
 from wtforms.validators import Optional, ValidationError
 
 from ..extensions import db
-from ..models import OUTCOME_TRANSFERRED, ROLE_BOT, Call, Turn
+from ..models import OUTCOME_NO_OPERATOR, OUTCOME_TRANSFERRED, ROLE_BOT, Call, Turn
+from ..outcomes import OUTCOME_LABELS
 from ..timeutil import company_tz, to_local, utcnow
 from . import bp
 from .charts import bar_chart
@@ -91,6 +92,9 @@ class Summary:
     calls: int = 0
     mean_duration_s: float | None = None
     transferred: int = 0
+    no_operator: int = 0  # asked for a person when no operator number was set
+    calls_with_unanswered: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
     calls_interrupted: int = 0
     answers: int = 0
     answers_interrupted: int = 0
@@ -107,6 +111,10 @@ class Summary:
     @property
     def transfer_rate(self):
         return self.rate(self.transferred, self.calls)
+
+    @property
+    def no_operator_rate(self):
+        return self.rate(self.no_operator, self.calls)
 
     @property
     def interruption_rate(self):
@@ -148,6 +156,14 @@ def summary(period: Period) -> Summary:
         func.coalesce(func.sum(case((Call.n_interrupted > 0, 1), else_=0)), 0),
     ).where(*in_period(period))).one()
     s.calls, s.mean_duration_s, s.transferred, s.calls_interrupted = row[0], row[1], int(row[2]), int(row[3])
+    counts = dict(db.session.execute(select(Call.outcome, func.count()).where(*in_period(period))
+                                     .group_by(Call.outcome)).all())
+    # Every outcome in the panel's order, then any other stored value; zeros left out.
+    s.by_outcome = {k: int(counts.pop(k)) for k in OUTCOME_LABELS if counts.get(k)}
+    s.by_outcome.update({k: int(v) for k, v in counts.items() if v})
+    s.no_operator = s.by_outcome.get(OUTCOME_NO_OPERATOR, 0)
+    s.calls_with_unanswered = db.session.scalar(
+        select(func.count(Call.id)).where(*in_period(period), Call.n_unanswered > 0))
 
     row = db.session.execute(select(
         func.count(Turn.id),

@@ -50,8 +50,10 @@ def clear():
             msg += f" Идущие сейчас звонки ({done['kept_live_calls']}) сохранены."
         flash(msg, "success")
         return redirect(url_for("admin.calls"))
-    n_calls = db.session.scalar(select(func.count(Call.id)))
+    # What the button deletes: calls in progress are kept, so they are not counted in.
+    n_live = len(_live_call_ids())
+    n_calls = db.session.scalar(select(func.count(Call.id))) - n_live
     history = db.session.scalars(
         select(AuditLog).where(AuditLog.action == ACTION).order_by(AuditLog.at.desc()).limit(10)).all()
     status = 400 if form.is_submitted() else 200
-    return render_template("admin/clear.html", form=form, n_calls=n_calls, history=history), status
+    return render_template("admin/clear.html", form=form, n_calls=n_calls, n_live=n_live, history=history), status

@@ -1,7 +1,9 @@
 """CSV export of what the filters select: a row per turn, streamed in constant memory.
 
 Excel with a Russian locale opens it as is: UTF-8 with a BOM, ';' between
-fields, decimal commas, CRLF line ends.
+fields, decimal commas, CRLF line ends. Phone numbers are written as text
+formulas (="+79120000001"): a bare +79120000001 is read as a number and
+loses its plus. Anything else that looks like a formula is neutralised.
 """
 from __future__ import annotations
 
@@ -22,11 +24,11 @@ from .labels import kind_label, outcome_label, role_label, source_label
 BOM = "\ufeff"
 HEADER = [
     "Звонок", "Начало звонка", "Номер абонента", "Имя", "Компания", "Набранный номер", "Длительность, с", "Итог",
-    "Перевод на", "Запись", "Шаг", "Время реплики", "Кто", "Тип", "Текст", "Прервано", "Не прозвучало",
+    "Итог разговора", "Перевод на", "Запись", "Шаг", "Время реплики", "Кто", "Тип", "Текст", "Прервано", "Не прозвучало",
     "Ответ найден", "Источник", "Поиск, мс", "Первый токен LLM, мс", "Первая фраза, мс", "Всего, мс",
 ]
 CALL_COLS = [Call.id, Call.started_at, Call.caller, Call.caller_name, Call.caller_company, Call.dialled,
-             Call.duration_s, Call.outcome, Call.transferred_to, Call.recording_url]
+             Call.duration_s, Call.outcome, Call.summary, Call.transferred_to, Call.recording_url]
 TURN_COLS = [Turn.seq, Turn.created_at, Turn.role, Turn.kind, Turn.text, Turn.interrupted, Turn.planned_text,
              Turn.spoken_text, Turn.answered, Turn.source, Turn.retrieval_ms, Turn.llm_first_token_ms,
              Turn.first_piece_ms, Turn.total_ms]
@@ -39,6 +41,18 @@ def cell(value) -> str:
     if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not PHONE.match(text):
         return "'" + text
     return text
+
+
+def phone(value) -> str:
+    """A phone number as text: ="+79120000001" shows +79120000001 in Excel, LibreOffice and Google Sheets.
+
+    Only strings of digits, spaces, brackets, hyphens and a leading plus get the formula, so
+    nothing but a quoted number can ever be evaluated; anything else is an ordinary cell().
+    """
+    text = "" if value is None else str(value).strip()
+    if text and PHONE.match(text) and any(ch.isdigit() for ch in text):
+        return f'="{text}"'
+    return cell(value)
 
 
 def number(value, digits: int = 0) -> str:
@@ -62,8 +76,9 @@ def _row(r) -> list[str]:
     if r.interrupted and r.planned_text and heard and r.planned_text.startswith(heard):
         cut = r.planned_text[len(heard):].strip()
     return [
-        str(r.id), local(r.started_at), cell(r.caller), cell(r.caller_name), cell(r.caller_company), cell(r.dialled),
-        number(r.duration_s, 1), outcome_label(r.outcome), cell(r.transferred_to), cell(r.recording_url),
+        str(r.id), local(r.started_at), phone(r.caller), cell(r.caller_name), cell(r.caller_company), phone(r.dialled),
+        number(r.duration_s, 1), outcome_label(r.outcome), cell(r.summary), phone(r.transferred_to),
+        cell(r.recording_url),
         "" if r.seq is None else str(r.seq), local(r.created_at), role_label(r.role) if r.role else "",
         kind_label(r.kind), cell(heard), yes_no(r.interrupted) if r.role == "bot" else "", cell(cut),
         yes_no(r.answered), source_label(r.source), number(r.retrieval_ms), number(r.llm_first_token_ms),

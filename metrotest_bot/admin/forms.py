@@ -1,8 +1,10 @@
 """WTForms of the admin panel. Every POST form carries `csrf_token` (Flask-WTF)."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, StringField, SubmitField
+from wtforms import BooleanField, DateField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from ..outcomes import OUTCOME_LABELS
 
 
 class RussianForm(FlaskForm):
@@ -46,6 +48,13 @@ class LogoutForm(RussianForm):
 
 DATE_MESSAGE = "Дата в формате ГГГГ-ММ-ДД, например 2025-03-01."
 
+# `?outcome=`: the stored outcomes, and «unanswered» for calls with at least one refused question.
+UNANSWERED = "unanswered"
+OUTCOME_CHOICES = [("", "Все итоги"), *[(k, v) for k, v in OUTCOME_LABELS.items()],
+                   (UNANSWERED, "были вопросы без ответа")]
+SORT_CHOICES = [("newest", "Сначала новые"), ("oldest", "Сначала старые"), ("longest", "Сначала долгие"),
+                ("shortest", "Сначала короткие"), ("most_turns", "Больше реплик"), ("fewest_turns", "Меньше реплик")]
+
 
 class CallFilterForm(RussianForm):
     """The call list's filters; read from the query string (GET, so no CSRF)."""
@@ -57,10 +66,21 @@ class CallFilterForm(RussianForm):
                     render_kw={"placeholder": "например: доставка в Казань", "type": "search"})
     date_from = DateField("С даты", validators=[Optional()], invalid_value_message=DATE_MESSAGE)
     date_to = DateField("По дату", validators=[Optional()], invalid_value_message=DATE_MESSAGE)
+    outcome = SelectField("Итог", choices=OUTCOME_CHOICES, default="", validate_choice=False)
+    sort = SelectField("Порядок", choices=SORT_CHOICES, default="newest", validate_choice=False)
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError("Конечная дата раньше начальной.")
+
+    # Checked here rather than by WTForms, for a message that says what is allowed.
+    def validate_outcome(self, field):
+        if field.data and field.data not in dict(OUTCOME_CHOICES):
+            raise ValidationError("Нет такого итога звонка; выберите из списка.")
+
+    def validate_sort(self, field):
+        if field.data and field.data not in dict(SORT_CHOICES):
+            raise ValidationError("Нет такого порядка; выберите из списка.")
 
 
 class ClearForm(RussianForm):

@@ -3,20 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_IN_PROGRESS, OUTCOME_LOST,
-                      OUTCOME_TRANSFER_FAILED, OUTCOME_TRANSFERRED, ROLE_BOT, ROLE_CALLER)
+from ..models import ROLE_BOT, ROLE_CALLER
+from ..outcomes import OUTCOME_LABELS, outcome_label as _outcome_label, reason_label as _reason_label  # noqa: F401
 from ..timeutil import to_local
 from . import bp
 
-OUTCOME_LABELS = {
-    OUTCOME_IN_PROGRESS: "идёт",
-    OUTCOME_COMPLETED: "завершён",
-    OUTCOME_TRANSFERRED: "переведён на сотрудника",
-    OUTCOME_TRANSFER_FAILED: "перевод не удался",
-    OUTCOME_HANGUP: "абонент положил трубку",
-    OUTCOME_LOST: "связь прервалась",
-    OUTCOME_ERROR: "ошибка",
-}
 ROLE_LABELS = {ROLE_CALLER: "Абонент", ROLE_BOT: "Бот"}
 KIND_LABELS = {
     "speech": "", "answer": "", "dtmf": "нажата клавиша", "greeting": "приветствие", "transfer": "перевод",
@@ -27,7 +18,12 @@ SOURCE_LABELS = {"llm": "ответ LLM", "offline": "ответ из базы �
 
 @bp.app_template_filter("outcome")
 def outcome_label(value: str | None) -> str:
-    return OUTCOME_LABELS.get(value or "", value or "—")
+    return _outcome_label(value)
+
+
+@bp.app_template_filter("end_reason")
+def reason_label(value: str | None) -> str:
+    return _reason_label(value)
 
 
 @bp.app_template_filter("role")
@@ -80,3 +76,10 @@ def num(value: int | None) -> str:
 @bp.app_template_filter("score")
 def score(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}".replace(".", ",")
+
+
+@bp.app_template_filter("clip")
+def clip(text: str | None, limit: int = 300) -> str:
+    """A caller's words cut to `limit` characters with «…» (a 5,000-character prompt is not a table cell)."""
+    text = text or ""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

@@ -34,6 +34,7 @@ STOP = frozenset("""
 """.split())
 
 _EDGE_PUNCT = re.compile(r"^[\s\W_]+|[\s\W_]+$")
+_END_PUNCT = re.compile(r"[\s?!.,;…]+$")
 # Greetings of several words («добрый день»): dropped before the words are looked at.
 _GREETING = re.compile(r"\b(?:добр(?:ый|ое|ого)\s+(?:день|дня|утро|утра|вечер|вечера)|доброго\s+времени\s+суток)\b",
                        re.IGNORECASE)
@@ -53,9 +54,15 @@ def word_lemmas(word: str) -> frozenset[str]:
     return frozenset(lemma for lemma in (normalize(p.normal_form) for p in parses) if lemma not in STOP)
 
 
+def shown(text: str) -> str:
+    """How a phrasing is shown: as the caller said it, spaces squashed and a closing «?», «.» or «!»
+    dropped; brackets, signs and digits stay («=SUM(A1)», «(2+3)» are shown whole)."""
+    return _END_PUNCT.sub("", re.sub(r"\s+", " ", text or "")).strip()
+
+
 def surface(text: str) -> str:
-    """How a phrasing is shown and told apart: spaces squashed, edge punctuation dropped."""
-    return _EDGE_PUNCT.sub("", re.sub(r"\s+", " ", text or "")).strip()
+    """How phrasings are told apart: spaces squashed, edge punctuation dropped («цена?» is «цена»)."""
+    return _EDGE_PUNCT.sub("", shown(text)).strip()
 
 
 @dataclass
@@ -121,7 +128,7 @@ class QuestionGroups:
             self._by_text[text.lower()] = lemma_sets
             for s in lemma_sets:
                 self._union(s)
-        self._asked.append((lemma_sets, text, call_id, answered, at))
+        self._asked.append((lemma_sets, shown(question), call_id, answered, at))
 
     def key(self, lemma_sets: list[frozenset[str]]) -> str:
         return " ".join(sorted({self._find(min(s)) for s in lemma_sets}))
@@ -137,7 +144,8 @@ class QuestionGroups:
             g.count += 1
             if at is not None and (g.last_at is None or at > g.last_at):
                 g.last_at = at
-            p = g.phrasings.get(text.lower()) or g.phrasings.setdefault(text.lower(), Phrasing(text))
+            told = surface(text).lower()  # one phrasing whatever its edge punctuation; shown as first seen
+            p = g.phrasings.get(told) or g.phrasings.setdefault(told, Phrasing(text))
             p.count += 1
             if call_id is not None and call_id not in g.call_ids and len(g.call_ids) < self.MAX_CALLS:
                 g.call_ids.append(call_id)

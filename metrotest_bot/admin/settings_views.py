@@ -27,10 +27,12 @@ REQUIRED = "Заполните это поле: бот не может прои�
 
 
 def _strip(value):
-    return value.strip() if isinstance(value, str) else value
+    # Browsers send a textarea's line breaks as CRLF: the stored "\n" must compare equal to what
+    # comes back untouched, or the first save lists the default prompt as changed.
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip() if isinstance(value, str) else value
 
 
-def _phrase(label: str, max_len: int, description: str = "", rows: int = 2):
+def _phrase(label: str, max_len: int, description: str = "", rows: int = 4):
     return TextAreaField(label, validators=[DataRequired(REQUIRED), Length(max=max_len)], filters=[_strip],
                          description=description, render_kw={"rows": rows, "maxlength": max_len})
 
@@ -52,7 +54,7 @@ class SettingsForm(RussianForm):
         render_kw={"placeholder": "+7 343 000-00-00 или sip:operator@pbx.example.ru", "maxlength": 128})
     system_prompt = _phrase("Системная инструкция для LLM", 4000,
                             "Как LLM должна отвечать: тон, длина, ограничения. Фрагменты базы знаний добавляются "
-                            "к ней автоматически.", rows=9)
+                            "к ней автоматически.", rows=16)
 
     def validate_operator_phone(self, field):
         if field.data and transfer_target(field.data) is None:
@@ -113,7 +115,8 @@ def settings():
               f"в течение {seconds(ttl)} с.", "success")
         return redirect(url_for("admin.settings"), 303)
     status = 400 if form.is_submitted() else 200
-    return render_template("admin/settings.html", form=form, history=history()), status
+    return render_template("admin/settings.html", form=form, history=history(),
+                           llm_configured=bool(current_app.config.get("OPENAI_API_KEY"))), status
 
 
 @bp.route(f"/settings/versions/<int(max={MAX_ID}):version_id>/restore", methods=["POST"])

@@ -20,6 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from ..models import ROLE_BOT, Call, Turn
+from ..reports import finalize_call
+from ..reports import wake as wake_webhook
 from ..timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -144,8 +146,11 @@ class CallLog:
             if transferred_to:
                 values["transferred_to"] = transferred_to[:128]
             session.execute(update(Call).where(Call.id == call_id).values(**values))
+            # The post-call report (summary, webhook outbox row) commits with the call's end or not at all.
+            return finalize_call(session, call_id, self.app.config)
 
-        self._write(f"finish ({outcome})", fn)
+        if self._write(f"finish ({outcome})", fn):
+            wake_webhook(self.app)  # delivered by a background thread: the call does not wait for it
 
     # -- turns --------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from simple_websocket import ConnectionClosed
 
 from ..bot_settings import BotSettings, get_bot_settings
 from ..extensions import db
-from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
-                      OUTCOME_TRANSFERRED)
+from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_NO_OPERATOR,
+                      OUTCOME_TRANSFER_FAILED, OUTCOME_TRANSFERRED)
 from ..rag.dialogue import Dialogue
 from ..rag.speakable import split_text
 from . import frames, intents
@@ -45,7 +45,7 @@ GOING_AWAY = 1001
 HANGUP_OUTCOMES = {
     "transferred": OUTCOME_TRANSFERRED,
     "transfer_failed": OUTCOME_TRANSFER_FAILED,  # nobody answered: the caller was told to call back
-    "no_operator": OUTCOME_TRANSFER_FAILED,  # a transfer without a number to dial
+    "no_operator": OUTCOME_NO_OPERATOR,  # a transfer without a number to dial
     "silence": OUTCOME_COMPLETED,  # reprompted, then said goodbye to
     "caller_hangup": OUTCOME_HANGUP,  # also while the operator's phone was still ringing
 }
@@ -218,7 +218,10 @@ class CallSession:
             elif isinstance(event, frames.Hangup):
                 self.stop_answer()
                 reason = event.reason or "caller hung up"
-                self.outcome = HANGUP_OUTCOMES.get(reason, self.outcome)
+                ended_as = HANGUP_OUTCOMES.get(reason, self.outcome)
+                # Hanging up after hearing that no one can take the call keeps that outcome.
+                if not (self.outcome == OUTCOME_NO_OPERATOR and ended_as in (OUTCOME_HANGUP, OUTCOME_COMPLETED)):
+                    self.outcome = ended_as
                 return OUTCOME_HANGUP, reason
         except ConnectionClosed:
             raise
@@ -353,6 +356,7 @@ class CallSession:
         settings = self.settings()
         target = self.profile.transfer_target(settings)
         if not target:
+            self.outcome = OUTCOME_NO_OPERATOR  # an outcome of its own: admins count these callers
             self.say("transfer", settings.no_operator_phrase)  # no number: tell how to reach the office
             return
         self._transfer_to(target, settings.transfer_phrase)
@@ -368,7 +372,8 @@ class CallSession:
         phrase = self.settings().goodbye
         turn = BotTurn(kind="goodbye", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
                        source="phrase", seq=self.log.next_seq())
-        self.outcome = OUTCOME_COMPLETED
+        if self.outcome != OUTCOME_NO_OPERATOR:  # a goodbye after no one could take the call keeps that outcome
+            self.outcome = OUTCOME_COMPLETED
         self.send(frames.end_frame("goodbye", phrase))
         self.log.save_bot_turn(turn)
 
