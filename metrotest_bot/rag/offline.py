@@ -18,7 +18,7 @@ from razdel import sentenize
 
 from . import analysis
 from .query import Query
-from .scoring import holds_asked_fact, match_score
+from .scoring import coverage, holds_asked_fact, match_score, max_match
 from .types import Passage
 
 MAX_CHARS = 320
@@ -48,23 +48,28 @@ def compose(parsed: Query, passages: list[Passage], stats=None, max_chars: int =
     lead = topic_lead(parsed, passages[0], stats)
     if lead:
         return trim(lead, max_chars)
+    scale = max_match(parsed, stats) if hasattr(stats, "df") else 0.0
     top_score = passages[0].score or 0.0
-    candidates = []  # (score, passage rank, position in passage, sentence, holds the fact asked for)
+    candidates = []  # (score, passage rank, position in passage, sentence, holds the fact asked for, slots held)
     for rank, passage in enumerate(passages[:3]):
-        if rank and top_score and passage.score < 0.7 * top_score:
-            break
         section_terms = set(analysis.index_terms(passage.section))
+        # The ranker's order counts, but a sentence further down that holds more of the question wins.
+        rank_factor = max(0.5, (passage.score / top_score)) if top_score else 1.0
         for pos, s in enumerate(sentenize(passage.text)):
             text = s.text.strip()
             if not text:
                 continue
             terms = set(analysis.index_terms(text))
-            score = match_score(parsed, terms, stats) + 0.3 * match_score(parsed, section_terms | terms, stats)
-            score *= (passage.score / top_score) if top_score else 1.0
+            if scale:
+                score = (coverage(parsed, terms | section_terms, stats)
+                         + 0.5 * min(1.0, match_score(parsed, terms, stats) / scale))
+            else:
+                score = match_score(parsed, terms, stats) + 0.3 * match_score(parsed, section_terms | terms, stats)
+            score *= rank_factor
             holds = holds_asked_fact(parsed, terms)
             if not holds:
                 score *= 0.6
-            candidates.append((score, rank, pos, text, holds, _said_covered(parsed, terms)))
+            candidates.append((score, rank, pos, text, holds, _said_covered(parsed, terms | section_terms)))
     if not candidates:
         return ""
     candidates.sort(key=lambda c: -c[0])
