@@ -146,7 +146,8 @@ def cross_validate(questions, rows, found, folds: int = FOLDS, kind: str = "tree
         model = fit(X[train], y[train], kind)
         prob = model.predict_proba(X[test])[:, 1]
         for i, p in zip(test, prob):
-            answered[i] = bool(rows[i]) and p >= 0.5 and not found[i].get("off_topic", True)
+            answered[i] = (bool(rows[i]) and p >= 0.5 and not found[i].get("off_topic", True)
+                           and rows[i]["quantity_ok"] > 0)
     return metrics(questions, found, answered)
 
 

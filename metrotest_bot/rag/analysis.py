@@ -71,7 +71,7 @@ STOP = lexicon.words("stop.txt")
 # Units and spelling variants written both ways: one canonical term.
 CANONICAL = {k: v[0] for k, v in lexicon.mapping("canonical.txt").items()}
 # Units of the measurable quantities a caller asks about (see synonyms: вес → кг).
-UNITS = frozenset({"кн", "мн", "н", "мм", "см", "м", "кг", "г", "дж", "квт", "вт", "°", "%"})
+UNITS = frozenset({"кн", "мн", "н", "мм", "см", "м", "кг", "грамм", "дж", "квт", "вт", "°", "%"})
 COMPOUNDS = lexicon.mapping("compounds.txt")
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")

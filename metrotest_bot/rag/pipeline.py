@@ -112,7 +112,10 @@ class RelevanceGate:
         values = features(parsed, documents, self.stats)
         probability = self.model.probability(values) if documents else 0.0
         off_topic = not documents or plainly_off_topic(parsed, self.stats)
-        return {"documents": documents, "answered": probability >= self.model.threshold and not off_topic,
+        # One rule stays outside the model: a measurable quantity asked for (weight, force, power…) whose
+        # unit no passage holds is not answered — the KB names the machine, never its weight.
+        answered = probability >= self.model.threshold and not off_topic and values["quantity_ok"] > 0
+        return {"documents": documents, "answered": answered,
                 "off_topic": off_topic, "probability": round(probability, 4),
                 "topic": topic_of(parsed, documents, self.stats)}
 

@@ -146,7 +146,7 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
 # --- the gate's features ------------------------------------------------------------
 
 FEATURES = (
-    "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "topic_top", "match_share", "known_share", "unknown_nouns", "asks_fact",
+    "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "quantity_ok", "topic_top", "match_share", "known_share", "unknown_nouns", "asks_fact",
     "fact_top", "fact_any3", "price_ok", "margin", "said_words", "context_share", "code_asked", "code_top",
 )
 
@@ -175,7 +175,11 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
             sent_cov = max(sent_cov, c)
             if holds_asked_fact(parsed, sentence):
                 sent_fact_cov = max(sent_fact_cov, c)
+    # «сколько весит ПИ-2000»: the unit of the asked quantity (кг, кВт…) must be in a passage.
+    units = {u for s in parsed.slots for u in s.expansions if u in analysis.UNITS}
+    quantity_ok = float(not units or any(units & t for t in terms))
     return {
+        "quantity_ok": quantity_ok,
         "cov_top": cov[0] if cov else 0.0,
         "cov_known_top": coverage(parsed, terms[0], stats, known_only=True) if top else 0.0,
         "sent_cov": sent_cov,
