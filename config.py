@@ -103,6 +103,15 @@ class Config:
         self.VOICE_IDLE_TIMEOUT = _env_float("VOICE_IDLE_TIMEOUT", 120.0)
         self.VOICE_PING_INTERVAL = _env_float("VOICE_PING_INTERVAL", 20.0)
         self.VOICE_MAX_FRAME_BYTES = _env_int("VOICE_MAX_FRAME_BYTES", 64 * 1024)
+        self.VOICE_MAX_JSON_DEPTH = _env_int("VOICE_MAX_JSON_DEPTH", 32)
+        # Per socket: a scenario sends a few frames a second and a final prompt every second or two.
+        self.VOICE_MAX_FRAMES_PER_SECOND = _env_float("VOICE_MAX_FRAMES_PER_SECOND", 50.0)
+        self.VOICE_MAX_PROMPTS_PER_SECOND = _env_float("VOICE_MAX_PROMPTS_PER_SECOND", 3.0)
+        # Frames refused within 10 s before the socket is closed (1008) and the call finalized.
+        self.VOICE_RATE_LIMIT_CLOSE_AFTER = _env_int("VOICE_RATE_LIMIT_CLOSE_AFTER", 200)
+        # Slow consumer: bytes waiting beyond the kernel's buffers, and seconds without a byte taken.
+        self.VOICE_SEND_QUEUE_BYTES = _env_int("VOICE_SEND_QUEUE_BYTES", 256 * 1024)
+        self.VOICE_SEND_TIMEOUT = _env_float("VOICE_SEND_TIMEOUT", 10.0)
 
         self.CRM_KIND = _env("CRM_KIND")
         self.CRM_URL = _env("CRM_URL")
