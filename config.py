@@ -78,6 +78,11 @@ class Config:
         self.KB_PATH = Path(_env("KB_PATH", SAMPLE_KB))
         self.KB_MAX_UPLOAD_BYTES = _env_int("KB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
         self.MAX_CONTENT_LENGTH = self.KB_MAX_UPLOAD_BYTES + 1024 * 1024
+        # Bounds on reading a KB file (rag/upload_limits.py): a small PDF can inflate to gigabytes.
+        self.KB_MAX_TEXT_CHARS = _env_int("KB_MAX_TEXT_CHARS", 20_000_000)
+        self.KB_PDF_MAX_PAGES = _env_int("KB_PDF_MAX_PAGES", 2000)
+        self.KB_PDF_MAX_INFLATED_BYTES = _env_int("KB_PDF_MAX_INFLATED_BYTES", 32 * 1024 * 1024)
+        self.KB_INDEX_TIMEOUT = _env_float("KB_INDEX_TIMEOUT", 300.0)
         # A KB indexing job silent this long is taken for dead (its worker restarted).
         self.KB_JOB_STALE_SECONDS = _env_float("KB_JOB_STALE_SECONDS", 60.0)
 
