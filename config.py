@@ -97,6 +97,11 @@ class Config:
         self.KB_PATH = Path(_env("KB_PATH", SAMPLE_KB))
         self.KB_MAX_UPLOAD_BYTES = _env_int("KB_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
         self.MAX_CONTENT_LENGTH = self.KB_MAX_UPLOAD_BYTES + 1024 * 1024
+        # Bounds on reading a KB file (rag/upload_limits.py): a small PDF can inflate to gigabytes.
+        self.KB_MAX_TEXT_CHARS = _env_int("KB_MAX_TEXT_CHARS", 20_000_000)
+        self.KB_PDF_MAX_PAGES = _env_int("KB_PDF_MAX_PAGES", 2000)
+        self.KB_PDF_MAX_INFLATED_BYTES = _env_int("KB_PDF_MAX_INFLATED_BYTES", 32 * 1024 * 1024)
+        self.KB_INDEX_TIMEOUT = _env_float("KB_INDEX_TIMEOUT", 300.0)
         # A KB indexing job silent this long is taken for dead (its worker restarted).
         self.KB_JOB_STALE_SECONDS = _env_float("KB_JOB_STALE_SECONDS", 60.0)
 
@@ -132,6 +137,15 @@ class Config:
         self.VOICE_IDLE_TIMEOUT = _env_float("VOICE_IDLE_TIMEOUT", 120.0)
         self.VOICE_PING_INTERVAL = _env_float("VOICE_PING_INTERVAL", 20.0)
         self.VOICE_MAX_FRAME_BYTES = _env_int("VOICE_MAX_FRAME_BYTES", 64 * 1024)
+        self.VOICE_MAX_JSON_DEPTH = _env_int("VOICE_MAX_JSON_DEPTH", 32)
+        # Per socket: a scenario sends a few frames a second and a final prompt every second or two.
+        self.VOICE_MAX_FRAMES_PER_SECOND = _env_float("VOICE_MAX_FRAMES_PER_SECOND", 50.0)
+        self.VOICE_MAX_PROMPTS_PER_SECOND = _env_float("VOICE_MAX_PROMPTS_PER_SECOND", 3.0)
+        # Frames refused within 10 s before the socket is closed (1008) and the call finalized.
+        self.VOICE_RATE_LIMIT_CLOSE_AFTER = _env_int("VOICE_RATE_LIMIT_CLOSE_AFTER", 200)
+        # Slow consumer: bytes waiting beyond the kernel's buffers, and seconds without a byte taken.
+        self.VOICE_SEND_QUEUE_BYTES = _env_int("VOICE_SEND_QUEUE_BYTES", 256 * 1024)
+        self.VOICE_SEND_TIMEOUT = _env_float("VOICE_SEND_TIMEOUT", 10.0)
 
         self.CRM_KIND = _env("CRM_KIND")
         self.CRM_URL = _env("CRM_URL")

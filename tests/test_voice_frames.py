@@ -89,6 +89,23 @@ def test_size_limit_counts_utf8_bytes():
         frames.parse("x" * (LIMIT + 1), LIMIT)
 
 
+@pytest.mark.parametrize("raw, deep", [
+    ("[" * 5000, True),
+    ('{"a":' * 5000, True),
+    ("[" * 33 + "]" * 33, True),
+    ('{"type": "prompt", "last": true, "text": "' + "[{" * 100 + '"}', False),  # inside a string
+    ('{"type": "prompt", "last": true, "text": "\\\\"' + "[" * 40 + "}", True),  # an escaped backslash, then the string ends
+    ('{"type": "prompt", "last": true, "text": "\\"' + "[" * 40 + "}", False),  # an escaped quote: still in the string
+    ("[" * 32 + "]" * 32, False),
+])
+def test_json_depth_is_limited_before_parsing(raw, deep):
+    assert frames.too_deep(raw, 32) is deep
+    if deep:
+        with pytest.raises(FrameError) as err:
+            frames.parse(raw, LIMIT)
+        assert err.value.code == "too_deep"
+
+
 def test_outgoing_frames():
     assert json.loads(frames.text_frame("a1", 0, "Здравствуйте!", False)) == {
         "type": "text", "answerId": "a1", "seq": 0, "text": "Здравствуйте!", "last": False}

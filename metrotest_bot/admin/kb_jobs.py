@@ -247,12 +247,21 @@ def build(app, version_id: int, path: str, beat):
     def record(done, total):  # runs in the native thread: no database, no gevent here
         state["done"], state["total"] = done, total
 
-    job = gevent.get_hub().threadpool.spawn(build_version, version_id, path, record, app.config)
+    def build_or_refuse():  # a refusal comes back as a value: gevent's pool prints what a task raises
+        try:
+            return build_version(version_id, path, record, app.config), None
+        except KBError as exc:
+            return None, exc
+
+    job = gevent.get_hub().threadpool.spawn(build_or_refuse)
     while not job.ready():
         job.wait(HEARTBEAT_EVERY)
         if not job.ready():
             beat(state["done"], state["total"])
-    return job.get()  # the result, or the build's exception (KBError) raised here
+    result, refusal = job.get()  # any other exception of the build is raised here
+    if refusal is not None:
+        raise refusal
+    return result
 
 
 def _fail(version_id: int, message: str, drop_file: str | None = None) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import KBError
+from .upload_limits import IngestLimits, TimeBudget, pdf_inflated_size
 
 SUPPORTED = (".txt", ".md", ".pdf")
 
@@ -86,21 +87,34 @@ def _control_ratio(text: str) -> float:
     return bad / len(text)
 
 
-def read_pdf(data: bytes) -> list[str]:
-    """Text of each page of a PDF."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+def read_pdf(data: bytes, limits: IngestLimits | None = None, budget: TimeBudget | None = None) -> list[str]:
+    """Text of each page of a PDF, within `limits` (pages, inflated content, text, time)."""
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError, PdfReadError
 
+    limits = limits or IngestLimits()
+    budget = budget or limits.budget()
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                reader.decrypt("")
-            except Exception as exc:
-                raise KBError("PDF защищён паролем: снимите защиту и загрузите снова.") from exc
-        return [page.extract_text() or "" for page in reader.pages]
+        with apply_configuration(**limits.pypdf_overrides()):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted:
+                try:
+                    reader.decrypt("")
+                except Exception as exc:
+                    raise KBError("PDF защищён паролем: снимите защиту и загрузите снова.") from exc
+            limits.check_pages(len(reader.pages))
+            pdf_inflated_size(reader, limits, budget)  # before any text is extracted
+            pages, n_chars = [], 0
+            for page in reader.pages:
+                budget.check()
+                pages.append(page.extract_text() or "")
+                n_chars += len(pages[-1])
+                limits.check_text(n_chars)
+            return pages
     except KBError:
         raise
+    except LimitReachedError as exc:
+        raise limits.too_complex_error() from exc
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise KBError("Не удалось прочитать PDF: файл повреждён или это не PDF.") from exc
 
@@ -291,19 +305,23 @@ def make_passages(sections: list[Section]) -> list[PassageText]:
     return passages
 
 
-def parse_bytes(data: bytes, filename: str) -> ParsedKB:
+def parse_bytes(data: bytes, filename: str, limits: IngestLimits | None = None,
+                budget: TimeBudget | None = None) -> ParsedKB:
     """Parse a KB file's bytes. Raises KBError with a message for the admin."""
+    limits = limits or IngestLimits()
+    budget = budget or limits.budget()
     suffix = Path(filename).suffix.lower()
     if suffix not in SUPPORTED:
         shown = suffix or "без расширения"
         raise KBError(f"Неподдерживаемый тип файла ({shown}). Загрузите .txt, .md или .pdf.")
+    limits.check_size(len(data))
     if not data or not data.strip():
         raise KBError("Файл пустой: в нём нет текста.")
     encoding = None
     if suffix == ".pdf":
         if not data.startswith(b"%PDF"):
             raise KBError("Файл с расширением .pdf не является PDF-документом.")
-        pages = _drop_repeated_pdf_lines(read_pdf(data))
+        pages = _drop_repeated_pdf_lines(read_pdf(data, limits, budget))
         lines: list[str] = []
         for page in pages:
             lines.extend(_join_pdf_lines(page))
@@ -311,20 +329,25 @@ def parse_bytes(data: bytes, filename: str) -> ParsedKB:
         sections = split_sections(lines)
     else:
         text, encoding = decode_text(data)
+        limits.check_text(len(text))
         sections = split_sections(text.splitlines(), markdown=suffix == ".md")
+    budget.check()
     passages = make_passages(sections)
+    budget.check()
     if not passages:
         raise KBError("В файле не найдено текста для базы знаний (после удаления меню и служебных строк он пуст).")
     return ParsedKB(filename=filename, encoding=encoding, sha256=hashlib.sha256(data).hexdigest(),
                     sections=sections, passages=passages)
 
 
-def parse_file(path: str | Path) -> ParsedKB:
+def parse_file(path: str | Path, limits: IngestLimits | None = None, budget: TimeBudget | None = None) -> ParsedKB:
     path = Path(path)
+    limits = limits or IngestLimits()
     try:
+        limits.check_size(path.stat().st_size)  # before reading it into memory
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise KBError(f"Файл базы знаний не найден: {path}") from exc
     except OSError as exc:
         raise KBError(f"Не удалось прочитать файл базы знаний: {exc.strerror}") from exc
-    return parse_bytes(data, path.name)
+    return parse_bytes(data, path.name, limits, budget)

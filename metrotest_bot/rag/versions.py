@@ -37,6 +37,7 @@ from .engine import version_index_name
 from .errors import KBError
 from .indexer import BuildResult, Progress, build_index
 from .ingest import ParsedKB, parse_file
+from .upload_limits import IngestLimits
 from .sources import forget_file, has_file, keep_file  # noqa: F401  (the admin's upload uses them)
 from .stores import open_store
 
@@ -51,8 +52,16 @@ def build_version(version_id: int, path: str | Path, progress: Progress | None =
     """Build the index of KB file `path` for KBVersion `version_id` (needs an app context
     unless `config` is given). Raises KBError; the active KB is never affected."""
     config = config if config is not None else current_app.config
-    parsed = parse_file(path)
-    return build_index(config, path, version_index_name(version_id), progress=progress, parsed=parsed)
+    limits = IngestLimits.from_config(config)
+    budget = limits.budget()  # reading and indexing together
+    parsed = parse_file(path, limits, budget)
+
+    def step(done: int, total: int) -> None:
+        budget.check()  # a KBError out of the build: the job fails, the KB in force stays
+        if progress is not None:
+            progress(done, total)
+
+    return build_index(config, path, version_index_name(version_id), progress=step, parsed=parsed)
 
 
 def activate_version(version_id: int) -> None:

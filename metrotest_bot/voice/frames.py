@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 # Field limits: the call log's columns, and what a phone scenario can sensibly send.
@@ -16,6 +17,9 @@ MAX_ID_LEN = 128
 MAX_NUMBER_LEN = 64
 MAX_URL_LEN = 4096
 DTMF_DIGITS = frozenset("0123456789*#")
+# No frame of the protocol nests deeper than 2; json.loads recurses once per level (and
+# raises RecursionError in the thousands), so depth is checked before it runs.
+MAX_JSON_DEPTH = 32
 
 
 class FrameError(Exception):
@@ -74,13 +78,37 @@ def too_large(raw: str | bytes, limit: int) -> bool:
     return len(raw) * 4 > limit and len(raw.encode("utf-8", "surrogatepass")) > limit
 
 
-def parse(raw: str | bytes, max_bytes: int) -> Event:
+# A JSON string (escapes included, possibly unterminated) or a bracket: brackets inside strings do not nest.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def too_deep(raw: str, max_depth: int) -> bool:
+    """True when the JSON text nests arrays/objects deeper than max_depth (valid or not)."""
+    if raw.count("[") + raw.count("{") <= max_depth:
+        return False  # the usual frame: not enough brackets to get there
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(raw):
+        ch = match.group()
+        if ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def parse(raw: str | bytes, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Event:
     if too_large(raw, max_bytes):
         raise FrameError("frame_too_large", f"frame is over {max_bytes} bytes")
     if isinstance(raw, bytes):
         raise FrameError("binary_frame", "frames must be UTF-8 text frames holding JSON")
+    if too_deep(raw, max_depth):
+        raise FrameError("too_deep", f"JSON nested deeper than {max_depth} levels")
     try:
         obj = json.loads(raw)
+    except RecursionError:  # not reached past too_deep(); kept so no frame can end the call
+        raise FrameError("too_deep", f"JSON nested deeper than {max_depth} levels") from None
     except ValueError:
         raise FrameError("bad_json", "frame is not valid JSON") from None
     if not isinstance(obj, dict):

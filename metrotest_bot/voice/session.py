@@ -25,9 +25,10 @@ from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_
                       OUTCOME_TRANSFER_FAILED, OUTCOME_TRANSFERRED)
 from ..rag.dialogue import Dialogue
 from ..rag.speakable import split_text
-from . import frames, intents
+from . import frames, intents, limits
 from .caller import CallerProfile, profile_for
 from .calllog import BotTurn, CallLog
+from .sender import FrameSender, abort_socket, close_within
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ QUESTION_LOG_WAIT_S = 15.0  # a guard only: the caller's turn is written (or giv
 
 CLOSE_WAIT_S = 2.0
 GOING_AWAY = 1001
+POLICY_VIOLATION = 1008
 
 # The scenario's `hangup` reasons (voximplant/scenario_barge_in.js) that tell how the call ended
 # better than the server knows: after a `transfer` frame only "transferred" means someone took it.
@@ -74,7 +76,8 @@ def close_socket(ws, code: int = 1000, message: str | None = None) -> None:
     simple-websocket's reader keeps reading until the client's close frame arrives.
     """
     try:
-        ws.close(reason=code, message=message)
+        if not close_within(ws, CLOSE_WAIT_S, code, message):
+            return  # a client that reads nothing is cut off instead
     except ConnectionClosed:
         return
     except Exception:  # the socket broke under us: nothing left to close politely
@@ -125,8 +128,14 @@ class CallSession:
         self.app = app
         cfg = app.config
         self.max_frame_bytes = cfg["VOICE_MAX_FRAME_BYTES"]
+        self.max_json_depth = cfg.get("VOICE_MAX_JSON_DEPTH", frames.MAX_JSON_DEPTH)
         self.idle_timeout = cfg["VOICE_IDLE_TIMEOUT"]
         self.log = CallLog(app)
+        # Bounded sockets (issue #13): what a socket may send us, and what we hold for it.
+        self.guard = limits.SocketGuard(self.send_error, cfg["VOICE_MAX_FRAMES_PER_SECOND"],
+                                        cfg["VOICE_MAX_PROMPTS_PER_SECOND"], cfg["VOICE_RATE_LIMIT_CLOSE_AFTER"])
+        self.sender = FrameSender(ws, cfg["VOICE_SEND_QUEUE_BYTES"], cfg["VOICE_SEND_TIMEOUT"],
+                                  call_label=lambda: self.log.call_id)
         self.send_lock = threading.Lock()
         self.profile: CallerProfile | None = None
         self.current: Answer | None = None
@@ -148,16 +157,23 @@ class CallSession:
     def shut_down(self) -> None:
         self.shutting_down = True
         try:
-            self.ws.close(reason=GOING_AWAY, message="server shutting down")
+            if self.sender.queue:  # a frame half written: a close frame now would garble it
+                abort_socket(self.ws)
+            else:
+                close_within(self.ws, CLOSE_WAIT_S, GOING_AWAY, "server shutting down")
         except Exception:  # already closed
             pass
         self.ws.event.set()  # wake the loop's receive(): it sees the socket closed
 
     def run(self) -> None:
         outcome, reason = OUTCOME_LOST, "socket closed"
+        close_code = 1000
         _open_sessions.add(self)
         try:
             while True:
+                if self.sender.failure:
+                    outcome, reason = OUTCOME_LOST, self.sender.failure
+                    break
                 idle_for = time.monotonic() - self.last_activity
                 if self.current is None and idle_for >= self.idle_timeout:
                     outcome, reason = OUTCOME_LOST, "idle timeout"
@@ -166,12 +182,18 @@ class CallSession:
                 if raw is None:
                     continue
                 self.last_activity = time.monotonic()
+                if not self.guard.frame():
+                    continue  # over the frame rate: refused unread
                 ended = self.handle(raw)
                 if ended:
                     outcome, reason = ended
                     break
+        except limits.Abuse as exc:
+            log.warning("call %s: closed for flooding: %s", self.log.call_id, exc)
+            outcome, reason, close_code = OUTCOME_LOST, "rate limit exceeded", POLICY_VIOLATION
         except ConnectionClosed:
-            outcome, reason = OUTCOME_LOST, "server shut down" if self.shutting_down else "socket closed"
+            outcome, reason = OUTCOME_LOST, ("server shut down" if self.shutting_down
+                                             else self.sender.failure or "socket closed")
         except gevent.GreenletExit:
             outcome, reason = OUTCOME_LOST, "server shut down"
             raise
@@ -189,12 +211,13 @@ class CallSession:
                 outcome = self.outcome or outcome
                 self.log.finish(outcome, reason=reason, transferred_to=self.transferred_to)
                 log.info("call %s ended: %s (%s)", self.log.call_id, outcome, reason)
-            close_socket(self.ws, 1000, reason if reason == "idle timeout" else None)
+            if self.sender.drain(CLOSE_WAIT_S):  # the last frames before the close frame
+                close_socket(self.ws, close_code, reason if close_code != 1000 or reason == "idle timeout" else None)
 
     def handle(self, raw) -> tuple[str, str] | None:
         """Handle one frame; returns (outcome, reason) when the call is over."""
         try:
-            event = frames.parse(raw, self.max_frame_bytes)
+            event = frames.parse(raw, self.max_frame_bytes, self.max_json_depth)
         except frames.FrameError as exc:
             self.send_error(exc.code, exc.message)
             return None
@@ -223,7 +246,7 @@ class CallSession:
                 if not (self.outcome == OUTCOME_NO_OPERATOR and ended_as in (OUTCOME_HANGUP, OUTCOME_COMPLETED)):
                     self.outcome = ended_as
                 return OUTCOME_HANGUP, reason
-        except ConnectionClosed:
+        except (ConnectionClosed, limits.Abuse):
             raise
         except Exception:  # one bad turn must not drop the call
             log.exception("call %s: error handling %s", self.log.call_id, type(event).__name__)
@@ -237,9 +260,8 @@ class CallSession:
             return self._send_locked(frame)
 
     def _send_locked(self, frame: str) -> bool:
-        if not self.open:
+        if not self.open or not self.sender.put(frame):
             return False
-        self.ws.send(frame)
         self.last_activity = time.monotonic()
         return True
 
@@ -305,8 +327,8 @@ class CallSession:
         if not event.last:
             return  # a partial result: the caller is still speaking
         text = event.text.strip()
-        if not text:
-            return
+        if not text or not self.guard.final_prompt():
+            return  # nothing said, or over the final-prompt rate: no turn, no answer
         received_at = time.monotonic()
         # A new question while an answer streams cuts that answer (rule 2).
         self.stop_answer()
