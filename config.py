@@ -111,6 +111,10 @@ class Config:
         # A phone line cannot wait: first token within a few seconds, no retry chains.
         self.LLM_FIRST_TOKEN_TIMEOUT = _env_float("LLM_FIRST_TOKEN_TIMEOUT", 4.0)
         self.LLM_TOTAL_TIMEOUT = _env_float("LLM_TOTAL_TIMEOUT", 20.0)
+        # From a final prompt to the first spoken piece, whatever the model does (keep-alives, a slow trickle).
+        self.FIRST_SPEECH_DEADLINE = _env_float("FIRST_SPEECH_DEADLINE", 3.0)
+        # Longest silence between two pieces of a streaming answer before it is closed with a phrase.
+        self.LLM_STALL_TIMEOUT = _env_float("LLM_STALL_TIMEOUT", 4.0)
         self.LLM_MAX_TOKENS = _env_int("LLM_MAX_TOKENS", 300)
 
         self.ELASTICSEARCH_URL = _env("ELASTICSEARCH_URL")

@@ -47,6 +47,7 @@ class SettingsForm(RussianForm):
     goodbye = _phrase("Прощание", 300)
     reprompt = _phrase("Переспрос, когда абонент молчит", 300)
     error_phrase = _phrase("Фраза при технической ошибке", 300)
+    cut_short_phrase = _phrase("Фраза, если модель замолчала посреди ответа", 300)
     operator_phone = StringField(
         "Номер оператора для перевода", validators=[Optional(), Length(max=128)], filters=[_strip],
         description="Телефон (например, +7 343 000-00-00) или SIP-адрес (sip:operator@pbx.example.ru). "

@@ -15,6 +15,7 @@ never hears silence. close() (barge-in) closes the LLM's HTTP stream at once.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 
@@ -23,6 +24,42 @@ from .speakable import PieceSplitter, split_text
 from .types import CallerContext, Timings
 
 log = logging.getLogger(__name__)
+
+
+class _Reader:
+    """Pulls an LLM stream's text deltas into a queue, so the answer can wait on them with a deadline.
+
+    Under gunicorn's gevent worker `threading` is patched: the reader is a greenlet and the queue
+    cooperative. It ends when the stream ends or is closed (close() on the answer)."""
+
+    _END = object()
+
+    def __init__(self, stream):
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(stream,), name="llm-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self, stream):
+        try:
+            for chunk in stream:
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    self._queue.put(delta)
+            self._queue.put(self._END)
+        except BaseException as exc:  # closed under it, network error, bad chunk: the answer decides
+            self._queue.put(exc)
+
+    def next(self, until: float) -> str | None:
+        """The next delta; None at the end of the stream; TimeoutError once `until` (monotonic) passes."""
+        try:
+            item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError("LLM deadline") from None
+        if item is self._END:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 class Answer:
@@ -96,11 +133,21 @@ class Answer:
             yield self._emit(piece)
 
     def _llm_pieces(self):
+        """The model's answer as pieces, under deadlines kept by a timer, not by chunk arrival.
+
+        A reader (thread, or greenlet under gevent) pulls the HTTP stream into a queue; this side
+        waits on the queue with a deadline: nothing spoken within FIRST_SPEECH_DEADLINE → the
+        offline answer (or the refusal) instead; silence of LLM_STALL_TIMEOUT after a spoken piece,
+        or LLM_TOTAL_TIMEOUT overall → the stream is closed and the cut-short phrase ends the
+        answer (never a stray half-sentence). SSE keep-alives reset no deadline."""
         cfg = self._config
-        total_timeout = float(cfg.get("LLM_TOTAL_TIMEOUT") or 20.0)
+        total_deadline = self._started + float(cfg.get("LLM_TOTAL_TIMEOUT") or 20.0)
+        first_deadline = self._started + float(cfg.get("FIRST_SPEECH_DEADLINE") or 3.0)
+        stall = float(cfg.get("LLM_STALL_TIMEOUT") or 4.0)
         splitter = PieceSplitter()
         verdict = generate.NoAnswerDetector()
         spoken_any = False
+        last_piece_at = self._started
         try:
             messages = generate.build_messages(self.question, self.passages, self._settings.system_prompt,
                                                self._caller, self._dialogue.messages() if self._dialogue else None)
@@ -109,21 +156,35 @@ class Answer:
                 self._http = stream
                 if self._closed:
                     return
-            for chunk in stream:
+            chunks = _Reader(stream)
+            while True:
                 if self._closed:
                     return
+                until = total_deadline if spoken_any else min(first_deadline, total_deadline)
+                if spoken_any:
+                    until = min(until, last_piece_at + stall)
+                try:
+                    delta = chunks.next(until)
+                except TimeoutError:
+                    if not spoken_any:
+                        raise TimeoutError("no speech from the LLM within the first-speech deadline") from None
+                    self.error = "LLM stalled mid-answer"
+                    log.warning("LLM stalled after a spoken piece: closing the answer with a phrase")
+                    self._close_http()
+                    for piece in split_text(self._settings.cut_short_phrase):
+                        yield self._emit(piece)
+                    return
+                if delta is None:  # end of stream
+                    break
                 if self.timings.llm_first_token_ms is None:
                     self.timings.llm_first_token_ms = round((time.monotonic() - self._started) * 1000, 1)
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    text = verdict.feed(delta)
-                    if verdict.no_answer:
-                        break
-                    for piece in splitter.feed(text):
-                        spoken_any = True
-                        yield self._emit(piece)
-                if time.monotonic() - self._started > total_timeout:
-                    raise TimeoutError(f"LLM answer exceeded {total_timeout:.0f} s")
+                text = verdict.feed(delta)
+                if verdict.no_answer:
+                    break
+                for piece in splitter.feed(text):
+                    spoken_any = True
+                    last_piece_at = time.monotonic()
+                    yield self._emit(piece)
             if verdict.no_answer:
                 self._close_http()
                 yield from self._refusal_pieces()
@@ -138,15 +199,15 @@ class Answer:
                 raise ValueError("LLM returned an empty answer")
         except GeneratorExit:
             raise
-        except Exception as exc:  # network errors, timeouts, HTTP 5xx, bad chunks
+        except Exception as exc:  # network errors, deadlines, HTTP 5xx, bad chunks
             if self._closed:
                 return
             self.error = f"{exc.__class__.__name__}: {exc}"
             log.warning("LLM failed (%s), speaking the offline answer", self.error)
             self._close_http()
             if spoken_any:
-                # The caller already hears the LLM's words: finish what was begun, don't restart.
-                for piece in splitter.finish():
+                # The caller already hears the model's words: end gracefully, never with a stray word.
+                for piece in split_text(self._settings.cut_short_phrase):
                     yield self._emit(piece)
                 return
             # The offline gate's verdict stands in for the model's.

@@ -10,6 +10,8 @@ Modes, set per test on the running server:
   `token_delay` seconds apart, after `first_token_delay`.
 - "error500": answer HTTP 500 with an OpenAI-style error body.
 - "hang": accept the request and never send a byte (a timeout).
+- "ping": send SSE keep-alive comments (`: ping`) every `ping_every` seconds and never a token.
+With `stall_after` = N, an "ok" stream stops after N tokens for `stall_seconds` (sending keep-alives).
 
 It records each request body (`requests`) and counts streams that ran to
 the end (`completed_streams`) and streams the client closed early
@@ -40,6 +42,9 @@ class FakeOpenAI(HTTPFake):
         self.mode = "ok"
         self.answer = DEFAULT_ANSWER
         self.chunks: list[str] | None = None  # content deltas exactly as sent (split markers etc.)
+        self.ping_every = 0.5
+        self.stall_after: int | None = None
+        self.stall_seconds = 0.0
         self.token_delay = 0.0
         self.first_token_delay = 0.0
         self.requests: list[dict] = []
@@ -53,6 +58,7 @@ class FakeOpenAI(HTTPFake):
 
     def reset(self):
         self.mode, self.answer, self.chunks = "ok", DEFAULT_ANSWER, None
+        self.ping_every, self.stall_after, self.stall_seconds = 0.5, None, 0.0
         self.token_delay = self.first_token_delay = 0.0
         self.requests.clear()
         self.completed_streams = self.closed_streams = 0
@@ -98,6 +104,15 @@ class FakeOpenAI(HTTPFake):
                 self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
                 self.wfile.flush()
 
+            def _ping_for(self, seconds):
+                """Keep-alive comments for `seconds`: bytes that carry no token."""
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    line = b": ping\n\n"
+                    self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(min(fake.ping_every, max(0.0, end - time.monotonic())))
+
             def _stream(self, body):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -110,7 +125,11 @@ class FakeOpenAI(HTTPFake):
                     time.sleep(fake.first_token_delay)
                     self._chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                                       "finish_reason": None}]})
-                    for token in (fake.chunks if fake.chunks is not None else tokenize(fake.answer)):
+                    if fake.mode == "ping":
+                        self._ping_for(3600)
+                    for i, token in enumerate(fake.chunks if fake.chunks is not None else tokenize(fake.answer)):
+                        if fake.stall_after is not None and i == fake.stall_after:
+                            self._ping_for(fake.stall_seconds)
                         self._chunk({**base, "choices": [{"index": 0, "delta": {"content": token},
                                                           "finish_reason": None}]})
                         if fake.token_delay:
