@@ -18,6 +18,7 @@ from metrotest_bot.extensions import db
 from metrotest_bot.admin.labels import outcome_label
 from metrotest_bot.models import (OUTCOME_COMPLETED, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
                                   OUTCOME_TRANSFERRED, Call, Turn)
+from metrotest_bot.rag.speech import speech_form
 
 ROOT = Path(__file__).resolve().parents[1]
 VOX = ROOT / "voximplant"
@@ -94,7 +95,8 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert call.caller == "+79990001122" and call.dialled == "+73430000000"
     bot = [t for t in turns_of(app, call.id) if t.role == "bot"]
     assert bot and bot[0].answer_id == "greeting"
-    assert bot[0].spoken_text == " ".join(greeting["texts"])
+    assert bot[0].spoken == " ".join(greeting["texts"])  # the speech form, as the scenario got it
+    assert speech_form(bot[0].spoken_text) == bot[0].spoken
 
     # Barge-in over the greeting: the log keeps the greeting's sentences the caller heard.
     g = results["greeting_barge_in"]
@@ -104,8 +106,9 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert [t.kind for t in turns[:3]] == ["greeting", "speech", "answer"]
     greeting_turn = turns[0]
     assert greeting_turn.interrupted is True and g["utterance"]
-    assert greeting_turn.spoken_text == greeting_turn.text == g["utterance"]
-    assert greeting_turn.planned_text.startswith(g["utterance"] + " ")
+    assert greeting_turn.spoken == g["utterance"]
+    assert greeting_turn.spoken_text == greeting_turn.text and speech_form(greeting_turn.text) == g["utterance"]
+    assert greeting_turn.planned_text.startswith(greeting_turn.text + " ")
 
     # The question and its answer, both logged.
     q = results["question"]
@@ -114,7 +117,9 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert any(t.role == "caller" and t.text == q["question"] for t in turns)
     answer = next(t for t in turns if t.role == "bot" and t.answer_id == q["answerId"])
     assert not answer.interrupted
-    assert answer.spoken_text == " ".join(q["texts"])
+    # The scenario spoke the speech form («эр эм пятьдесят», «с эн дэ эс»); the log keeps both.
+    assert answer.spoken == " ".join(q["texts"]) and "РМ-50" not in answer.spoken and "НДС" not in answer.spoken
+    assert answer.spoken_text == answer.text == LLM_ANSWER
     assert len(q["texts"]) == 3  # one piece per sentence of the streamed answer
 
     # Barge-in: the answer is stored as interrupted, with what the caller actually heard.
@@ -123,8 +128,9 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert call.n_interrupted >= 1
     turn = next(t for t in turns_of(app, call.id) if t.role == "bot" and t.answer_id == b["answerId"])
     assert turn.interrupted is True
-    assert turn.spoken_text == b["utterance"]
-    assert turn.planned_text.startswith(b["utterance"]) and len(turn.planned_text) > len(b["utterance"])
+    assert turn.spoken == b["utterance"]
+    assert speech_form(turn.spoken_text) == b["utterance"]  # the written pieces the caller heard
+    assert turn.planned_text.startswith(turn.spoken_text) and len(turn.planned_text) > len(turn.spoken_text)
     assert LLM_ANSWER.startswith(turn.planned_text)
 
     # Transfers, by key and by voice.

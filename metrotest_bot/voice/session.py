@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
                       OUTCOME_TRANSFERRED)
 from ..rag.speakable import split_text
+from ..rag.speech import speech_form
 from . import frames, intents
 from .caller import CallerProfile, profile_for
 from .calllog import BotTurn, CallLog
@@ -103,7 +104,7 @@ class Answer:
         self.greenlet: gevent.Greenlet | None = None
         self.stream = None
         self.next_seq = 0
-        self.sent: list[str] = []
+        self.sent: list[str] = []  # written pieces; the turn keeps their speech forms beside them
         self.cancelled = False  # set under the session's send lock
         self.finishing = False  # streaming is over; only the log write remains
         self.waiting_for_piece = False  # inside next(stream): the one place it may be killed
@@ -116,6 +117,10 @@ class Answer:
     @property
     def sent_text(self) -> str:
         return " ".join(self.sent)
+
+    @property
+    def sent_spoken(self) -> str:
+        return " ".join(self.turn.spoken_pieces)
 
 
 class CallSession:
@@ -243,33 +248,44 @@ class CallSession:
         self.send(frames.error_frame(code, message))
 
     def send_piece(self, answer: Answer, text: str, last: bool = False) -> bool:
-        """Send one `text` frame of an answer unless the answer was cancelled."""
+        """Send one `text` frame of an answer unless the answer was cancelled.
+
+        `text` is the written piece; the frame carries its speech form (the one place
+        where pieces of answers become what TTS reads: rag/speech.py).
+        """
+        spoken = speech_form(text)
         with self.send_lock:
-            if answer.cancelled or not self._send_locked(frames.text_frame(answer.id, answer.next_seq, text, last)):
+            if answer.cancelled or not self._send_locked(frames.text_frame(answer.id, answer.next_seq, spoken, last)):
                 return False
             answer.next_seq += 1
             if text:
                 answer.sent.append(text)
+                answer.turn.pieces.append(text)
+                answer.turn.spoken_pieces.append(spoken)
             return True
 
-    def send_phrase(self, answer_id: str, phrase: str) -> str:
+    def send_phrase(self, answer_id: str, phrase: str, turn: BotTurn) -> None:
         """A configured phrase as one whole answer: its speakable pieces (sentences, as in answers) as
-        `text` frames, seq 0..n, `last` on the final one. So a barge-in reports the sentences heard.
-
-        Returns the text sent (the pieces joined).
+        `text` frames in speech form, seq 0..n, `last` on the final one. So a barge-in reports the
+        sentences heard. The pieces sent go into `turn`, written and spoken.
         """
         pieces = split_text(phrase) or [""]  # an empty phrase still closes its answer
+        spoken = [speech_form(p) for p in pieces]
         with self.send_lock:
             for seq, piece in enumerate(pieces):
-                if not self._send_locked(frames.text_frame(answer_id, seq, piece, seq == len(pieces) - 1)):
+                if not self._send_locked(frames.text_frame(answer_id, seq, spoken[seq], seq == len(pieces) - 1)):
                     break
-        return " ".join(p for p in pieces if p)
+                if piece:
+                    turn.pieces.append(piece)
+                    turn.spoken_pieces.append(spoken[seq])
 
     def say(self, kind: str, phrase: str, answer_id: str | None = None) -> BotTurn:
         """A configured phrase as one whole answer (send_phrase), logged as a bot turn."""
         answer_id = answer_id or new_answer_id()
         turn = BotTurn(kind=kind, answer_id=answer_id, planned_text=phrase, source="phrase", seq=self.log.next_seq())
-        turn.text = turn.spoken_text = self.send_phrase(answer_id, phrase)
+        self.send_phrase(answer_id, phrase, turn)
+        turn.text = turn.spoken_text = " ".join(turn.pieces)
+        turn.spoken = " ".join(turn.spoken_pieces)
         self.log.save_bot_turn(turn)
         self._remember(turn)
         return turn
@@ -335,8 +351,8 @@ class CallSession:
             return
         # The answer was all sent, but its speech was still playing when the caller spoke.
         turn.interrupted = True
-        turn.spoken_text = event.utterance
-        turn.text = event.utterance
+        turn.text, turn.spoken = turn.heard(event.utterance)
+        turn.spoken_text = turn.text
         self.log.save_bot_turn(turn)
 
     def on_dtmf(self, event: frames.Dtmf) -> None:
@@ -356,18 +372,20 @@ class CallSession:
         self._transfer_to(target, settings.transfer_phrase)
 
     def _transfer_to(self, target: str, phrase: str) -> None:
+        spoken = speech_form(phrase)
         turn = BotTurn(kind="transfer", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       source="phrase", seq=self.log.next_seq())
+                       spoken=spoken, source="phrase", seq=self.log.next_seq())
         self.outcome, self.transferred_to = OUTCOME_TRANSFERRED, target
-        self.send(frames.transfer_frame(target, phrase))
+        self.send(frames.transfer_frame(target, spoken))
         self.log.save_bot_turn(turn)
 
     def goodbye(self) -> None:
         phrase = self.settings().goodbye
+        spoken = speech_form(phrase)
         turn = BotTurn(kind="goodbye", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       source="phrase", seq=self.log.next_seq())
+                       spoken=spoken, source="phrase", seq=self.log.next_seq())
         self.outcome = OUTCOME_COMPLETED
-        self.send(frames.end_frame("goodbye", phrase))
+        self.send(frames.end_frame("goodbye", spoken))
         self.log.save_bot_turn(turn)
 
     # -- answers ------------------------------------------------------------
@@ -397,7 +415,8 @@ class CallSession:
             answer.greenlet.join(timeout=KILL_WAIT_S)
             if spoken is not None:
                 answer.turn.interrupted = True
-                answer.turn.spoken_text = answer.turn.text = spoken
+                answer.turn.text, answer.turn.spoken = answer.turn.heard(spoken)
+                answer.turn.spoken_text = answer.turn.text
                 self.log.save_bot_turn(answer.turn)
             return
         answer.spoken = spoken
@@ -498,7 +517,7 @@ class CallSession:
         self._wait_for_question(answer)
         turn = answer.turn
         turn.planned_text = self._planned(answer)
-        turn.text = answer.sent_text
+        turn.text, turn.spoken = answer.sent_text, answer.sent_spoken
         self.log.save_bot_turn(turn)
 
     @staticmethod
@@ -514,11 +533,12 @@ class CallSession:
         stream = answer.stream
         turn = answer.turn
         turn.planned_text = self._planned(answer)
-        if turn.interrupted:
-            turn.spoken_text = answer.spoken if answer.spoken is not None else answer.sent_text
-            turn.text = turn.spoken_text
+        if turn.interrupted and answer.spoken is not None:
+            turn.text, turn.spoken = turn.heard(answer.spoken)  # the utterance is in speech form
+            turn.spoken_text = turn.text
         else:
             turn.spoken_text = turn.text = answer.sent_text
+            turn.spoken = answer.sent_spoken
         timings = getattr(stream, "timings", None)
         if timings is not None:
             turn.retrieval_ms = timings.retrieval_ms
