@@ -238,7 +238,7 @@ def _tidy(text: str) -> str:
     text = re.sub(r",(?:\s*,)+", ",", text)
     text = re.sub(r",\s*([.!?;:—–])", lambda m: m.group(1) if m.group(1) in ".!?;:" else " " + m.group(1), text)
     text = re.sub(r"([«(—–:])\s*,\s*", r"\1 ", text)
-    return re.sub(r"\s+", " ", text).strip(" ,")
+    return re.sub(r"^[\s,]+", "", re.sub(r"\s+", " ", text)).rstrip()
 
 
 def speech_form(text: str) -> str:

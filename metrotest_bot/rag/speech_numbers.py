@@ -32,14 +32,15 @@ PREPOSITION_CASE = {
     "о": "loct", "об": "loct", "при": "loct",
 }
 # Sign words may stand between a preposition and its number: «от минус 70».
-_LOOKBACK = re.compile(r"(?:^|[^\w-])((?:\w+\s+)?\w+)\s+(?:(?:минус|плюс)\s+)?$", re.IGNORECASE)
+_SIGN_WORD = re.compile(r"\s(?:минус|плюс)\s+$", re.IGNORECASE)
+_LOOKBACK = re.compile(r"(?:^|[^\w-])((?:\w+\s+)?\w+)\s+$")
 _WORD_AFTER = re.compile(r"\s+([А-ЯЁа-яё]+)")
 OBLIQUE = {"datv", "ablt", "loct"}
 
 
 def preposition_case(before: str) -> str | None:
     """The case a preposition right before a number gives it: «… до » → genitive."""
-    m = _LOOKBACK.search(before)
+    m = _LOOKBACK.search(_SIGN_WORD.sub(" ", before))
     if not m:
         return None
     words = m.group(1).lower().split()
