@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from metrotest_bot.bot_settings import BotSettings, save_bot_settings
 from metrotest_bot.extensions import db
 from metrotest_bot.admin.labels import outcome_label
 from metrotest_bot.models import (OUTCOME_COMPLETED, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
@@ -30,6 +31,9 @@ LLM_ANSWER = (
     "В комплект входят захваты и программа для протоколов испытаний. "
     "Доставка по России занимает от трёх до десяти рабочих дней."
 )
+# The panel's silence phrases on the live server: the caller must hear these, not the scenario's own.
+REPROMPT = "Алло, вы на связи? Спросите, пожалуйста, что вас интересует."
+GOODBYE = "Не слышу вас. Всего доброго, до свидания."
 
 
 def run_node(test_file: str, env: dict | None = None, timeout: int = 240) -> str:
@@ -80,11 +84,16 @@ def turns_of(app, call_pk: int) -> list[Turn]:
 def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path):
     fake_openai.answer = LLM_ANSWER
     fake_openai.token_delay = 0.02  # a streamed answer: pieces go out while the rest is generated
-    srv = live_server_factory(OPERATOR_PHONE=OPERATOR, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url)
+    srv = live_server_factory(OPERATOR_PHONE=OPERATOR, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url,
+                              SHARED_STATE_TTL=0)
+    with srv.app.app_context():
+        save_bot_settings({**BotSettings(operator_phone=OPERATOR).to_dict(), "reprompt": REPROMPT,
+                           "goodbye": GOODBYE}, "test")
     results_file = tmp_path / "results.json"
     run_node(
         "test/live_server.test.js",
-        env={"SERVER_URL": srv.ws_url, "TOKEN": srv.token, "OPERATOR_PHONE": OPERATOR, "RESULTS_FILE": str(results_file)},
+        env={"SERVER_URL": srv.ws_url, "TOKEN": srv.token, "OPERATOR_PHONE": OPERATOR, "RESULTS_FILE": str(results_file),
+             "REPROMPT": REPROMPT, "GOODBYE": GOODBYE},
     )
     results = json.loads(results_file.read_text())
     app = srv.app
@@ -149,9 +158,11 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert (call.outcome, call.end_reason, call.transferred_to) == (OUTCOME_TRANSFER_FAILED, "transfer_failed", OPERATOR)
     assert outcome_label(call.outcome) == "перевод не удался"
 
-    # The silent caller, reprompted and then said goodbye to: a completed call.
+    # The silent caller, reprompted and then said goodbye to with the panel's phrases: a completed call.
     call = wait_for_call(app, results["silence"]["callId"], lambda c: c.ended_at is not None)
     assert (call.outcome, call.end_reason) == (OUTCOME_COMPLETED, "silence")
+    bot = [(t.kind, t.text) for t in turns_of(app, call.id) if t.role == "bot"]
+    assert bot[1:] == [("reprompt", REPROMPT), ("goodbye", GOODBYE)]
 
     # The socket cut mid-call: the server closes the call as lost.
     call = wait_for_call(app, results["dropped"]["callId"], lambda c: c.ended_at is not None)

@@ -137,6 +137,7 @@ class CallSession:
         self.running: set[gevent.Greenlet] = set()  # answer greenlets not yet done with their log writes
         self.recent: OrderedDict[str, BotTurn] = OrderedDict()
         self.outcome: str | None = None  # decided by the call itself: transferred or completed
+        self.silences = 0  # `silence` frames since the caller last spoke or pressed a key
         self.transferred_to: str | None = None
         self.open = True
         self.shutting_down = False
@@ -218,6 +219,8 @@ class CallSession:
                 self.on_dtmf(event)
             elif isinstance(event, frames.Recording):
                 self.log.set_recording(event.url)
+            elif isinstance(event, frames.Silence):
+                self.on_silence()
             elif isinstance(event, frames.Hangup):
                 self.stop_answer()
                 reason = event.reason or "caller hung up"
@@ -319,6 +322,7 @@ class CallSession:
         if not text:
             return
         received_at = time.monotonic()
+        self.silences = 0
         # A new question while an answer streams cuts that answer (rule 2).
         self.stop_answer()
         caller_seq = self.log.next_seq()
@@ -356,6 +360,7 @@ class CallSession:
         self.log.save_bot_turn(turn)
 
     def on_dtmf(self, event: frames.Dtmf) -> None:
+        self.silences = 0
         self.log.caller_turn(event.digit, kind="dtmf", seq=self.log.next_seq())
         if event.digit == "0":
             self.stop_answer()
@@ -379,13 +384,24 @@ class CallSession:
         self.send(frames.transfer_frame(target, spoken))
         self.log.save_bot_turn(turn)
 
-    def goodbye(self) -> None:
+    def on_silence(self) -> None:
+        """The scenario heard nothing for its silenceMs: the panel's reprompt, the next time its goodbye
+        and `end` (reason "silence", which the scenario's hangup then reports)."""
+        if self.current is not None:
+            return  # an answer is still on its way: the caller is waiting, not silent
+        self.silences += 1
+        if self.silences == 1:
+            self.say("reprompt", self.settings().reprompt)
+        else:
+            self.goodbye(reason="silence")
+
+    def goodbye(self, reason: str = "goodbye") -> None:
         phrase = self.settings().goodbye
         spoken = speech_form(phrase)
         turn = BotTurn(kind="goodbye", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
                        spoken=spoken, source="phrase", seq=self.log.next_seq())
         self.outcome = OUTCOME_COMPLETED
-        self.send(frames.end_frame("goodbye", spoken))
+        self.send(frames.end_frame(reason, spoken))
         self.log.save_bot_turn(turn)
 
     # -- answers ------------------------------------------------------------
