@@ -61,6 +61,9 @@ YEAR = re.compile(r"(?<!\d)(?<!\d )(?P<y>1[89]\d\d|20\d\d)\s+(?P<noun>год[а-
 MONTHS = ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
           "ноября", "декабря")
 DATE = re.compile(rf"(?<![\d,.])(?P<d>[1-9]|[12]\d|3[01])\s+(?P<month>{'|'.join(MONTHS)})\b")
+NUMERIC_DATE = re.compile(r"(?<![\d.])(?P<d>0?[1-9]|[12]\d|3[01])\.(?P<m>0?[1-9]|1[0-2])\.(?P<y>(?:19|20)\d\d)(?![\d])")
+# «1-го», «2-й», «3-х», «5-ти»: a number with a case ending.
+NUMBER_ENDING = re.compile(r"(?<![\d,.])(?P<n>\d{1,4})-(?P<end>[а-я]{1,3})\b")
 MODEL = re.compile(r"(?<![\w-])(?P<letters>[А-ЯЁ]{1,5})-(?P<num>\d+)(?![\w,]\d)")
 ABBREVIATION = re.compile(r"\b[А-ЯЁ]{2,}\b")
 LATIN = re.compile(r"\b(" + "|".join(LATIN_ABBREVIATIONS) + r")\b")
@@ -173,6 +176,29 @@ def _date(m: re.Match) -> str:
     return f"{ordinal_words(int(m.group('d')), case, gender='neut')} {m.group('month')}"
 
 
+def _numeric_date(m: re.Match) -> str:
+    case = preposition_case(m.string[:m.start()]) or "gent"
+    day = ordinal_words(int(m.group("d")), case, gender="neut")
+    return f"{day} {MONTHS[int(m.group('m')) - 1]} {ordinal_words(int(m.group('y')), 'gent')} года"
+
+
+def _number_ending(m: re.Match) -> str:
+    """The form whose ending is written: «3-х» → «трёх», «1-го» → «первого», «2-й» → «второй»."""
+    n, end = int(m.group("n")), m.group("end")
+    if end in ("х", "ти", "ми", "и"):  # cardinal endings: «3-х», «5-ти», «7-ми»
+        candidates = [int_words(n, case) for case in ("gent", "loct", "datv", "ablt")]
+    else:
+        words = ordinal_words(n, "nomn")
+        head, last = words.rsplit(" ", 1) if " " in words else ("", words)
+        case, gender = context(m.string[:m.start()], m.string[m.end():])
+        gender = {"f": "femn", "n": "neut"}.get(gender, "masc")
+        # The sentence's case and gender first: «в 3-м корпусе» is «третьем», not «третьим».
+        forms = sorted(morph().parse(last)[0].lexeme,
+                       key=lambda f: (f.tag.case != case, f.tag.gender not in (gender, None)))
+        candidates = [f"{head} {form.word}".strip() for form in forms]
+    return next((c for c in candidates if c.endswith(end)), m.group())
+
+
 def _model(m: re.Match) -> str:
     num = m.group("num")
     return f"{abbreviation(m.group('letters'))} {read_digits(num) if num[0] == '0' else int_words(int(num))}"
@@ -254,9 +280,11 @@ def speech_form(text: str) -> str:
     for pattern, words in ABBREVIATED_WORDS:
         text = pattern.sub(words, text)
     text = TIME.sub(_time, text)
+    text = NUMERIC_DATE.sub(_numeric_date, text)
     text = DATE.sub(_date, text)
     text = MODEL.sub(_model, text)
     text = re.sub(r"(?<=\d)-(?=[А-ЯЁ])", " ", text)  # 44-ФЗ
+    text = NUMBER_ENDING.sub(_number_ending, text)
     text = re.sub(r"(?<=\d)/(?=\d)", " дробь ", text)
     text = DOTTED.sub(lambda m: f"{number_words(m.group(1))} точка {number_words(m.group(2))}", text)
     text = LONG_DIGITS.sub(_digits_in_groups, text)
