@@ -155,3 +155,9 @@ def test_a_one_page_pdf_loses_its_small_print_header_and_page_number(fpdf, tmp_p
     assert [s.title for s in kb.sections] == ["Гарантия"]
     assert [p.text for p in kb.passages] == [
         "Гарантия на прессы и машины составляет 24 месяца с даты ввода в эксплуатацию."]
+
+
+def test_a_dashed_page_number_is_no_list_item():
+    kb = parse_bytes("=== Доставка ===\nДоставляем по всей России.\n- 3 -\n- Москва — 5 дней\n- Казань — 3 дня\n"
+                     .encode("utf-8"), "kb.txt")
+    assert [p.text for p in kb.passages] == ["Доставляем по всей России. Москва — 5 дней. Казань — 3 дня."]

@@ -14,7 +14,8 @@ import re
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 _HEADER_UNIT = re.compile(r"^(?P<name>.+?),\s*(?P<unit>[^\s,]{1,6})$")  # «Нагрузка, кН»
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+(?P<text>\S.*)$")
+# An item has words: «- 3 -» is a page number, «* * *» a separator.
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+(?P<text>\S.*[A-Za-zА-ЯЁа-яё].*)$")
 _SETEXT = re.compile(r"^\s*(=+|-+)\s*$")
 SHORT_ITEM = 80  # items up to this long join their lead line as one sentence
 
