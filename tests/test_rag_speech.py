@@ -4,6 +4,7 @@ import re
 import pytest
 
 from metrotest_bot.rag.speakable import LONG_SENTENCE, split_text
+from metrotest_bot.rag import speech
 from metrotest_bot.rag.speech import speech_form
 
 # Numbers with the case their preposition or noun asks for: (written, spoken).
@@ -148,3 +149,13 @@ def test_a_long_sentence_is_cut_at_a_clause_with_its_phone_and_price_whole():
              "в течение десяти рабочих дней"}
     for phrase in whole:
         assert sum(phrase in p for p in pieces) == 1, (phrase, pieces)
+
+
+def test_a_piece_the_rules_cannot_handle_is_read_as_written(monkeypatch, caplog):
+    def broken(match):
+        raise ValueError("a rule broke")
+
+    monkeypatch.setattr(speech, "_phone", broken)
+    assert speech_form("Звоните: +7 (343) 000-12-20.") == "Звоните: +7 (343) 000-12-20."
+    assert "speech form failed" in caplog.text
+    assert speech_form("с НДС") == "с эн дэ эс"  # pieces without a phone are unaffected

@@ -12,11 +12,14 @@ agreement live in speech_numbers.py.
 """
 from __future__ import annotations
 
+import logging
 import re
 
 from ..morph import morph
 from .speech_numbers import (agree, context, int_words, number_words, ordinal_words, preposition_case,
                              read_digits)
+
+log = logging.getLogger(__name__)
 
 # Russian letter names, as an abbreviation is spelled aloud (НДС → «эн дэ эс»).
 LETTER_NAMES = {
@@ -268,9 +271,20 @@ def _tidy(text: str) -> str:
 
 
 def speech_form(text: str) -> str:
-    """A written piece → what TTS reads. Sentence-local: a piece and a whole answer read the same."""
+    """A written piece → what TTS reads. Sentence-local: a piece and a whole answer read the same.
+
+    Never fails: a piece it cannot handle is read as written (the caller must never hear silence).
+    """
     if not text or not text.strip():
         return text
+    try:
+        return _speech_form(text)
+    except Exception:
+        log.exception("speech form failed; the piece is read as written: %r", text[:200])
+        return text
+
+
+def _speech_form(text: str) -> str:
     text = EMAIL.sub(_email, text)
     text = PHONE.sub(_phone, text)
     text = LOCAL_PHONE.sub(_local_phone, text)
