@@ -49,7 +49,7 @@ _UNIT_NAMES = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True
 _UNIT = rf"(?:\s?(?P<unit>°\s?[CС]|{_UNIT_NAMES})(?P<dot>\.)?(?:/(?P<per>мин|сек|с|ч))?(?![\w°]))"
 _NUM = r"\d{1,3}(?:[ \u00a0]\d{3})+(?!\d)|\d+(?:,\d+)?"
 NUMBER = re.compile(
-    rf"(?P<sign>(?<![\w)])[+−-](?=\d))?(?P<a>{_NUM})(?:(?P<dash>\s?[–—]\s?|-)(?P<b>{_NUM}))?{_UNIT}?"
+    rf"(?P<sign>(?<![\w)])[+−-](?=\d))?(?P<a>{_NUM})(?![A-Za-z])(?:(?P<dash>\s?[–—]\s?|-)(?P<b>{_NUM}))?{_UNIT}?"
 )
 
 EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)")
@@ -260,6 +260,17 @@ def _unit_words(m: re.Match, value: float, case: str) -> str:
     return words
 
 
+# Money words left after a scale word («1,2 млн руб.»): said in the genitive plural.
+LEFT_ABBREVIATIONS = re.compile(r"(?<![\w-])(?P<word>руб|коп|тыс)(?P<dot>\.)?(?![\w-])")
+LEFT_WORDS = {"руб": "рублей", "коп": "копеек", "тыс": "тысяч"}
+
+
+def _left_abbreviation(m: re.Match) -> str:
+    rest = m.string[m.end():]
+    ends_sentence = m.group("dot") and (not rest.strip() or re.match(r"\s+[А-ЯЁA-Z]", rest))
+    return LEFT_WORDS[m.group("word")] + ("." if ends_sentence else "")
+
+
 def _tidy(text: str) -> str:
     text = text.replace("(", ", ").replace(")", ", ").replace("+", " плюс ")
     text = re.sub(r"\s+", " ", text)
@@ -299,10 +310,12 @@ def _speech_form(text: str) -> str:
     text = MODEL.sub(_model, text)
     text = re.sub(r"(?<=\d)-(?=[А-ЯЁ])", " ", text)  # 44-ФЗ
     text = NUMBER_ENDING.sub(_number_ending, text)
+    text = re.sub(r"(?<!\d)24/7(?!\d)", "круглосуточно", text)
     text = re.sub(r"(?<=\d)/(?=\d)", " дробь ", text)
     text = DOTTED.sub(lambda m: f"{number_words(m.group(1))} точка {number_words(m.group(2))}", text)
     text = LONG_DIGITS.sub(_digits_in_groups, text)
     text = NUMBER.sub(_number, text)
+    text = LEFT_ABBREVIATIONS.sub(_left_abbreviation, text)
     text = re.sub(r"\bГОСТ Р\b", "гост эр", text)
     text = LATIN.sub(lambda m: LATIN_ABBREVIATIONS[m.group()], text)
     text = ABBREVIATION.sub(lambda m: abbreviation(m.group()), text)
