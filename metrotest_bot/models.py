@@ -87,6 +87,7 @@ class Turn(db.Model):
     answer_id: Mapped[str | None] = mapped_column(String(64))
     planned_text: Mapped[str | None] = mapped_column(Text)  # the whole answer as generated
     spoken_text: Mapped[str | None] = mapped_column(Text)  # what the caller actually heard
+    spoken: Mapped[str | None] = mapped_column(Text)  # the speech form of `text` as TTS read it (rag/speech.py)
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
     answered: Mapped[bool | None] = mapped_column(Boolean)  # False: refusal (KB had no answer)
     source: Mapped[str | None] = mapped_column(String(32))  # llm | offline | refusal | phrase

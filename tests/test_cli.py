@@ -49,6 +49,8 @@ def test_ask_json_reads_questions_from_stdin(app):
     assert [x["question"] for x in lines] == ["почём пресс на две тысячи килоньютон", "можно заказать пиццу"]
     price, pizza = lines
     assert price["answered"] is True and "920 000" in price["answer"]
+    # `answer` stays written; `spoken` is what TTS reads (the `text` frames carry it).
+    assert "девятисот двадцати тысяч рублей" in price["spoken"] and "920" not in price["spoken"]
     assert price["passages"] and set(price["passages"][0]) >= {"text", "score"}
     scores = [p["score"] for p in price["passages"]]
     assert scores == sorted(scores, reverse=True)

@@ -11,6 +11,7 @@ import pytest
 
 from metrotest_bot.bot_settings import BotSettings, invalidate, save_bot_settings
 from metrotest_bot.rag.speakable import split_text
+from metrotest_bot.rag.speech import speech_form
 from tests.support.call_log import call_count, call_snapshot, eventually, finished_call
 from tests.support.live_server import serving
 from tests.support.ws_client import CallClient, Closed, text_of
@@ -112,11 +113,12 @@ def test_token_is_kept_out_of_the_access_log(server):
 
 
 def assert_phrase_frames(frames, answer_id, phrase):
-    """A fixed phrase goes out as an answer does: a frame per sentence, seq 0..n, `last` on the final one."""
+    """A fixed phrase goes out as an answer does: a frame per sentence (in speech form), seq 0..n,
+    `last` on the final one."""
     pieces = split_text(phrase)
     assert len(pieces) > 1  # else this would not show the split
-    assert frames == [{"type": "text", "answerId": answer_id, "seq": i, "text": piece, "last": i == len(pieces) - 1}
-                      for i, piece in enumerate(pieces)]
+    assert frames == [{"type": "text", "answerId": answer_id, "seq": i, "text": speech_form(piece),
+                       "last": i == len(pieces) - 1} for i, piece in enumerate(pieces)]
 
 
 def test_setup_creates_the_call_and_greets(server, call):

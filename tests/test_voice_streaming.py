@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from metrotest_bot.rag.speech import speech_form
 from tests.support.call_log import call_snapshot, eventually, finished_call
 from tests.support.live_server import serving
 from tests.support.ws_client import CallClient, text_of
@@ -12,6 +13,7 @@ from tests.support.ws_client import CallClient, text_of
 QUESTION = "Сколько стоит доставка?"  # the sample KB answers it, so the LLM is asked
 LONG_ANSWER = " ".join(
     f"Это предложение номер {i} длинного ответа про доставку и оплату оборудования." for i in range(1, 16))
+SENTENCES = LONG_ANSWER.split(". ")  # «номер 1» written; the `text` frames say «номер один»
 TOKEN_DELAY = 0.05  # ~12 tokens a sentence: a sentence every ~0.6 s, the whole answer ~9 s
 
 
@@ -54,19 +56,20 @@ def test_first_piece_goes_out_while_the_llm_is_still_generating(server, call, sl
     call.prompt(QUESTION)
     first = call.recv()
     assert first["type"] == "text" and first["seq"] == 0 and first["last"] is False
-    assert first["text"] == "Это предложение номер 1 длинного ответа про доставку и оплату оборудования."
+    assert first["text"] == "Это предложение номер один длинного ответа про доставку и оплату оборудования."
     assert slow_llm.completed_streams == 0  # the LLM has not finished: the caller already hears it
     rest = call.answer(timeout=30)
     frames = [first] + rest
     assert [f["seq"] for f in frames] == list(range(len(frames)))
     assert frames[-1]["last"] is True
-    assert text_of(frames) == slow_llm.answer
+    assert text_of(frames) == speech_form(slow_llm.answer)
     assert len(frames) == 4  # three sentences, then the closing `last`
     assert slow_llm.stream_completed.wait(5)
     assert slow_llm.completed_streams == 1
     snap, turn = answer_turn(server, call, first["answerId"])
     assert turn.source == "llm" and turn.answered is True and turn.interrupted is False
-    assert turn.planned_text == turn.spoken_text == slow_llm.answer
+    assert turn.planned_text == turn.spoken_text == turn.text == slow_llm.answer  # the log keeps the written form
+    assert turn.spoken == speech_form(slow_llm.answer)  # and what TTS read beside it
     assert turn.llm_first_token_ms is not None and turn.first_piece_ms < turn.total_ms
 
 
@@ -75,7 +78,7 @@ def test_interrupt_stops_the_answer_closes_the_llm_stream_and_logs_what_was_hear
     first = call.recv()
     second = call.recv()
     answer_id = first["answerId"]
-    heard = "Это предложение номер 1 длинного ответа про доставку и оплату оборудования. Это предложение"
+    heard = first["text"]  # the scenario reports the pieces it played, as it got them: in speech form
     call.interrupt(answer_id, heard, duration_ms=4200)
     # Frames after this barrier's error were sent after the interrupt was handled: none may be of that answer.
     call.send({"type": "no-such-type"})
@@ -87,9 +90,12 @@ def test_interrupt_stops_the_answer_closes_the_llm_stream_and_logs_what_was_hear
 
     snap, turn = answer_turn(server, call, answer_id)
     assert turn.interrupted is True
-    assert turn.spoken_text == turn.text == heard
+    assert turn.spoken == heard
+    assert turn.spoken_text == turn.text == SENTENCES[0] + "."  # mapped back to the written piece
     # Everything generated before the cut is kept: at least the two pieces sent, less than the whole.
-    assert turn.planned_text.startswith(f'{first["text"]} {second["text"]}')
+    assert turn.planned_text.startswith(f"{SENTENCES[0]}. {SENTENCES[1]}.")
+    assert speech_form(f"{SENTENCES[0]}. {SENTENCES[1]}.") == f'{first["text"]} {second["text"]}'
+
     assert len(turn.planned_text) < len(LONG_ANSWER)
     assert snap.n_interrupted == 1
 
@@ -97,7 +103,7 @@ def test_interrupt_stops_the_answer_closes_the_llm_stream_and_logs_what_was_hear
     slow_llm.reset()
     frames = call.ask(QUESTION)
     assert frames[-1]["last"] is True and frames[0]["answerId"] != answer_id
-    assert text_of(frames) == slow_llm.answer
+    assert text_of(frames) == speech_form(slow_llm.answer)
 
 
 def test_new_final_prompt_cuts_the_streaming_answer(server, call, slow_llm):
@@ -113,7 +119,7 @@ def test_new_final_prompt_cuts_the_streaming_answer(server, call, slow_llm):
     assert slow_llm.stream_closed.wait(5)
     _, old = answer_turn(server, call, old_id)
     sent_of_old = " ".join(f["text"] for f in [first] + frames[:-1] if f["answerId"] == old_id and f["text"])
-    assert old.interrupted is True and old.spoken_text == sent_of_old
+    assert old.interrupted is True and old.spoken == sent_of_old and speech_form(old.spoken_text) == sent_of_old
     snap = call_snapshot(server, call.call_id)
     answers = [t for t in snap.turns if t.kind == "answer"]
     assert [t.answer_id for t in answers] == [old_id, new_id]  # one answer at a time, in order
@@ -140,7 +146,8 @@ def test_socket_dropped_mid_answer_loses_no_turn(server, call, slow_llm):
     assert snap.outcome == "lost"
     assert [(t.role, t.kind) for t in snap.turns] == [("bot", "greeting"), ("caller", "speech"), ("bot", "answer")]
     _, turn = answer_turn(server, call, first["answerId"])
-    assert turn.interrupted is True and turn.spoken_text.startswith(first["text"])
+    assert turn.interrupted is True and turn.spoken.startswith(first["text"])
+    assert turn.spoken_text.startswith(SENTENCES[0])
     assert slow_llm.stream_closed.wait(5)
 
 

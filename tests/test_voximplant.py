@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from metrotest_bot.bot_settings import BotSettings, save_bot_settings
 from metrotest_bot.extensions import db
 from metrotest_bot.admin.labels import outcome_label
 from metrotest_bot.models import (OUTCOME_COMPLETED, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_TRANSFER_FAILED,
                                   OUTCOME_TRANSFERRED, Call, Turn)
+from metrotest_bot.rag.speech import speech_form
 
 ROOT = Path(__file__).resolve().parents[1]
 VOX = ROOT / "voximplant"
@@ -29,6 +31,9 @@ LLM_ANSWER = (
     "В комплект входят захваты и программа для протоколов испытаний. "
     "Доставка по России занимает от трёх до десяти рабочих дней."
 )
+# The panel's silence phrases on the live server: the caller must hear these, not the scenario's own.
+REPROMPT = "Алло, вы на связи? Спросите, пожалуйста, что вас интересует."
+GOODBYE = "Не слышу вас. Всего доброго, до свидания."
 
 
 def run_node(test_file: str, env: dict | None = None, timeout: int = 240) -> str:
@@ -79,11 +84,16 @@ def turns_of(app, call_pk: int) -> list[Turn]:
 def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path):
     fake_openai.answer = LLM_ANSWER
     fake_openai.token_delay = 0.02  # a streamed answer: pieces go out while the rest is generated
-    srv = live_server_factory(OPERATOR_PHONE=OPERATOR, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url)
+    srv = live_server_factory(OPERATOR_PHONE=OPERATOR, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake_openai.base_url,
+                              SHARED_STATE_TTL=0)
+    with srv.app.app_context():
+        save_bot_settings({**BotSettings(operator_phone=OPERATOR).to_dict(), "reprompt": REPROMPT,
+                           "goodbye": GOODBYE}, "test")
     results_file = tmp_path / "results.json"
     run_node(
         "test/live_server.test.js",
-        env={"SERVER_URL": srv.ws_url, "TOKEN": srv.token, "OPERATOR_PHONE": OPERATOR, "RESULTS_FILE": str(results_file)},
+        env={"SERVER_URL": srv.ws_url, "TOKEN": srv.token, "OPERATOR_PHONE": OPERATOR, "RESULTS_FILE": str(results_file),
+             "REPROMPT": REPROMPT, "GOODBYE": GOODBYE},
     )
     results = json.loads(results_file.read_text())
     app = srv.app
@@ -94,7 +104,8 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert call.caller == "+79990001122" and call.dialled == "+73430000000"
     bot = [t for t in turns_of(app, call.id) if t.role == "bot"]
     assert bot and bot[0].answer_id == "greeting"
-    assert bot[0].spoken_text == " ".join(greeting["texts"])
+    assert bot[0].spoken == " ".join(greeting["texts"])  # the speech form, as the scenario got it
+    assert speech_form(bot[0].spoken_text) == bot[0].spoken
 
     # Barge-in over the greeting: the log keeps the greeting's sentences the caller heard.
     g = results["greeting_barge_in"]
@@ -104,8 +115,9 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert [t.kind for t in turns[:3]] == ["greeting", "speech", "answer"]
     greeting_turn = turns[0]
     assert greeting_turn.interrupted is True and g["utterance"]
-    assert greeting_turn.spoken_text == greeting_turn.text == g["utterance"]
-    assert greeting_turn.planned_text.startswith(g["utterance"] + " ")
+    assert greeting_turn.spoken == g["utterance"]
+    assert greeting_turn.spoken_text == greeting_turn.text and speech_form(greeting_turn.text) == g["utterance"]
+    assert greeting_turn.planned_text.startswith(greeting_turn.text + " ")
 
     # The question and its answer, both logged.
     q = results["question"]
@@ -114,7 +126,9 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert any(t.role == "caller" and t.text == q["question"] for t in turns)
     answer = next(t for t in turns if t.role == "bot" and t.answer_id == q["answerId"])
     assert not answer.interrupted
-    assert answer.spoken_text == " ".join(q["texts"])
+    # The scenario spoke the speech form («эр эм пятьдесят», «с эн дэ эс»); the log keeps both.
+    assert answer.spoken == " ".join(q["texts"]) and "РМ-50" not in answer.spoken and "НДС" not in answer.spoken
+    assert answer.spoken_text == answer.text == LLM_ANSWER
     assert len(q["texts"]) == 3  # one piece per sentence of the streamed answer
 
     # Barge-in: the answer is stored as interrupted, with what the caller actually heard.
@@ -123,8 +137,9 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert call.n_interrupted >= 1
     turn = next(t for t in turns_of(app, call.id) if t.role == "bot" and t.answer_id == b["answerId"])
     assert turn.interrupted is True
-    assert turn.spoken_text == b["utterance"]
-    assert turn.planned_text.startswith(b["utterance"]) and len(turn.planned_text) > len(b["utterance"])
+    assert turn.spoken == b["utterance"]
+    assert speech_form(turn.spoken_text) == b["utterance"]  # the written pieces the caller heard
+    assert turn.planned_text.startswith(turn.spoken_text) and len(turn.planned_text) > len(turn.spoken_text)
     assert LLM_ANSWER.startswith(turn.planned_text)
 
     # Transfers, by key and by voice.
@@ -143,9 +158,11 @@ def test_scenario_against_live_server(live_server_factory, fake_openai, tmp_path
     assert (call.outcome, call.end_reason, call.transferred_to) == (OUTCOME_TRANSFER_FAILED, "transfer_failed", OPERATOR)
     assert outcome_label(call.outcome) == "перевод не удался"
 
-    # The silent caller, reprompted and then said goodbye to: a completed call.
+    # The silent caller, reprompted and then said goodbye to with the panel's phrases: a completed call.
     call = wait_for_call(app, results["silence"]["callId"], lambda c: c.ended_at is not None)
     assert (call.outcome, call.end_reason) == (OUTCOME_COMPLETED, "silence")
+    bot = [(t.kind, t.text) for t in turns_of(app, call.id) if t.role == "bot"]
+    assert bot[1:] == [("reprompt", REPROMPT), ("goodbye", GOODBYE)]
 
     # The socket cut mid-call: the server closes the call as lost.
     call = wait_for_call(app, results["dropped"]["callId"], lambda c: c.ended_at is not None)

@@ -4,14 +4,16 @@
  * Voximplant answers the call, recognises the caller's speech (ASR) and speaks
  * (TTS); our server decides what to say. One WebSocket per call carries the
  * protocol of shared/PROTOCOL.md: setup, prompt, interrupt, dtmf, recording,
- * hangup up; text, transfer, end, error down.
+ * silence, hangup up; text, transfer, end, error down.
  *
  * What the scenario does on its own, without the server:
  *  - barge-in: voice over the bot (two words of interim text, or a voice held
  *    for bargeInHoldMs) stops the player, drops the pieces not yet spoken and
  *    reports what was played; a cough or one word of noise does not;
- *  - silence: a reprompt after silenceMs without speech, a goodbye after the
- *    second stretch;
+ *  - silence: after silenceMs without speech a `silence` frame; the server
+ *    answers with its reprompt (the admin panel's setting), the second time
+ *    with its goodbye and `end`. Only a server that answers neither report
+ *    gets the scenario's own goodbye after a third stretch;
  *  - the server unreachable or dropping: an apology, then the operator, or a
  *    request to call back when no operator number is set. Never silence.
  *
@@ -30,7 +32,7 @@ const SETTINGS = {
   callerId: '', // caller ID of the transfer leg; empty: the number the caller dialled
   asrProfile: 'Yandex.ru_RU', // a path in ASRProfileList
   voice: 'Yandex.Neural.ru_RU_alena', // a path in VoiceList
-  silenceMs: 10000, // no speech this long: a reprompt; twice: goodbye
+  silenceMs: 10000, // no speech this long: a `silence` frame (the server reprompts, then says goodbye)
   bargeInWords: 2, // interim words that interrupt the bot
   bargeInHoldMs: 800, // or a voice held this long over the bot
   connectTimeoutMs: 5000, // the server must greet within this
@@ -44,7 +46,6 @@ const PHRASES = {
   serverDownCallBack: 'Извините, у нас техническая неполадка. Пожалуйста, перезвоните нам немного позже. До свидания.',
   noOperator: 'К сожалению, сейчас я не могу соединить вас с сотрудником. Пожалуйста, перезвоните нам позже. До свидания.',
   transferFailed: 'К сожалению, сейчас никто из сотрудников не может ответить. Пожалуйста, перезвоните нам позже. Спасибо за звонок, до свидания.',
-  reprompt: 'Вы меня слышите? Задайте, пожалуйста, ваш вопрос.',
   silenceGoodbye: 'Я вас не слышу. Перезвоните, пожалуйста, когда вам будет удобно. До свидания.',
 };
 
@@ -472,7 +473,7 @@ class CallSession {
     this.queue = [];
     this.stopPlayer();
     Logger.write('metrotest: barge-in (' + why + ')');
-    if (!answer) return; // a local phrase (reprompt): nothing to report
+    if (!answer) return; // a local phrase (a fallback or closing phrase): nothing to report
     answer.done = true;
     this.send({
       type: 'interrupt',
@@ -571,11 +572,17 @@ class CallSession {
     if (this.mode === 'dialog' && !this.speaking() && !this.capturing) this.armSilence();
   }
 
+  // The server decides what silence gets (its reprompt, then its goodbye and `end`): the
+  // scenario reports it, and says goodbye itself only if two reports went unanswered.
   onSilence() {
     if (this.mode !== 'dialog' || this.speaking() || this.capturing) return;
     this.silenceStrikes += 1;
-    if (this.silenceStrikes === 1) this.say(PHRASES.reprompt, 'local');
-    else this.closeWith(PHRASES.silenceGoodbye, 'silence');
+    if (this.silenceStrikes > 2) {
+      this.closeWith(PHRASES.silenceGoodbye, 'silence');
+      return;
+    }
+    this.send({ type: 'silence', durationMs: this.s.silenceMs });
+    this.armSilence(); // the server's reprompt clears this timer when it arrives
   }
 
   // -- leaving the dialog -----------------------------------------------------

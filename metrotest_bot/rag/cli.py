@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 
 from .errors import KBError
+from .speech import speech_form
 
 
 def _progress_bar():
@@ -91,6 +92,7 @@ def ask_command(question, as_json, dialogue):
             click.echo(json.dumps({
                 "question": q,
                 "answer": text,
+                "spoken": speech_form(text),  # what TTS reads: the `text` frames carry this form
                 "answered": stream.answered,
                 "source": stream.source,
                 "passages": [{"text": p.text, "score": p.score, "section": p.section} for p in stream.passages],

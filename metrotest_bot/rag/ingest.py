@@ -5,19 +5,21 @@ cookie lines, page numbers. That furniture is dropped here so it never
 reaches an answer. Each passage keeps the title of its section.
 
 Supported: .txt (UTF-8, UTF-8 with BOM, cp1251 and other Cyrillic code
-pages — detected, not assumed), .md, .pdf (text layer via pypdf).
+pages — detected, not assumed), .md (headings are sections; tables and lists
+become sentences: text_blocks.py), .pdf (text layer via pypdf, headings from
+font size and weight: pdf_text.py).
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import KBError
-from .upload_limits import IngestLimits, TimeBudget, pdf_inflated_size
+from .pdf_text import pdf_text_lines
+from .text_blocks import blocks_to_sentences
+from .upload_limits import IngestLimits, TimeBudget
 
 SUPPORTED = (".txt", ".md", ".pdf")
 
@@ -85,38 +87,6 @@ def _control_ratio(text: str) -> float:
         return 0.0
     bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
     return bad / len(text)
-
-
-def read_pdf(data: bytes, limits: IngestLimits | None = None, budget: TimeBudget | None = None) -> list[str]:
-    """Text of each page of a PDF, within `limits` (pages, inflated content, text, time)."""
-    from pypdf import PdfReader, apply_configuration
-    from pypdf.errors import LimitReachedError, PdfReadError
-
-    limits = limits or IngestLimits()
-    budget = budget or limits.budget()
-    try:
-        with apply_configuration(**limits.pypdf_overrides()):
-            reader = PdfReader(io.BytesIO(data))
-            if reader.is_encrypted:
-                try:
-                    reader.decrypt("")
-                except Exception as exc:
-                    raise KBError("PDF защищён паролем: снимите защиту и загрузите снова.") from exc
-            limits.check_pages(len(reader.pages))
-            pdf_inflated_size(reader, limits, budget)  # before any text is extracted
-            pages, n_chars = [], 0
-            for page in reader.pages:
-                budget.check()
-                pages.append(page.extract_text() or "")
-                n_chars += len(pages[-1])
-                limits.check_text(n_chars)
-            return pages
-    except KBError:
-        raise
-    except LimitReachedError as exc:
-        raise limits.too_complex_error() from exc
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise KBError("Не удалось прочитать PDF: файл повреждён или это не PDF.") from exc
 
 
 # --- furniture ---------------------------------------------------------------
@@ -238,36 +208,6 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
     return [s for s in sections if s.paragraphs]
 
 
-def _drop_repeated_pdf_lines(pages: list[str]) -> list[str]:
-    """Headers and footers repeat on most pages: drop lines seen on ≥ half of them."""
-    if len(pages) < 3:
-        return pages
-    counts = Counter()
-    for page in pages:
-        counts.update({re.sub(r"\d+", "#", ln.strip()) for ln in page.splitlines() if ln.strip()})
-    limit = max(2, len(pages) // 2)
-    repeated = {ln for ln, n in counts.items() if n >= limit}
-    return ["\n".join(ln for ln in page.splitlines() if re.sub(r"\d+", "#", ln.strip()) not in repeated)
-            for page in pages]
-
-
-def _join_pdf_lines(text: str) -> list[str]:
-    """PDF text is broken into visual lines: glue them back into paragraphs."""
-    out: list[str] = []
-    for line in text.splitlines():
-        s = line.strip()
-        if not s:
-            out.append("")
-            continue
-        heading = _marked_heading(s) is not None
-        if (out and out[-1] and not heading and _marked_heading(out[-1]) is None
-                and not re.search(r"[.!?:]$", out[-1]) and (s[0].islower() or s[0].isdigit())):
-            out[-1] = (out[-1][:-1] if out[-1].endswith("-") and s[0].islower() else out[-1] + " ") + s
-        else:
-            out.append(s)
-    return out
-
-
 # --- passages ------------------------------------------------------------------
 
 def _sentences(text: str) -> list[str]:
@@ -321,16 +261,12 @@ def parse_bytes(data: bytes, filename: str, limits: IngestLimits | None = None,
     if suffix == ".pdf":
         if not data.startswith(b"%PDF"):
             raise KBError("Файл с расширением .pdf не является PDF-документом.")
-        pages = _drop_repeated_pdf_lines(read_pdf(data, limits, budget))
-        lines: list[str] = []
-        for page in pages:
-            lines.extend(_join_pdf_lines(page))
-            lines.append("")
-        sections = split_sections(lines)
+        sections = split_sections(blocks_to_sentences(pdf_text_lines(data, limits, budget), markdown=False))
     else:
         text, encoding = decode_text(data)
         limits.check_text(len(text))
-        sections = split_sections(text.splitlines(), markdown=suffix == ".md")
+        markdown = suffix == ".md"
+        sections = split_sections(blocks_to_sentences(text.splitlines(), markdown), markdown=markdown)
     budget.check()
     passages = make_passages(sections)
     budget.check()

@@ -43,6 +43,7 @@ class BotTurn:
     question: str | None = None
     planned_text: str | None = None
     spoken_text: str | None = None
+    spoken: str | None = None  # the speech form of `text`: what TTS read (rag/speech.py)
     interrupted: bool = False
     answered: bool | None = None
     source: str | None = None
@@ -55,11 +56,26 @@ class BotTurn:
     turn_id: int | None = None
     # What the Call counters already include, so an update adds only the difference.
     counted: dict = field(default_factory=dict)
+    # The pieces sent, written and as spoken, to map a barge-in's utterance back to the written text.
+    pieces: list = field(default_factory=list)
+    spoken_pieces: list = field(default_factory=list)
+
+    def heard(self, utterance: str) -> tuple[str, str]:
+        """(written, spoken) of what the caller heard, from `utteranceUntilInterrupt` (the speech form).
+
+        The scenario reports the pieces fully played, joined by spaces: the written text is the
+        same number of written pieces. An utterance that matches no prefix is kept as it came.
+        """
+        said = " ".join(utterance.split())
+        for k in range(len(self.spoken_pieces), -1, -1):
+            if " ".join(" ".join(self.spoken_pieces[:k]).split()) == said:
+                return " ".join(self.pieces[:k]), utterance
+        return utterance, utterance
 
     def columns(self) -> dict:
         return dict(
             role=ROLE_BOT, kind=self.kind, answer_id=self.answer_id, text=self.text, question=self.question,
-            planned_text=self.planned_text, spoken_text=self.spoken_text, interrupted=self.interrupted,
+            planned_text=self.planned_text, spoken_text=self.spoken_text, spoken=self.spoken, interrupted=self.interrupted,
             answered=self.answered, source=self.source, passages=self.passages, retrieval_ms=self.retrieval_ms,
             llm_first_token_ms=self.llm_first_token_ms, first_piece_ms=self.first_piece_ms,
             total_ms=self.total_ms,

@@ -66,7 +66,12 @@ class Hangup:
     reason: str | None = None
 
 
-Event = Setup | Prompt | Interrupt | Dtmf | Recording | Hangup
+@dataclass(frozen=True)
+class Silence:
+    duration_ms: float | None = None  # how long the caller has been silent
+
+
+Event = Setup | Prompt | Interrupt | Dtmf | Recording | Hangup | Silence
 
 
 def too_large(raw: str | bytes, limit: int) -> bool:
@@ -214,6 +219,10 @@ def _hangup(f: _Fields) -> Hangup:
     return Hangup(reason=f.string("reason", required=False, max_len=255))
 
 
+def _silence(f: _Fields) -> Silence:
+    return Silence(duration_ms=f.number("durationMs", lo=0))
+
+
 _PARSERS = {
     "setup": _setup,
     "prompt": _prompt,
@@ -221,6 +230,7 @@ _PARSERS = {
     "dtmf": _dtmf,
     "recording": _recording,
     "hangup": _hangup,
+    "silence": _silence,
 }
 
 

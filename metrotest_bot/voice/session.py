@@ -25,6 +25,7 @@ from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_
                       OUTCOME_TRANSFER_FAILED, OUTCOME_TRANSFERRED)
 from ..rag.dialogue import Dialogue
 from ..rag.speakable import split_text
+from ..rag.speech import speech_form
 from . import frames, intents, limits
 from .caller import CallerProfile, profile_for
 from .calllog import BotTurn, CallLog
@@ -107,7 +108,7 @@ class Answer:
         self.greenlet: gevent.Greenlet | None = None
         self.stream = None
         self.next_seq = 0
-        self.sent: list[str] = []
+        self.sent: list[str] = []  # written pieces; the turn keeps their speech forms beside them
         self.cancelled = False  # set under the session's send lock
         self.finishing = False  # streaming is over; only the log write remains
         self.waiting_for_piece = False  # inside next(stream): the one place it may be killed
@@ -120,6 +121,10 @@ class Answer:
     @property
     def sent_text(self) -> str:
         return " ".join(self.sent)
+
+    @property
+    def sent_spoken(self) -> str:
+        return " ".join(self.turn.spoken_pieces)
 
 
 class CallSession:
@@ -142,6 +147,7 @@ class CallSession:
         self.running: set[gevent.Greenlet] = set()  # answer greenlets not yet done with their log writes
         self.recent: OrderedDict[str, BotTurn] = OrderedDict()
         self.outcome: str | None = None  # decided by the call itself: transferred or completed
+        self.silences = 0  # `silence` frames since the caller last spoke or pressed a key
         self.transferred_to: str | None = None
         self.open = True
         self.shutting_down = False
@@ -238,6 +244,8 @@ class CallSession:
                 self.on_dtmf(event)
             elif isinstance(event, frames.Recording):
                 self.log.set_recording(event.url)
+            elif isinstance(event, frames.Silence):
+                self.on_silence()
             elif isinstance(event, frames.Hangup):
                 self.stop_answer()
                 reason = event.reason or "caller hung up"
@@ -270,33 +278,44 @@ class CallSession:
         self.send(frames.error_frame(code, message))
 
     def send_piece(self, answer: Answer, text: str, last: bool = False) -> bool:
-        """Send one `text` frame of an answer unless the answer was cancelled."""
+        """Send one `text` frame of an answer unless the answer was cancelled.
+
+        `text` is the written piece; the frame carries its speech form (the one place
+        where pieces of answers become what TTS reads: rag/speech.py).
+        """
+        spoken = speech_form(text)
         with self.send_lock:
-            if answer.cancelled or not self._send_locked(frames.text_frame(answer.id, answer.next_seq, text, last)):
+            if answer.cancelled or not self._send_locked(frames.text_frame(answer.id, answer.next_seq, spoken, last)):
                 return False
             answer.next_seq += 1
             if text:
                 answer.sent.append(text)
+                answer.turn.pieces.append(text)
+                answer.turn.spoken_pieces.append(spoken)
             return True
 
-    def send_phrase(self, answer_id: str, phrase: str) -> str:
+    def send_phrase(self, answer_id: str, phrase: str, turn: BotTurn) -> None:
         """A configured phrase as one whole answer: its speakable pieces (sentences, as in answers) as
-        `text` frames, seq 0..n, `last` on the final one. So a barge-in reports the sentences heard.
-
-        Returns the text sent (the pieces joined).
+        `text` frames in speech form, seq 0..n, `last` on the final one. So a barge-in reports the
+        sentences heard. The pieces sent go into `turn`, written and spoken.
         """
         pieces = split_text(phrase) or [""]  # an empty phrase still closes its answer
+        spoken = [speech_form(p) for p in pieces]
         with self.send_lock:
             for seq, piece in enumerate(pieces):
-                if not self._send_locked(frames.text_frame(answer_id, seq, piece, seq == len(pieces) - 1)):
+                if not self._send_locked(frames.text_frame(answer_id, seq, spoken[seq], seq == len(pieces) - 1)):
                     break
-        return " ".join(p for p in pieces if p)
+                if piece:
+                    turn.pieces.append(piece)
+                    turn.spoken_pieces.append(spoken[seq])
 
     def say(self, kind: str, phrase: str, answer_id: str | None = None) -> BotTurn:
         """A configured phrase as one whole answer (send_phrase), logged as a bot turn."""
         answer_id = answer_id or new_answer_id()
         turn = BotTurn(kind=kind, answer_id=answer_id, planned_text=phrase, source="phrase", seq=self.log.next_seq())
-        turn.text = turn.spoken_text = self.send_phrase(answer_id, phrase)
+        self.send_phrase(answer_id, phrase, turn)
+        turn.text = turn.spoken_text = " ".join(turn.pieces)
+        turn.spoken = " ".join(turn.spoken_pieces)
         self.log.save_bot_turn(turn)
         self._remember(turn)
         return turn
@@ -330,6 +349,7 @@ class CallSession:
         if not text or not self.guard.final_prompt():
             return  # nothing said, or over the final-prompt rate: no turn, no answer
         received_at = time.monotonic()
+        self.silences = 0
         # A new question while an answer streams cuts that answer (rule 2).
         self.stop_answer()
         caller_seq = self.log.next_seq()
@@ -362,11 +382,12 @@ class CallSession:
             return
         # The answer was all sent, but its speech was still playing when the caller spoke.
         turn.interrupted = True
-        turn.spoken_text = event.utterance
-        turn.text = event.utterance
+        turn.text, turn.spoken = turn.heard(event.utterance)
+        turn.spoken_text = turn.text
         self.log.save_bot_turn(turn)
 
     def on_dtmf(self, event: frames.Dtmf) -> None:
+        self.silences = 0
         self.log.caller_turn(event.digit, kind="dtmf", seq=self.log.next_seq())
         if event.digit == "0":
             self.stop_answer()
@@ -384,19 +405,32 @@ class CallSession:
         self._transfer_to(target, settings.transfer_phrase)
 
     def _transfer_to(self, target: str, phrase: str) -> None:
+        spoken = speech_form(phrase)
         turn = BotTurn(kind="transfer", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       source="phrase", seq=self.log.next_seq())
+                       spoken=spoken, source="phrase", seq=self.log.next_seq())
         self.outcome, self.transferred_to = OUTCOME_TRANSFERRED, target
-        self.send(frames.transfer_frame(target, phrase))
+        self.send(frames.transfer_frame(target, spoken))
         self.log.save_bot_turn(turn)
 
-    def goodbye(self) -> None:
+    def on_silence(self) -> None:
+        """The scenario heard nothing for its silenceMs: the panel's reprompt, the next time its goodbye
+        and `end` (reason "silence", which the scenario's hangup then reports)."""
+        if self.current is not None:
+            return  # an answer is still on its way: the caller is waiting, not silent
+        self.silences += 1
+        if self.silences == 1:
+            self.say("reprompt", self.settings().reprompt)
+        else:
+            self.goodbye(reason="silence")
+
+    def goodbye(self, reason: str = "goodbye") -> None:
         phrase = self.settings().goodbye
+        spoken = speech_form(phrase)
         turn = BotTurn(kind="goodbye", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       source="phrase", seq=self.log.next_seq())
+                       spoken=spoken, source="phrase", seq=self.log.next_seq())
         if self.outcome != OUTCOME_NO_OPERATOR:  # a goodbye after no one could take the call keeps that outcome
             self.outcome = OUTCOME_COMPLETED
-        self.send(frames.end_frame("goodbye", phrase))
+        self.send(frames.end_frame(reason, spoken))
         self.log.save_bot_turn(turn)
 
     # -- answers ------------------------------------------------------------
@@ -426,7 +460,8 @@ class CallSession:
             answer.greenlet.join(timeout=KILL_WAIT_S)
             if spoken is not None:
                 answer.turn.interrupted = True
-                answer.turn.spoken_text = answer.turn.text = spoken
+                answer.turn.text, answer.turn.spoken = answer.turn.heard(spoken)
+                answer.turn.spoken_text = answer.turn.text
                 self.log.save_bot_turn(answer.turn)
             return
         answer.spoken = spoken
@@ -528,7 +563,7 @@ class CallSession:
         self._wait_for_question(answer)
         turn = answer.turn
         turn.planned_text = self._planned(answer)
-        turn.text = answer.sent_text
+        turn.text, turn.spoken = answer.sent_text, answer.sent_spoken
         self.log.save_bot_turn(turn)
 
     @staticmethod
@@ -544,11 +579,12 @@ class CallSession:
         stream = answer.stream
         turn = answer.turn
         turn.planned_text = self._planned(answer)
-        if turn.interrupted:
-            turn.spoken_text = answer.spoken if answer.spoken is not None else answer.sent_text
-            turn.text = turn.spoken_text
+        if turn.interrupted and answer.spoken is not None:
+            turn.text, turn.spoken = turn.heard(answer.spoken)  # the utterance is in speech form
+            turn.spoken_text = turn.text
         else:
             turn.spoken_text = turn.text = answer.sent_text
+            turn.spoken = answer.sent_spoken
         if stream is not None:
             # With an LLM the verdict is final only once it has spoken (it may say the KB has no answer).
             turn.answered, turn.source = stream.answered, stream.source

@@ -8,7 +8,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  OPERATOR, FAST, closedPort, makeEmulator, FakeServer, CuttableProxy, assertClean, ended, eventually,
+  OPERATOR, FAST, REPROMPT, GOODBYE, closedPort, makeEmulator, FakeServer, CuttableProxy, assertClean, ended, eventually,
 } = require('./support');
 
 const LONG = [
@@ -344,15 +344,28 @@ test('the socket dropping mid-answer: the bot stops, apologises and transfers', 
   }
 });
 
-test('silence: a reprompt after silenceMs, then a goodbye and the end', async () => {
+test('silence is reported: the server reprompts, then says its goodbye and ends the call', async () => {
   await withCall({}, {}, async ({ server, emu }) => {
     const caller = emu.start({ customData: { ...FAST, silenceMs: 150 } });
     await ended(emu);
-    const spoken = emu.spoken();
-    assert.deepEqual(spoken.slice(-2), [
-      'Вы меня слышите? Задайте, пожалуйста, ваш вопрос.',
-      'Я вас не слышу. Перезвоните, пожалуйста, когда вам будет удобно. До свидания.',
-    ]);
+    assert.deepEqual(emu.spoken().slice(-2), [REPROMPT, GOODBYE]);
+    assert.deepEqual(server.of('silence'), [
+      { type: 'silence', durationMs: 150 }, { type: 'silence', durationMs: 150 }]);
+    assert.equal(emu.find('tts.created', (e) => /Вы меня слышите|Я вас не слышу/.test(e.text)), undefined,
+      'the scenario spoke a silence phrase of its own');
+    assert.ok(emu.find('call.hangup', (e) => e.call === caller.call.id()));
+    assert.deepEqual(server.of('hangup'), [{ type: 'hangup', reason: 'silence' }]);
+    assertClean(assert, emu);
+  });
+});
+
+test('a server that never answers silence: the scenario says goodbye after a third stretch', async () => {
+  await withCall({}, {}, async ({ server, emu }) => {
+    server.onFrame = (frame) => frame.type === 'silence'; // swallowed: an older server
+    const caller = emu.start({ customData: { ...FAST, silenceMs: 150 } });
+    await ended(emu);
+    assert.equal(server.of('silence').length, 2);
+    assert.equal(emu.spoken().at(-1), 'Я вас не слышу. Перезвоните, пожалуйста, когда вам будет удобно. До свидания.');
     assert.ok(emu.find('call.hangup', (e) => e.call === caller.call.id()));
     assert.deepEqual(server.of('hangup'), [{ type: 'hangup', reason: 'silence' }]);
     assertClean(assert, emu);
@@ -362,11 +375,11 @@ test('silence: a reprompt after silenceMs, then a goodbye and the end', async ()
 test('speech after the reprompt resets the count: no goodbye', async () => {
   await withCall({ answer: () => ['Конечно.'] }, {}, async ({ server, emu }) => {
     const caller = emu.start({ customData: { ...FAST, silenceMs: 200 } });
-    await emu.waitFor('tts.finished', (e) => e.text.startsWith('Вы меня слышите'));
+    await emu.waitFor('tts.finished', (e) => e.text === REPROMPT);
     await caller.say('да слышу');
     await emu.waitFor('tts.finished', (e) => e.text === 'Конечно.');
-    await emu.waitFor('tts.finished', (e) => e.text.startsWith('Вы меня слышите') && e.seq > emu.find('tts.finished', (x) => x.text === 'Конечно.').seq);
-    assert.equal(emu.find('tts.created', (e) => e.text.startsWith('Я вас не слышу')), undefined);
+    await emu.waitFor('tts.finished', (e) => e.text === REPROMPT && e.seq > emu.find('tts.finished', (x) => x.text === 'Конечно.').seq);
+    assert.equal(emu.find('tts.created', (e) => e.text === GOODBYE), undefined);
     caller.hangup();
     await ended(emu);
     assert.deepEqual(server.of('hangup'), [{ type: 'hangup', reason: 'caller_hangup' }]);

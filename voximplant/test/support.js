@@ -12,6 +12,10 @@ const OPERATOR = '+73430001212';
 const TIME_SCALE = 0.02;
 
 // Fast timings for one call, sent as customData (VoxEngine caps it at 200 bytes).
+// The server's silence phrases in these tests: not the scenario's own words.
+const REPROMPT = 'Алло, вы на связи? Спросите, пожалуйста, что вас интересует.';
+const GOODBYE = 'Не слышу вас. Всего доброго, до свидания.';
+
 const FAST = { silenceMs: 600, bargeInHoldMs: 120, connectTimeoutMs: 3000, transferRingMs: 800 };
 
 /** A port nothing listens on. */
@@ -36,10 +40,15 @@ function makeEmulator({ serverUrl, token, operatorPhone = OPERATOR, storage = {}
 
 /**
  * The call server as PROTOCOL.md describes it, scripted by the test:
- * greets on setup, answers prompts with `answer(frame)` pieces, records frames.
+ * greets on setup, answers prompts with `answer(frame)` pieces, answers the
+ * first `silence` with its reprompt and the next with its goodbye and `end`
+ * (as the real server does with the panel's settings), records frames.
  */
 class FakeServer {
-  constructor({ token = 'fake-token', greeting = ['Здравствуйте! Вы позвонили в компанию Метротест.', 'Чем могу помочь?'], answer, pieceGapMs = 5 } = {}) {
+  constructor({
+    token = 'fake-token', greeting = ['Здравствуйте! Вы позвонили в компанию Метротест.', 'Чем могу помочь?'], answer,
+    pieceGapMs = 5, reprompt = REPROMPT, goodbye = GOODBYE,
+  } = {}) {
     this.token = token;
     this.greeting = greeting;
     this.answer = answer || (() => ['Мы работаем с понедельника по пятницу с восьми тридцати до семнадцати тридцати.', 'Звоните, будем рады помочь.']);
@@ -48,6 +57,9 @@ class FakeServer {
     this.conns = new Set();
     this.onFrame = null; // (frame, conn) => handled?; runs before the defaults
     this.answers = 0;
+    this.reprompt = reprompt;
+    this.goodbye = goodbye;
+    this.silences = 0; // since the caller last spoke or pressed a key
   }
 
   async start() {
@@ -72,8 +84,14 @@ class FakeServer {
         if (this.onFrame && this.onFrame(frame, conn)) return;
         if (frame.type === 'setup') this.speak(conn, 'greeting', this.greeting);
         else if (frame.type === 'prompt' && frame.last) {
+          this.silences = 0;
           this.answers += 1;
           this.speak(conn, `a${this.answers}`, this.answer(frame));
+        } else if (frame.type === 'dtmf') this.silences = 0;
+        else if (frame.type === 'silence') {
+          this.silences += 1;
+          if (this.silences === 1) this.speak(conn, `r${this.answers}`, [this.reprompt]);
+          else this.send(conn, { type: 'end', reason: 'silence', text: this.goodbye });
         }
       });
     });
@@ -174,5 +192,5 @@ async function ended(emu, timeout = 10000) {
 }
 
 module.exports = {
-  OPERATOR, FAST, TIME_SCALE, closedPort, makeEmulator, FakeServer, CuttableProxy, assertClean, ended, eventually,
+  OPERATOR, FAST, REPROMPT, GOODBYE, TIME_SCALE, closedPort, makeEmulator, FakeServer, CuttableProxy, assertClean, ended, eventually,
 };

@@ -1,0 +1,163 @@
+"""KB structure kept: Markdown headings, tables and lists, PDF headings by font; each test makes its own file."""
+from pathlib import Path
+
+import pytest
+
+from metrotest_bot.rag.ingest import parse_bytes, parse_file
+from metrotest_bot.rag.speakable import split_text
+from metrotest_bot.rag.speech import speech_form
+
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+BOLD = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+
+MARKDOWN = """# Метротест — база знаний
+
+Прайс-лист
+==========
+
+Цены указаны с НДС.
+
+| Модель | Цена |
+|--------|------|
+| ПИ-500 | от 640 000 рублей |
+| ПИ-2000 | от 920 000 рублей |
+
+## Прессы для бетона
+
+| Модель | Нагрузка, кН | Цена |
+|:--|--:|--|
+| ПИ-500 | 500 | от 640 000 рублей |
+| ПИ-2000 | 2000 | от 920 000 рублей |
+
+## Оплата
+
+Мы принимаем:
+
+- безналичный расчёт;
+- лизинг через партнёров;
+- оплату картой для физических лиц.
+
+Как заказать:
+
+1. Пришлите заявку на почту отдела продаж с описанием задачи, материалов и стандартов испытаний
+2. Получите коммерческое предложение в течение одного рабочего дня
+"""
+
+
+def _texts(kb, section):
+    return " ".join(p.text for p in kb.passages if p.section == section)
+
+
+def test_markdown_headings_are_sections_and_table_rows_are_sentences():
+    kb = parse_bytes(MARKDOWN.encode("utf-8"), "kb.md")
+    assert [s.title for s in kb.sections] == ["Прайс-лист", "Прессы для бетона", "Оплата"]
+    prices = _texts(kb, "Прайс-лист")
+    # One sentence per row; the header row is not read out as a row of its own.
+    assert "ПИ-500 — от 640 000 рублей. ПИ-2000 — от 920 000 рублей." in prices
+    assert "|" not in prices and "Модель — Цена" not in prices and "---" not in prices
+    # With more columns the header names each value; a unit in the header follows its number.
+    presses = _texts(kb, "Прессы для бетона")
+    assert presses == ("ПИ-500: нагрузка — 500 кН, цена — от 640 000 рублей. "
+                       "ПИ-2000: нагрузка — 2000 кН, цена — от 920 000 рублей.")
+
+
+def test_a_table_row_is_a_piece_of_its_own_and_reads_as_said():
+    kb = parse_bytes(MARKDOWN.encode("utf-8"), "kb.md")
+    pieces = split_text(_texts(kb, "Прайс-лист"))
+    assert "ПИ-500 — от 640 000 рублей." in pieces
+    assert speech_form("ПИ-500 — от 640 000 рублей.") == "пэ и пятьсот — от шестисот сорока тысяч рублей."
+    presses = [speech_form(p) for p in split_text(_texts(kb, "Прессы для бетона"))]
+    assert presses[0] == "пэ и пятьсот: нагрузка — пятьсот килоньютонов, цена — от шестисот сорока тысяч рублей."
+
+
+def test_markdown_lists_become_sentences():
+    kb = parse_bytes(MARKDOWN.encode("utf-8"), "kb.md")
+    payment = _texts(kb, "Оплата")
+    # A short list joins its lead line; long items are sentences of their own.
+    assert "Мы принимаем: безналичный расчёт, лизинг через партнёров, оплату картой для физических лиц." in payment
+    assert ("Пришлите заявку на почту отдела продаж с описанием задачи, материалов и стандартов испытаний. "
+            "Получите коммерческое предложение в течение одного рабочего дня.") in payment
+    assert "- " not in payment and "1. " not in payment and ";" not in payment
+
+
+@pytest.fixture
+def fpdf():
+    module = pytest.importorskip("fpdf")
+    if not (FONT.exists() and BOLD.exists()):
+        pytest.skip(f"{FONT.parent} has no DejaVu fonts (Debian package fonts-dejavu-core)")
+    return module
+
+
+def _pdf(fpdf, running_header=True):
+    class Document(fpdf.FPDF):
+        def header(self):
+            if running_header:
+                self.set_font("DejaVu", size=8)
+                self.cell(0, 6, "Метротест — база знаний (PDF)", new_x="LMARGIN", new_y="NEXT")
+
+        def footer(self):
+            self.set_y(-15)
+            self.set_font("DejaVu", size=8)
+            self.cell(0, 10, str(self.page_no()), align="C")
+
+    pdf = Document()
+    pdf.add_font("DejaVu", fname=str(FONT))
+    pdf.add_font("DejaVu", style="B", fname=str(BOLD))
+    return pdf
+
+
+def _write(pdf, size, text, bold=False):
+    pdf.set_font("DejaVu", style="B" if bold else "", size=size)
+    pdf.multi_cell(0, size * 0.6, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def test_pdf_headings_come_from_font_size_and_bold_and_furniture_is_dropped(fpdf, tmp_path):
+    pdf = _pdf(fpdf)
+    pdf.add_page()
+    _write(pdf, 18, "Режим работы")
+    _write(pdf, 11, "Офис работает по будням с 8:30 до 17:30 по екатеринбургскому времени. "
+                    "В субботу и воскресенье выходной.")
+    _write(pdf, 11, "Горячая линия", bold=True)
+    _write(pdf, 11, "Техническая поддержка отвечает на звонки по будням с 7:00 до 20:00, в том числе "
+                    "по вопросам поверки, ремонта и обновления программы испытаний.")
+    pdf.add_page()
+    _write(pdf, 18, "Доставка")
+    _write(pdf, 11, "Доставляем оборудование по всей России транспортными компаниями, по Екатеринбургу "
+                    "доставка бесплатная, срок доставки в Москву составляет от пяти до семи дней.")
+    _write(pdf, 11, "Способы оплаты:")
+    _write(pdf, 11, "• безналичный расчёт")
+    _write(pdf, 11, "• лизинг через партнёров")
+    path = tmp_path / "База знаний.pdf"
+    pdf.output(str(path))
+
+    kb = parse_file(path)
+    assert [s.title for s in kb.sections] == ["Режим работы", "Горячая линия", "Доставка"]
+    hours = _texts(kb, "Режим работы")
+    assert hours.startswith("Офис работает по будням")  # not «Метротест — база знаний (PDF) Режим работы Офис…»
+    assert "в том числе по вопросам поверки" in _texts(kb, "Горячая линия")  # visual lines glued back
+    delivery = _texts(kb, "Доставка")
+    assert "срок доставки в Москву составляет от пяти до семи дней." in delivery
+    assert "Способы оплаты: безналичный расчёт, лизинг через партнёров." in delivery
+    everything = " ".join(p.text for p in kb.passages)
+    assert "база знаний (PDF)" not in everything and "•" not in everything
+    assert not any(p.text.rstrip(".").isdigit() or p.text.endswith((" 1", " 2")) for p in kb.passages)
+
+
+def test_a_one_page_pdf_loses_its_small_print_header_and_page_number(fpdf, tmp_path):
+    pdf = _pdf(fpdf)
+    pdf.add_page()
+    _write(pdf, 16, "Гарантия")
+    _write(pdf, 11, "Гарантия на прессы и машины составляет 24 месяца с даты ввода в эксплуатацию.")
+    path = tmp_path / "Гарантия.pdf"
+    pdf.output(str(path))
+
+    kb = parse_file(path)
+    assert [s.title for s in kb.sections] == ["Гарантия"]
+    assert [p.text for p in kb.passages] == [
+        "Гарантия на прессы и машины составляет 24 месяца с даты ввода в эксплуатацию."]
+
+
+def test_a_dashed_page_number_is_no_list_item():
+    kb = parse_bytes("=== Доставка ===\nДоставляем по всей России.\n- 3 -\n- Москва — 5 дней\n- Казань — 3 дня\n"
+                     .encode("utf-8"), "kb.txt")
+    assert [p.text for p in kb.passages] == ["Доставляем по всей России. Москва — 5 дней. Казань — 3 дня."]
