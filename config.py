@@ -112,6 +112,8 @@ class Config:
         self.LLM_FIRST_TOKEN_TIMEOUT = _env_float("LLM_FIRST_TOKEN_TIMEOUT", 4.0)
         self.LLM_TOTAL_TIMEOUT = _env_float("LLM_TOTAL_TIMEOUT", 20.0)
         # From a final prompt to the first spoken piece, whatever the model does (keep-alives, a slow trickle).
+        # Where the panel's player may load call recordings from (CSP media-src): the telephony's storage.
+        self.CSP_MEDIA_SRC = _env("CSP_MEDIA_SRC", "'self' https:")
         self.FIRST_SPEECH_DEADLINE = _env_float("FIRST_SPEECH_DEADLINE", 3.0)
         # Longest silence between two pieces of a streaming answer before it is closed with a phrase.
         self.LLM_STALL_TIMEOUT = _env_float("LLM_STALL_TIMEOUT", 4.0)

@@ -8,19 +8,22 @@ blueprint hold call data and are never cached (admin/__init__.py).
 """
 from flask import Flask
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+def content_security_policy(media_src: str) -> str:
+    """`media_src`: where call recordings may play from (CSP_MEDIA_SRC; the telephony's storage)."""
+    return "; ".join([
+        "default-src 'self'",
+        f"media-src {media_src}",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
 
 HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -28,11 +31,13 @@ HEADERS = {
 }
 
 
-def add_security_headers(response):
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
 def init_app(app: Flask) -> None:
+    headers = {"Content-Security-Policy": content_security_policy(app.config.get("CSP_MEDIA_SRC") or "'self' https:"),
+               **HEADERS}
+
+    def add_security_headers(response):
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
     app.after_request(add_security_headers)

@@ -4,6 +4,7 @@ HTTP server holding the recording (with byte ranges, as real record storage answ
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -49,7 +50,18 @@ def test_no_player_without_a_playable_recording_url(app, admin_client, url):
     assert "+0:06" in html  # the offsets are still shown as text
 
 
-def test_the_recording_plays_and_a_turn_seeks_to_its_offset_in_chromium(live_server, page, browser, media_server):
+def wait_true(page, expression: str, timeout: float = 10.0) -> None:
+    """Poll a page expression (the panel's CSP forbids eval, which Playwright's wait_for_function uses)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        time.sleep(0.05)
+
+
+def test_the_recording_plays_and_a_turn_seeks_to_its_offset_in_chromium(live_server_factory, page, browser,
+                                                                        media_server):
+    # The recording host is plain HTTP on loopback here: allowed as a media source for this server only.
+    live_server = live_server_factory(CSP_MEDIA_SRC="'self' https: http://127.0.0.1:*")
     app = live_server.app
     make_admin(app)
     url = media_server.recording_url("call.wav")
@@ -60,16 +72,16 @@ def test_the_recording_plays_and_a_turn_seeks_to_its_offset_in_chromium(live_ser
     audio = page.locator("audio#call-audio")
     assert audio.get_attribute("src") == url and audio.get_attribute("controls") is not None
     # The browser loaded the recording's metadata from its URL: it knows the length.
-    page.wait_for_function("document.getElementById('call-audio').readyState >= 1")
+    wait_true(page, "document.getElementById('call-audio').readyState >= 1")
     duration = page.evaluate("document.getElementById('call-audio').duration")
     assert abs(duration - media_server.SECONDS) < 0.5
 
     page.click("li.turn:has-text('А в Казань?') button.seek")
-    page.wait_for_function("Math.abs(document.getElementById('call-audio').currentTime - 21) < 1.5")
+    wait_true(page, "Math.abs(document.getElementById('call-audio').currentTime - 21) < 1.5")
     assert "is-playing" in page.locator("li.turn:has-text('А в Казань?')").get_attribute("class")
     page.evaluate("document.getElementById('call-audio').pause()")
     page.click("li.turn:has-text('Сколько стоит доставка?') button.seek")
-    page.wait_for_function("Math.abs(document.getElementById('call-audio').currentTime - 6) < 1.5")
+    wait_true(page, "Math.abs(document.getElementById('call-audio').currentTime - 6) < 1.5")
     page.evaluate("document.getElementById('call-audio').pause()")
     screenshot(page, "admin-call-recording")
 
@@ -80,7 +92,7 @@ def test_the_recording_plays_and_a_turn_seeks_to_its_offset_in_chromium(live_ser
         sign_in_browser(tab, live_server.url, ADMIN, PASSWORD)
         tab.wait_for_url("**/logs-ui/")
         tab.goto(f"{live_server.url}/logs-ui/calls/{cid}")
-        tab.wait_for_function("document.getElementById('call-audio').readyState >= 1")
+        wait_true(tab, "document.getElementById('call-audio').readyState >= 1")
         box = tab.locator("audio#call-audio").bounding_box()
         assert box["width"] <= 390 and box["width"] > 200
         assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
