@@ -25,7 +25,8 @@ def _env(name, default):
 
 
 bind = _env("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(_env("GUNICORN_WORKERS", "1"))
+# One gevent worker per core by default: each holds hundreds of calls, and a core is what one saturates.
+workers = int(_env("GUNICORN_WORKERS", str(os.cpu_count() or 1)))
 worker_class = "gevent"
 preload_app = False  # see above: the app must be imported after patch_all()
 
