@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from . import lexicon
 from .analysis import (M_ADDRESS, M_EMAIL, M_HOURS, M_MODEL, M_PHONE, M_PRICE, M_SELF, M_TERM, SELF_WORDS, Code,
-                       content_items, is_minor, is_verb, normalize, stem)
+                       content_items, is_minor, is_verb, items, normalize, stem)
 
 # Question words that ask for a kind of fact: marker → lemmas (rag/lexicon/intents.txt).
 _LEMMA_INTENTS = {"#" + k: frozenset(v) for k, v in lexicon.mapping("intents.txt").items()}
@@ -196,10 +196,8 @@ def analyze_question(question: str) -> Query:
 
 # Weight of a word carried over from the previous question into a follow-up.
 W_CARRIED = 0.6
-# Words that point back at what was just talked about: «а сколько такой стоит», «а его можно посмотреть».
-_ANAPHORA = re.compile(r"\b(?:он|она|оно|они|его|ее|него|нее|них|ним|ней|нему|такой|такая|такое|такие|такого|такую|"
-                       r"этот|эта|эти|этого|этой|эту|этим|тот|та|те|того|той|ту|там|туда|тоже|также|этому|другие|"
-                       r"других|другой|другую)\b")
+# Words that point back at what was just talked about (rag/lexicon/anaphora.txt, as lemmas).
+ANAPHORA = lexicon.words("anaphora.txt")
 # «а …», «и …», «ну а …»: a question that goes on from the last one.
 _GOES_ON = re.compile(r"^\W*(?:(?:ну|вот|так)\s+)?(?:а|и)\b")
 
@@ -210,7 +208,8 @@ def is_followup(query: "Query") -> bool:
     text = normalize(query.question)
     subject = [s for s in query.slots if s.said and not s.verb and not s.context]
     own_ask = subject or query.markers or query.extra
-    return bool(_ANAPHORA.search(text) or _GOES_ON.search(text) or not own_ask)
+    points_back = any(alts[0] in ANAPHORA for alts in items(query.question))
+    return bool(points_back or _GOES_ON.search(text) or not own_ask)
 
 
 def _is_code(slot: Slot) -> bool:
