@@ -11,6 +11,7 @@ from haystack import Document
 from . import analysis
 from .ingest import ParsedKB, parse_file
 from .stores import open_store
+from .upload_limits import IngestLimits
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -53,7 +54,7 @@ def build_index(config, source: str | Path, name: str, progress: Progress | None
     passages are analysed.
     """
     started = time.monotonic()
-    parsed = parsed or parse_file(source)
+    parsed = parsed or parse_file(source, IngestLimits.from_config(config))  # the configured limits, KB_PATH too
     docs = to_documents(parsed, name, progress)
     manifest = {
         "name": name, "source": str(source), "filename": parsed.filename, "sha256": parsed.sha256,

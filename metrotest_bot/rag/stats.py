@@ -17,6 +17,7 @@ from .query import Query, Slot
 
 
 SENTENCE_CACHE = 20_000  # passages whose sentences' terms are kept
+MAX_TITLES = 3  # titles covering a question beyond which it names no one section
 
 
 class KBStats:
@@ -40,10 +41,30 @@ class KBStats:
         self.leads.pop("", None)  # text before the first heading has no title to match
         self.title_terms = {title: frozenset(analysis.index_terms(title) + analysis.section_markers(title))
                             for title in self.leads}
+        # Titles by the terms they hold (in file order): a big KB has thousands of sections.
+        self._title_order = {title: i for i, title in enumerate(self.title_terms)}
+        self._titles_by_term: dict[str, list[str]] = {}
+        for title, terms in self.title_terms.items():
+            for term in terms:
+                self._titles_by_term.setdefault(term, []).append(title)
 
     def titles_covering(self, parsed: Query) -> list[str]:
-        """Section titles that name everything the question asks about (see title_covers)."""
-        return [title for title in self.leads if self.title_covers(parsed, title)]
+        """Section titles that name everything the question asks about (see title_covers).
+
+        Only titles holding a form of every said word (or, with none said, a term the phrasing
+        implies) can cover the question: those are looked up, not every title. When more than
+        MAX_TITLES do, the question names no one section's topic (a big KB repeats its headings)."""
+        said = [s for s in parsed.slots if s.said]
+        candidates: set[str] | None = None
+        for keys in ([list(s.lemmas) + list(s.expansions) + [analysis.stem(t) for t in s.lemmas] for s in said]
+                     or [parsed.extra + parsed.soft_markers]):
+            found = {title for key in keys if key for title in self._titles_by_term.get(key, ())}
+            candidates = found if candidates is None else candidates & found
+            if not candidates:
+                return []
+        covering = [title for title in sorted(candidates or (), key=self._title_order.__getitem__)
+                    if self.title_covers(parsed, title)]
+        return covering if len(covering) <= MAX_TITLES else []
 
     def title_covers(self, parsed: Query, title: str) -> bool:
         """Does the section title hold every content word the caller said?

@@ -113,9 +113,10 @@ class EmbeddedStore:
         return self.store.count_documents()
 
     def bm25_retriever(self, top_k: int):
-        from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+        # Haystack's BM25 scoring, over postings: only passages holding a query term are scored.
+        from .bm25 import IndexedBM25Retriever
 
-        return InMemoryBM25Retriever(document_store=self.store, top_k=top_k)
+        return IndexedBM25Retriever(self.documents(), top_k=top_k)
 
     def embedding_retriever(self, top_k: int):
         from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
