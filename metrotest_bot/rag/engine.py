@@ -34,6 +34,9 @@ from .types import CallerContext, Passage
 log = logging.getLogger(__name__)
 
 
+INLINE_LOAD_MAX = 2000  # passages of an index loaded in place on a switch; a bigger one loads aside
+
+
 @dataclass
 class Target:
     name: str  # index name
@@ -133,6 +136,12 @@ class Engine:
         kb_path = Path(self.config["KB_PATH"])
         return Target(default_index_name(kb_path), kb_path, None)
 
+    def _quick_to_load(self, target: Target) -> bool:
+        """Built here and small enough to load in place (milliseconds), so a switch is immediate."""
+        manifest = open_store(self.config, target.name).manifest()
+        return (manifest is not None and manifest.get("analyzer") == analysis.ANALYZER_VERSION
+                and int(manifest.get("n_passages") or 0) <= INLINE_LOAD_MAX)
+
     def _ready(self, target: Target) -> bool:
         """The target's index is complete here (this DATA_DIR, or Elasticsearch)."""
         manifest = open_store(self.config, target.name).manifest()
@@ -165,6 +174,9 @@ class Engine:
     def _open(self, target: Target, rebuild: bool = False, progress=None) -> LoadedIndex:
         if rebuild or not self._ready(target):
             self._build(target, rebuild=rebuild, progress=progress)
+        return self._load(target)
+
+    def _load(self, target: Target) -> LoadedIndex:
         store = open_store(self.config, target.name)
         return LoadedIndex(target, store, store.manifest() or {})
 
@@ -179,9 +191,11 @@ class Engine:
 
     def _build_job(self, target: Target) -> None:
         try:
-            self._build(target, run=off_hub)
-            store = open_store(self.config, target.name)
-            loaded = LoadedIndex(target, store, store.manifest() or {})
+            if not self._ready(target):
+                self._build(target, run=off_hub)
+            # Loading is seconds of CPU on a big KB (documents, term statistics, postings): in a native
+            # thread, so the worker's calls go on (in a greenlet it would stall every one of them).
+            loaded = off_hub(self._load, target)
             with self._lock:
                 if self._wanted == target.name:  # still the KB in force (no rollback meanwhile)
                     self._index = loaded
@@ -227,8 +241,10 @@ class Engine:
                     pass  # being built aside
                 elif failed_at is None or time.monotonic() - failed_at > 30:
                     try:
-                        if self._index is not None and not self._ready(target):
-                            self._build_aside(target)  # the KB loaded so far answers until it is done
+                        if self._index is not None and not self._quick_to_load(target):
+                            # A KB to build, or a big one to load, is made ready aside; the one loaded so
+                            # far answers meanwhile (a big load in a greenlet would stall every call).
+                            self._build_aside(target)
                         else:
                             self._index = self._open(target)
                             self._failed.pop(target.name, None)
