@@ -29,6 +29,8 @@ CANDIDATES = 20  # fetched from the backend
 TOP_K = 6  # passages returned: the LLM reads them all, the offline answer the first three
 # Ranking bonus of passages whose section title names the question's topic, and of that section's first passage.
 TITLE_BONUS, LEAD_BONUS = 0.1, 0.05
+# Ranking bonus, for a follow-up, of passages in the section the previous answer came from.
+FOLLOWUP_SECTION_BONUS = 0.2
 
 
 @component
@@ -87,6 +89,8 @@ class PassageRanker:
                 score += TITLE_BONUS
                 if not parsed.markers and self.stats.leads[section].id == doc.id:
                     score += LEAD_BONUS
+            if parsed.previous_section and section == parsed.previous_section:
+                score += FOLLOWUP_SECTION_BONUS  # «а гарантия после этого?» is about the part just talked of
             if not holds_asked_fact(parsed, terms):
                 score *= 0.8  # asked for a price and no price here: likely not the answer
             if not doc.meta.get("section"):
@@ -152,6 +156,8 @@ def run_pipeline(pipe: Pipeline, question: str, previous: q.Query | None = None)
     out = pipe.run({"analyzer": {"question": question, "previous": previous}}, include_outputs_from={"analyzer"})
     gate = out["gate"]
     # Haystack hands each component its own copy of the query: the topic found at the gate is put back.
-    out["analyzer"]["parsed"].topic = gate["topic"]  # what the call's next follow-up is about
+    parsed = out["analyzer"]["parsed"]
+    parsed.topic = gate["topic"]  # what the call's next follow-up is about
+    parsed.answered_from = gate["documents"][0].meta.get("section") if gate["documents"] else None
     return Retrieved(out["analyzer"]["parsed"], gate["documents"], gate["answered"], gate["off_topic"],
                      gate["probability"])

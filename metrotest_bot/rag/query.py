@@ -88,6 +88,9 @@ class Query:
     # What the conversation is about after this question, for the next follow-up: the words of the
     # topic-setting question that its best passage held (set after retrieval, see scoring.topic_of).
     topic: list = field(default_factory=list)
+    # The section the previous answer came from: a follow-up is most often about the same part of the KB.
+    previous_section: str | None = None
+    answered_from: str | None = None  # the section this question's best passage is in (set after retrieval)
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -247,9 +250,7 @@ def resolve(query: "Query", previous: "Query | None") -> "Query":
     markers, asks_price = query.markers, query.asks_price
     if _names_only_items(query) and not query.markers:
         markers, asks_price = previous.markers, previous.asks_price
-    if not carried and markers == query.markers:
-        return query
     # The topic stays the one set before (a code named now replaces its code).
     new_topic = topic + [s for s in query.slots if _is_code(s)]
     return replace(query, slots=query.slots + carried, markers=list(markers), asks_price=asks_price,
-                   carried=True, topic=new_topic)
+                   carried=True, topic=new_topic, previous_section=previous.answered_from)

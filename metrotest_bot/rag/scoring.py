@@ -146,8 +146,9 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
 # --- the gate's features ------------------------------------------------------------
 
 FEATURES = (
-    "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "quantity_ok", "topic_top", "match_share", "known_share", "unknown_nouns", "asks_fact",
-    "fact_top", "fact_any3", "price_ok", "margin", "said_words", "context_share", "code_asked", "code_top",
+    "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "quantity_ok", "topic_top", "match_share",
+    "known_share", "unknown_nouns", "asks_fact", "fact_top", "fact_any3", "price_ok", "margin", "said_words",
+    "context_share", "code_asked", "code_top", "followup", "same_section_top",
 )
 
 
@@ -198,6 +199,9 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
         "context_share": (sum(s.context for s in parsed.slots) / len(parsed.slots)) if parsed.slots else 0.0,
         "code_asked": float(bool(codes)),
         "code_top": float(bool(codes) and bool(top) and any(c.lemmas[0] in terms[0] for c in codes)),
+        "followup": float(parsed.carried),
+        "same_section_top": float(bool(top) and bool(parsed.previous_section)
+                                  and top[0].meta.get("section") == parsed.previous_section),
     }
 
 
