@@ -14,6 +14,7 @@ from contextlib import nullcontext
 
 import click
 from sqlalchemy import event, inspect
+from sqlalchemy.exc import OperationalError
 
 from .extensions import db
 
@@ -52,7 +53,7 @@ def init_app(app) -> None:
 
 # -- the schema, for CLI commands ----------------------------------------------------------
 
-UPGRADE_HINT = ("схема базы данных не создана или устарела: выполните `flask db upgrade` "
+UPGRADE_HINT = ("Схема базы данных не создана или устарела: выполните `flask db upgrade` "
                 "(the database schema is missing or out of date: run `flask db upgrade`).")
 
 
@@ -72,7 +73,12 @@ def _migration_heads() -> tuple[set[str], set[str]]:
 def ensure_schema() -> None:
     """Needs an app context. An empty database gets the migrations (as `flask db upgrade`);
     one with tables missing, or behind the migrations, raises a ClickException of one line."""
-    tables = set(inspect(db.engine).get_table_names())
+    try:
+        tables = set(inspect(db.engine).get_table_names())
+    except OperationalError as exc:  # no server, wrong password, no such database
+        raise click.ClickException(f"База данных недоступна (the database is unreachable): "
+                                   f"{db.engine.url.render_as_string(hide_password=True)}: "
+                                   f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
     missing = set(db.metadata.tables) - tables
     if not tables:
         from flask_migrate import upgrade
