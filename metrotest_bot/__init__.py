@@ -6,7 +6,7 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 from flask import Flask  # noqa: E402
 
-from . import db_tuning, logredact, security_headers  # noqa: E402
+from . import database, logredact, security_headers  # noqa: E402
 from .extensions import csrf, db, login_manager, migrate, sock  # noqa: E402
 
 
@@ -25,14 +25,17 @@ def create_app(config=None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
     db.init_app(app)
-    db_tuning.init_app(app)  # SQLite: a commit must not stall every greenlet of the worker
+    database.init_app(app)  # SQLite: a commit must not stall every greenlet of the worker
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     sock.init_app(app)
     csrf.init_app(app)
     security_headers.init_app(app)
 
-    from . import models  # noqa: F401  (register tables)
+    from . import models, search  # noqa: F401  (models: register tables)
+
+    search.init_app(app)  # transcripts are indexed as calls are written, with or without the panel
+
     from .health import bp as health_bp
 
     app.register_blueprint(health_bp)

@@ -2,7 +2,8 @@
 import pytest
 
 from metrotest_bot.bot_settings import BotSettings
-from metrotest_bot.crm import CallerInfo, caller_context, greeting_for, names
+from metrotest_bot.crm import CallerInfo, greeting_for, names
+from metrotest_bot.voice.caller import caller_context
 from metrotest_bot.rag.types import CallerContext
 
 DEFAULT = BotSettings().greeting

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metrotest_bot.search.elastic import CALLS_MAPPINGS, TURNS_MAPPINGS, TranscriptStore
+from metrotest_bot.search.documents import CALLS_MAPPINGS, TURNS_MAPPINGS
+from metrotest_bot.search.elastic import TranscriptStore
 
 ROOT = Path(__file__).resolve().parents[1]
 NDJSON = sorted((ROOT / "kibana").glob("*.ndjson"))

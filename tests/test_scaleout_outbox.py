@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from metrotest_bot.extensions import db
 from metrotest_bot.models import Call, SearchOutbox, Turn
 from metrotest_bot.search import DateRange, get_index
-from metrotest_bot.search.elastic import ES_ERRORS
+from metrotest_bot.search.documents import ES_ERRORS
 from metrotest_bot.voice.calllog import BotTurn, CallLog
 
 from .support.admin_data import make_admin, sign_in
@@ -307,7 +307,7 @@ def test_flask_reindex_rebuilds_the_transcript_index_too(tmp_path, database_url)
 def test_reindex_step_on_elasticsearch(app, fake_elasticsearch, capsys):
     import click
 
-    from metrotest_bot.search.outbox import reindex_transcripts_step
+    from metrotest_bot.search.cli import reindex_transcripts_step
 
     log_call(app)
     eventually(lambda: pending(app) == 0)

@@ -56,12 +56,5 @@ def bad_request(exc):
                            message=getattr(exc, "description", "") or "Проверьте параметры."), 400
 
 
-@bp.record_once
-def _init_search(state):
-    from .. import search
-
-    search.init_app(state.app)
-
-
 from . import account, auth, calls, clear, export, labels  # noqa: E402,F401
 from . import analytics, kb, settings_views, try_it  # noqa: E402,F401  (part 2: KB, bot's words, try, analytics)

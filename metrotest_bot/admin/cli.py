@@ -3,6 +3,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ..database import needs_schema
 from ..extensions import db
 from ..models import AdminUser
 from . import sessions
@@ -13,6 +14,7 @@ from .passwords import policy_error
 @click.argument("username")
 @click.option("--password", help="Пароль; без этого ключа он запрашивается дважды.")
 @with_appcontext
+@needs_schema  # a fresh install may create its admin before the first start
 def create_admin_command(username, password):
     """Create an admin user for /logs-ui/ (or reset an existing one's password)."""
     username = username.strip()
@@ -23,7 +25,6 @@ def create_admin_command(username, password):
     error = policy_error(password, username)
     if error:
         raise click.ClickException(error)
-    db.create_all()  # a fresh install may create its admin before the first start
     user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
     created = user is None
     if created:

@@ -15,7 +15,7 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..bot_settings import BotSettings, defaults, load_from_db, save_bot_settings
-from ..crm.phones import transfer_target
+from ..phones import transfer_target
 from ..extensions import db
 from ..models import BotSettingsVersion
 from . import bp

@@ -3,8 +3,8 @@
 The voice session calls `lookup_caller(number)` at setup; it never takes longer
 than CRM_TIMEOUT_MS and returns None when no CRM is configured, the caller is
 unknown, or the CRM is slow or failing. `greeting_for(info, greeting)`
-addresses a known caller by name; `caller_context(info)` is what the answer
-engine may use as facts (notes are never included: they are not for speaking).
+addresses a known caller by name. What the answer engine may know of the
+caller is voice.caller's business (crm knows nothing of rag).
 
 Settings: CRM_KIND (bitrix24 | amocrm | webhook; none by default), CRM_URL,
 CRM_TOKEN, CRM_TIMEOUT_MS (the whole lookup's budget, 1500), CRM_CACHE_TTL
@@ -18,7 +18,7 @@ import time
 
 from flask import current_app, has_app_context
 
-from . import phones
+from .. import phones
 from .amocrm import AmoCRM
 from .bitrix24 import Bitrix24
 from .budget import BudgetExceeded, run_within
@@ -27,7 +27,7 @@ from .http import Client, CRMError
 from .types import CallerInfo
 from .webhook import Webhook
 
-__all__ = ["CallerInfo", "lookup_caller", "greeting_for", "caller_context", "clear_cache", "ADAPTERS"]
+__all__ = ["CallerInfo", "lookup_caller", "greeting_for", "clear_cache", "ADAPTERS"]
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +132,3 @@ def greeting_for(info: CallerInfo | None, greeting: str) -> str:
     if rest:
         rest = rest[:1].upper() + rest[1:]
     return f"{opener}, {who}!" + (f" {rest}" if rest else "")
-
-
-def caller_context(info: CallerInfo | None):
-    """The facts the answer engine may use about the caller (rag.types.CallerContext), or None."""
-    if info is None:
-        return None
-    from ..rag.types import CallerContext
-
-    name = info.address or info.name
-    if not (name or info.company or info.manager_name):
-        return None
-    return CallerContext(name=name, company=info.company, manager=info.manager_name)

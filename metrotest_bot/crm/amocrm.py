@@ -12,7 +12,7 @@ number is not known here and transfers go to the general operator.
 """
 from __future__ import annotations
 
-from . import phones
+from .. import phones
 from .http import Client, CRMError
 from .types import CallerInfo
 

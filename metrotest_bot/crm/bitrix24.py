@@ -10,7 +10,7 @@ Errors come as {"error": ..., "error_description": ...} with an HTTP 4xx/5xx.
 """
 from __future__ import annotations
 
-from . import phones
+from .. import phones
 from .http import Client, CRMError
 from .types import CallerInfo
 

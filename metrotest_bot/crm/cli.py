@@ -6,14 +6,17 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .. import phones
 from ..bot_settings import get_bot_settings
-from . import clear_cache, greeting_for, lookup_caller, phones
+from ..database import needs_schema
+from . import clear_cache, greeting_for, lookup_caller
 
 
 @click.command("crm-lookup")
 @click.argument("number")
 @click.option("--json", "as_json", is_flag=True, help="Print the CRM answer as JSON.")
 @with_appcontext
+@needs_schema
 def crm_lookup_command(number, as_json):
     """Look a caller's number up in the CRM (CRM_KIND, CRM_URL, CRM_TOKEN, CRM_TIMEOUT_MS)."""
     cfg = current_app.config

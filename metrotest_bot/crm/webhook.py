@@ -7,7 +7,7 @@ unknown number. CRM_TOKEN, when set, is sent as "Authorization: Bearer ...".
 """
 from __future__ import annotations
 
-from . import phones
+from .. import phones
 from .http import Client, CRMError
 from .types import CallerInfo
 

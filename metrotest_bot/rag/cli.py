@@ -1,4 +1,4 @@
-"""`flask reindex` and `flask ask`."""
+"""`flask ask`, and the KB half of `flask reindex` (the command itself is metrotest_bot/cli.py)."""
 from __future__ import annotations
 
 import json
@@ -8,42 +8,16 @@ import time
 import click
 from flask.cli import with_appcontext
 
+from ..database import needs_schema
 from .errors import KBError
 from .speech import speech_form
 
 
-def _progress_bar():
-    """A click progress bar on a terminal; nothing when output is piped."""
-    if not sys.stdout.isatty():
-        return None, None
-    state = {"bar": None, "done": 0}
-
-    def progress(done, total):
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total, label="Индексация", show_pos=True)
-            state["bar"].__enter__()
-        state["bar"].update(done - state["done"])
-        state["done"] = done
-
-    def finish():
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
-
-    return progress, finish
-
-
-@click.command("reindex")
-@click.option("--if-needed", is_flag=True, help="Only build when no persisted index of the KB in force exists.")
-@with_appcontext
-def reindex_command(if_needed):
-    """Rebuild the KB index (from KB_PATH, or the KB version in force) and the call-transcript index."""
-    from ..search.outbox import reindex_transcripts_step
+def reindex_kb_step(if_needed: bool = False, progress=None, finish=None) -> None:
+    """The KB half of `flask reindex` (metrotest_bot/cli.py): build the index, then say what was done."""
     from . import get_engine
 
-    # The other derived index first: call transcripts (SQL lemma table or Elasticsearch).
-    reindex_transcripts_step(if_needed, *_progress_bar())
     engine = get_engine()
-    progress, finish = _progress_bar()
     started = time.monotonic()
     try:
         index, built = engine.reindex(progress=progress, if_needed=if_needed)
@@ -65,6 +39,7 @@ def reindex_command(if_needed):
               help="The questions are turns of one call (each argument, or each stdin line): "
                    "follow-ups are resolved against the earlier turns, as in a call.")
 @with_appcontext
+@needs_schema
 def ask_command(question, as_json, dialogue):
     """Answer a question as the bot would say it. Without QUESTION, reads one per line from stdin."""
     from ..bot_settings import get_bot_settings

@@ -22,11 +22,11 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from contextlib import nullcontext
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
+from ..database import write_lock
 from ..extensions import db
 from ..models import ROLE_BOT, WEBHOOK_FAILED, WEBHOOK_PENDING, CallWebhook
 from ..timeutil import as_utc, utcnow
@@ -91,12 +91,8 @@ def backoff_s(attempts: int, base: float, cap: float) -> float:
 # -- delivery ---------------------------------------------------------------------------
 
 def _write_lock():
-    # SQLite has one writer: take turns with the call log's writers of this worker (voice/calllog.py).
-    if db.engine.dialect.name != "sqlite":
-        return nullcontext()
-    from ..voice.calllog import _sqlite_write_lock
-
-    return _sqlite_write_lock
+    # SQLite has one writer: take turns with the call log's writers of this worker (database.py).
+    return write_lock()
 
 
 class WebhookSender:

@@ -2,7 +2,7 @@
 
 Backends: `sql.SqlTranscriptIndex` (default; a lemma table in the same
 database) and, when ELASTICSEARCH_URL is set, an Elasticsearch one
-(`elastic.py`, written separately). SQL stays the source of truth; an index
+(`elastic.py`). SQL stays the source of truth; an index
 can always be rebuilt from it with `reindex_all()`.
 """
 from __future__ import annotations

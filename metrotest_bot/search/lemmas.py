@@ -9,6 +9,7 @@ import re
 from functools import lru_cache
 
 from ..morph import morph  # noqa: F401  (re-exported for admin.questions)
+from ..phones import is_russian, national, normalize_phone
 
 WORD_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+(?:-[0-9A-Za-zА-Яа-яЁё]+)*")
 
@@ -71,8 +72,6 @@ def phone_terms(raw: str | None) -> list[str]:
     """The words a caller's number is indexed as: all its digits, and for a Russian
     number the 8… form and the ten national digits (+7 912 345-67-89 → 79123456789,
     89123456789, 9123456789). Empty for what is no full number."""
-    from ..crm.phones import is_russian, national, normalize_phone
-
     phone = normalize_phone(raw)
     if not phone:
         return []

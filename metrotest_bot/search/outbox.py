@@ -2,11 +2,10 @@
 
 Every transaction that changes a call or a turn also writes a row
 (call_id, turn_id) to `search_outbox` (models.SearchOutbox), in the same
-transaction, from SQLAlchemy session events, so the code writing calls needs
-no change: ORM flushes (after_flush) and ORM bulk UPDATE/DELETE statements
-(do_orm_execute, e.g. the call log's counter updates) are both seen.
-turn_id None means "every turn of the call" (a call field the turn documents
-carry changed, or the call was deleted); 0 means "only the call document".
+transaction, from SQLAlchemy session events (hooks.py), so the code writing
+calls needs no change. turn_id None means "every turn of the call" (a call
+field the turn documents carry changed, or the call was deleted); CALL_ONLY
+(0) means "only the call document".
 
 After commit the worker's drainer thread (a greenlet under gunicorn's gevent
 worker) reads the rows, loads the current state from SQL, writes documents
@@ -23,135 +22,26 @@ import os
 import threading
 import time
 from collections import defaultdict
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
-from flask import current_app, has_app_context
-from sqlalchemy import DateTime, Integer, delete, event, func, insert, inspect, literal, select, text
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import DateTime, Integer, delete, func, insert, literal, select, text
+from sqlalchemy.orm import defer
 
+from ..database import write_lock
 from ..extensions import db
 from ..filelock import file_lock
-from ..models import Call, SearchOutbox, Turn
+from ..models import Call, Turn
 from ..timeutil import utcnow
+from .documents import ES_ERRORS, call_document, turn_document
+from .hooks import CALL_ONLY, OUTBOX, mark_cleared
 
 log = logging.getLogger(__name__)
 
-OUTBOX = SearchOutbox.__table__
 BATCH = 500
 REBUILD_BATCH = 200
 # pg_advisory_lock key: "mtsearch" as a 63-bit integer. Advisory locks are per database.
 LOCK_KEY = int.from_bytes(b"mtsearch", "big") & 0x7FFF_FFFF_FFFF_FFFF
-CALL_ONLY = 0
-
-_installed = False
-
-
-def _sqlite_write_lock():
-    """The call log's in-process SQLite writer lock (see voice/calllog.py), when there is one."""
-    try:
-        from ..voice.calllog import _sqlite_write_lock as lock
-    except ImportError:  # pragma: no cover - the voice package always has it
-        return nullcontext()
-    return lock
-
-
-def _outbox_of_app():
-    if not has_app_context():
-        return None
-    index = current_app.extensions.get("transcript_index")
-    return getattr(index, "outbox", None)
-
-
-def _remember(session, outbox) -> None:
-    session.info["search_outbox"] = outbox
-
-
-# -- recording changes (session events) ---------------------------------------------------
-
-def _turn_row_for_call_change(changed_keys) -> int | None:
-    from .elastic import CALL_COLUMNS_IN_TURNS
-
-    return None if (not changed_keys or set(changed_keys) & CALL_COLUMNS_IN_TURNS) else CALL_ONLY
-
-
-def _after_flush(session, flush_context):
-    outbox = _outbox_of_app()
-    if outbox is None:
-        return
-    rows = []
-    for obj in session.new:
-        if isinstance(obj, Turn):
-            rows.append((obj.call_id, obj.id))
-        elif isinstance(obj, Call):
-            rows.append((obj.id, CALL_ONLY))
-    for obj in session.dirty:
-        if isinstance(obj, Turn) and session.is_modified(obj, include_collections=False):
-            rows.append((obj.call_id, obj.id))
-        elif isinstance(obj, Call) and session.is_modified(obj, include_collections=False):
-            changed = [a.key for a in inspect(obj).attrs if a.history.has_changes()]
-            rows.append((obj.id, _turn_row_for_call_change(changed)))
-    for obj in session.deleted:
-        if isinstance(obj, Turn):
-            rows.append((obj.call_id, obj.id))
-        elif isinstance(obj, Call):
-            rows.append((obj.id, None))
-    rows = [r for r in dict.fromkeys(rows) if r[0] is not None]
-    if rows:
-        now = utcnow()
-        session.connection().execute(
-            insert(OUTBOX), [{"call_id": c, "turn_id": t, "created_at": now} for c, t in rows])
-        _remember(session, outbox)
-
-
-def _do_orm_execute(state):
-    """Bulk UPDATE/DELETE of calls or turns: record the rows they touch, before they run."""
-    if not (state.is_update or state.is_delete):
-        return
-    stmt = state.statement
-    table = getattr(stmt, "table", None)
-    if getattr(table, "name", None) not in (Call.__tablename__, Turn.__tablename__):
-        return
-    outbox = _outbox_of_app()
-    if outbox is None:
-        return
-    session = state.session
-    if state.is_delete and session.info.get("search_outbox_cleared"):
-        return  # clear() already recorded every call it removes
-    now = literal(utcnow(), DateTime(timezone=True))
-    if table.name == Call.__tablename__:
-        keys = [getattr(k, "key", k) for k in (getattr(stmt, "_values", None) or {})] if state.is_update else []
-        turn_id = literal(_turn_row_for_call_change(keys), Integer)
-        sel = select(Call.id, turn_id, now)
-    else:
-        sel = select(Turn.call_id, Turn.id, now)
-    if stmt.whereclause is not None:
-        sel = sel.where(stmt.whereclause)
-    session.connection().execute(insert(OUTBOX).from_select(["call_id", "turn_id", "created_at"], sel))
-    _remember(session, outbox)
-
-
-def _after_commit(session):
-    session.info.pop("search_outbox_cleared", None)
-    outbox = session.info.pop("search_outbox", None)
-    if outbox is not None:
-        outbox.wake()
-
-
-def _after_rollback(session):
-    session.info.pop("search_outbox_cleared", None)
-    session.info.pop("search_outbox", None)
-
-
-def install() -> None:
-    """Listen on every ORM session, once per process (the listeners check the app's config)."""
-    global _installed
-    if not _installed:
-        event.listen(Session, "after_flush", _after_flush)
-        event.listen(Session, "do_orm_execute", _do_orm_execute)
-        event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_soft_rollback", lambda session, previous: _after_rollback(session))
-        _installed = True
 
 
 # -- the drainer -------------------------------------------------------------------------
@@ -170,7 +60,6 @@ class Outbox:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        install()
         # A restarted worker resumes what an outage left behind at its first request.
         app.before_request(self.ensure_running)
 
@@ -198,8 +87,6 @@ class Outbox:
             self._thread = None
 
     def _run(self) -> None:
-        from .elastic import ES_ERRORS
-
         delay = 0.0
         while not self._stopped.is_set():
             if delay:
@@ -283,7 +170,7 @@ class Outbox:
                         if not rows:
                             break
                         written += self._send(rows)
-                        with _sqlite_write_lock() if db.engine.dialect.name == "sqlite" else nullcontext():
+                        with write_lock():
                             db.session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows])))
                             db.session.commit()
                 finally:
@@ -301,8 +188,6 @@ class Outbox:
         return calls, turns
 
     def _send(self, rows) -> int:
-        from .elastic import call_document, turn_document
-
         everything = object()
         plan: dict[int, object] = {}
         for row in rows:
@@ -337,12 +222,9 @@ class Outbox:
         if keep:
             sel = sel.where(Call.id.not_in(keep))
         session.execute(insert(OUTBOX).from_select(["call_id", "turn_id", "created_at"], sel))
-        session.info["search_outbox_cleared"] = True
-        _remember(session, self)
+        mark_cleared(session, self)
 
     def _rebuild_batches(self):
-        from .elastic import call_document, turn_document
-
         last_id = 0
         while True:
             ids = db.session.scalars(select(Call.id).where(Call.id > last_id).order_by(Call.id)
@@ -368,7 +250,7 @@ class Outbox:
                 progress(done, total)
         if covered is not None:
             # Changes recorded before the rebuild read the log are in the new indexes already.
-            with _sqlite_write_lock() if db.engine.dialect.name == "sqlite" else nullcontext():
+            with write_lock():
                 db.session.execute(delete(OUTBOX).where(OUTBOX.c.id <= covered))
                 db.session.commit()
         return done
@@ -386,53 +268,3 @@ class Outbox:
         db.session.commit()  # end the read transaction before another session drains
         self.drain()  # what changed during the rebuild
         return done
-
-
-# -- `flask reindex` ---------------------------------------------------------------------
-
-def reindex_transcripts(progress=None, if_needed: bool = False) -> int | None:
-    """Rebuild the transcript index of the current app from the SQL call log.
-
-    Returns the number of calls indexed, or None when `if_needed` found
-    nothing to do: the SQL index is kept up to date on every write, and the
-    Elasticsearch one needs a rebuild only when its indexes are missing
-    (the outbox would rebuild them at its next drain anyway).
-    progress(done, total) follows the Elasticsearch rebuild.
-    """
-    from . import get_index
-
-    index = get_index()
-    if index.name != "elasticsearch":
-        return None if if_needed else index.reindex_all()
-    if if_needed and index.store.ready():
-        return None
-    return index.reindex_all(progress=progress)
-
-
-def reindex_transcripts_step(if_needed: bool = False, progress=None, finish=None) -> None:
-    """The transcript half of `flask reindex`: rebuild, then say what was done (in Russian).
-
-    With --if-needed (`make run`), an unreachable Elasticsearch only warns:
-    the service starts, and the outbox rebuilds the index once it answers.
-    """
-    import click
-
-    from .elastic import ES_ERRORS
-
-    started = time.monotonic()
-    try:
-        n = reindex_transcripts(progress=progress, if_needed=if_needed)
-    except ES_ERRORS as exc:
-        if if_needed:
-            click.echo(f"Индекс разговоров: Elasticsearch недоступен ({exc}); "
-                       "он будет построен, когда Elasticsearch ответит.", err=True)
-            return
-        raise click.ClickException(f"Индекс разговоров не перестроен: Elasticsearch недоступен ({exc}).") from exc
-    finally:
-        if finish:
-            finish()
-    from . import get_index
-
-    if n is not None:  # nothing to say when nothing was needed (`make run` at every start)
-        seconds = time.monotonic() - started
-        click.echo(f"Индекс разговоров ({get_index().name}) перестроен: {n} звонков за {seconds:.2f} с.")

@@ -17,6 +17,17 @@ from ..rag.types import CallerContext
 log = logging.getLogger(__name__)
 
 
+def caller_context(info: crm.CallerInfo | None) -> CallerContext | None:
+    """The facts the answer engine may use about the caller, or None (notes are never
+    included: they are not for speaking)."""
+    if info is None:
+        return None
+    name = info.address or info.name
+    if not (name or info.company or info.manager_name):
+        return None
+    return CallerContext(name=name, company=info.company, manager=info.manager_name)
+
+
 @dataclass
 class CallerProfile:
     info: crm.CallerInfo | None
@@ -25,7 +36,7 @@ class CallerProfile:
     @property
     def context(self) -> CallerContext | None:
         # The LLM addresses the caller as the greeting did («Иван Петрович»), not by the full CRM name.
-        return crm.caller_context(self.info)
+        return caller_context(self.info)
 
     def call_columns(self) -> dict:
         """The Call columns this profile fills."""

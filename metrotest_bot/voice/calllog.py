@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..database import write_lock
 from ..extensions import db
 from ..models import ROLE_BOT, Call, Turn
 from ..reports import finalize_call
@@ -27,11 +27,6 @@ from ..timeutil import utcnow
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 0.2
-
-# SQLite allows one writer. Its busy wait is a C loop that would stall every
-# greenlet of the worker, so the worker's own writers take turns here instead.
-_sqlite_write_lock = threading.Lock()
-
 
 @dataclass
 class BotTurn:
@@ -105,8 +100,7 @@ class CallLog:
         for attempt in (1, 2):
             try:
                 with self.app.app_context():
-                    sqlite = db.engine.dialect.name == "sqlite"
-                    with _sqlite_write_lock if sqlite else nullcontext():
+                    with write_lock():  # SQLite: one writer at a time (database.py)
                         result = fn(db.session)
                         db.session.commit()
                 if self._pending_call_id is not None:

@@ -1,7 +1,7 @@
 """Phone numbers in every form a caller id or a CRM card has them come to one canonical form."""
 import pytest
 
-from metrotest_bot.crm import phones
+from metrotest_bot import phones
 
 
 @pytest.mark.parametrize("raw", [

@@ -1,23 +1,46 @@
-"""Phone numbers: one canonical form (+7XXXXXXXXXX) and the forms CRMs store.
+"""Phone numbers: one canonical form (E.164, +7XXXXXXXXXX) and the forms CRMs store.
 
 Callers arrive as "+79123456789", "79123456789", "89123456789", SIP URIs and
 the like; CRM cards hold whatever a manager typed: "8 (912) 345-67-89",
-"+7 912 345 67 89". Lookups use the canonical form and search with the
-stored forms the CRM is likely to have.
+"+7 912 345 67 89". Lookups (crm) and the call search (search) use the
+canonical form; CRM searches use the stored forms a card is likely to have.
+Which digits make a real number is Google's libphonenumber's knowledge
+(`phonenumbers`), kept up to date with the numbering plans: a national number
+is read as Russian (trunk prefix 8, international prefix 8~10).
 """
 from __future__ import annotations
 
 import re
 
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+REGION = "RU"  # how a number without a country code is read
 _EXTENSION = re.compile(r"(доб|ext|вн|#|,|;).*$", re.IGNORECASE)
 _SIP = re.compile(r"^(?:sips?|tel):([^@;]+)", re.IGNORECASE)
 
 
+def _parse(text: str, international: bool):
+    """The number if libphonenumber knows it as a number in use; an international number
+    of another plan may be merely possible (its ranges may be newer than the library)."""
+    try:
+        number = phonenumbers.parse(text, REGION)
+    except NumberParseException:
+        return None
+    if phonenumbers.is_valid_number(number):
+        return number
+    if (international and number.country_code != 7
+            and phonenumbers.is_possible_number_with_reason(number) == ValidationResult.IS_POSSIBLE):
+        return number
+    return None
+
+
 def normalize_phone(raw: str | None) -> str | None:
-    """The number as +<country><number>, Russian numbers as +7XXXXXXXXXX.
+    """The number in E.164 (+<country><number>), Russian numbers as +7XXXXXXXXXX.
 
     None for what cannot be a caller's full number: empty, "anonymous",
-    short internal extensions, local numbers without a city code.
+    short internal extensions, local numbers without a city code, numbers
+    outside the numbering plan.
     """
     if not raw:
         return None
@@ -30,19 +53,13 @@ def normalize_phone(raw: str | None) -> str | None:
     digits = re.sub(r"\D", "", text)
     if not digits:
         return None
-    if not plus and digits.startswith("810") and len(digits) > 11:
-        return "+" + digits[3:]  # 8-10: the Russian international prefix
     if not plus and digits.startswith("00") and len(digits) > 10:
-        return "+" + digits[2:]
-    if len(digits) == 11 and digits[0] in "78" and (plus is False or digits[0] == "7"):
-        return "+7" + digits[1:]
-    if len(digits) == 10 and not plus and digits[0] in "3489":
-        return "+7" + digits  # national number without the trunk prefix
-    if plus and 8 <= len(digits) <= 15:
-        return "+" + digits
-    if not plus and 11 <= len(digits) <= 15:
-        return "+" + digits
-    return None
+        plus, digits = True, digits[2:]  # 00: the international prefix of most of the world
+    number = _parse("+" + digits if plus else digits, international=plus)
+    if number is None and not plus:
+        # A caller id from abroad often comes as its digits without the plus ("442079460958").
+        number = _parse("+" + digits, international=True)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164) if number is not None else None
 
 
 def transfer_target(value: str | None) -> str | None:

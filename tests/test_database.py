@@ -1,4 +1,4 @@
-"""SQLite runs in WAL mode with synchronous=NORMAL for the whole app (metrotest_bot.db_tuning)."""
+"""The SQL database: SQLite in WAL mode with synchronous=NORMAL (metrotest_bot.database), the schema check of CLI commands."""
 from sqlalchemy import text
 
 from metrotest_bot.extensions import db
