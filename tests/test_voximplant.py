@@ -1,7 +1,8 @@
 """The Voximplant scenario, run unmodified in the VoxEngine emulator (Node).
 
 The node tests live in voximplant/test/: scenario.test.js checks the protocol
-against a scripted stand-in; live_server.test.js calls the real server that
+against a scripted stand-in; platform.test.js the Silero VAD barge-in, progressive
+playback and the recording frame; live_server.test.js calls the real server that
 this module starts, and leaves the call ids in a results file so the call log
 can be checked here.
 """
@@ -55,6 +56,12 @@ def run_node(test_file: str, env: dict | None = None, timeout: int = 240) -> str
 
 def test_scenario_protocol_against_scripted_server():
     out = run_node("test/scenario.test.js")
+    assert "skipped 0" in out
+
+
+def test_scenario_on_todays_platform():
+    """Silero VAD barge-in and its fallback, progressive playback, the recording frame, API misuse."""
+    out = run_node("test/platform.test.js")
     assert "skipped 0" in out
 
 

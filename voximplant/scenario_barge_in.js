@@ -7,15 +7,32 @@
  * silence, hangup up; text, transfer, end, error down.
  *
  * What the scenario does on its own, without the server:
- *  - barge-in: voice over the bot (two words of interim text, or a voice held
- *    for bargeInHoldMs) stops the player, drops the pieces not yet spoken and
- *    reports what was played; a cough or one word of noise does not;
+ *  - barge-in: voice over the bot stops the player, drops the pieces not yet
+ *    spoken and reports what was played; a cough or one word of noise does not.
+ *    Where the platform has Silero VAD (require(Modules.Silero)), a voice the
+ *    VAD hears for bargeInVadMs over the bot interrupts it; without it (or with
+ *    bargeInVad off, or the VAD failing) a voice the ASR hears for
+ *    bargeInHoldMs does. Two words of interim text interrupt in either case;
  *  - silence: after silenceMs without speech a `silence` frame; the server
  *    answers with its reprompt (the admin panel's setting), the second time
  *    with its goodbye and `end`. Only a server that answers neither report
  *    gets the scenario's own goodbye after a third stretch;
  *  - the server unreachable or dropping: an apology, then the operator, or a
  *    request to call back when no operator number is set. Never silence.
+ *
+ * VoxEngine APIs beyond the basics, as Voximplant's typings declare them
+ * (typings/voxengine.d.ts in voximplant/voxengine-ci, VoxEngine 7.57.0):
+ *  - `Silero.createVAD(parameters: Silero.VADParameters): Promise<Silero.VAD>`,
+ *    VADParameters {threshold?, minSilenceDurationMs?, speechPadMs?};
+ *    `Silero.VADEvents.Result` {speechStartAt?, speechEndAt?} (seconds),
+ *    `Silero.VADEvents.Error` {reason}; `Silero.VAD.close()`; `Silero.VAD` is a
+ *    `VoxMediaUnit`, so `call.sendMediaTo(vad)` feeds it the caller's voice;
+ *  - `VoxEngine.createTTSPlayer(text, TTSPlayerParameters)` with
+ *    `progressivePlayback?: boolean` ("available for providers: Amazon, Google,
+ *    IBM, Microsoft, SaluteSpeech, T-Bank, Yandex": not YandexV3);
+ *  - `Call.record(parameters: CallRecordParameters)` "triggers the
+ *    CallEvents.RecordStarted event", whose `_RecordStartedEvent.url` is the
+ *    link to the record file.
  *
  * Settings: the block below holds the defaults. Application storage keys
  * "metrotest:<name>" override them (secrets and per-installation values live
@@ -24,6 +41,17 @@
  */
 require(Modules.ASR);
 require(Modules.ApplicationStorage);
+
+// Silero VAD is a module some accounts and VoxEngine versions lack: without it barge-in keeps the ASR rules.
+let sileroLoaded = false;
+try {
+  if (Modules.Silero) {
+    require(Modules.Silero);
+    sileroLoaded = typeof Silero !== 'undefined' && typeof Silero.createVAD === 'function';
+  }
+} catch (err) {
+  sileroLoaded = false;
+}
 
 const SETTINGS = {
   serverUrl: 'wss://bot.example.ru/voice/ws', // the call WebSocket of our server
@@ -34,7 +62,12 @@ const SETTINGS = {
   voice: 'Yandex.Neural.ru_RU_alena', // a path in VoiceList
   silenceMs: 10000, // no speech this long: a `silence` frame (the server reprompts, then says goodbye)
   bargeInWords: 2, // interim words that interrupt the bot
-  bargeInHoldMs: 800, // or a voice held this long over the bot
+  bargeInVad: true, // barge-in from Silero voice activity detection where the platform has it; false: the ASR only
+  bargeInVadMs: 400, // a voice the VAD hears this long over the bot interrupts it (0: at once)
+  vadThreshold: 0.5, // Silero's speech probability threshold, 0..1: higher ignores more noise
+  bargeInHoldMs: 800, // without the VAD: a voice the ASR hears this long over the bot interrupts it
+  progressivePlayback: true, // TTS delivered in chunks, so a piece starts sooner (voices whose provider has it)
+  record: true, // record the call (stereo) and send the recording's link to the server (`recording`)
   connectTimeoutMs: 5000, // the server must greet within this
   transferRingMs: 40000, // give up ringing the operator after this
 };
@@ -52,6 +85,12 @@ const PHRASES = {
 const SETTINGS_WAIT_MS = 3000; // application storage slower than this: go on with what we have
 const CLOSE_WAIT_MS = 1000; // let the hangup frame leave before the session ends
 const TTS_MAX_CHARS = 1500; // longer text fails in createTTSPlayer
+// Silero reports the end of a voice after this much silence (its default is 300): a short sound over the
+// bot ends before bargeInVadMs runs out, so it does not interrupt.
+const VAD_MIN_SILENCE_MS = 150;
+// TTSPlayerParameters.progressivePlayback: "Available for providers: Amazon, Google, IBM, Microsoft,
+// SaluteSpeech, T-Bank, Yandex" (typings). A VoiceList path starts with its provider.
+const PROGRESSIVE_PROVIDERS = ['Amazon', 'Google', 'IBM', 'Microsoft', 'SaluteSpeech', 'TBank', 'Yandex'];
 
 let sessionId = '';
 VoxEngine.addEventListener(AppEvents.Started, (e) => {
@@ -67,6 +106,13 @@ VoxEngine.addEventListener(AppEvents.CallAlerting, (e) => {
 // ---------------------------------------------------------------------------
 
 function coerce(name, value) {
+  if (typeof SETTINGS[name] === 'boolean') {
+    if (value === true || value === false) return value;
+    const v = String(value).trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].indexOf(v) >= 0) return true;
+    if (['false', '0', 'no', 'off'].indexOf(v) >= 0) return false;
+    return undefined;
+  }
   if (typeof SETTINGS[name] === 'number') {
     const n = Number(value);
     return Number.isFinite(n) && n >= 0 ? n : undefined;
@@ -167,6 +213,9 @@ class CallSession {
     this.outbox = []; // frames raised before setup went out
     this.asr = null;
     this.capturing = false; // the ASR hears a voice right now
+    this.vad = null; // the Silero VAD hearing the caller, once created and attached
+    this.vadSpeech = false; // the VAD hears a voice right now
+    this.progressive = false; // pass progressivePlayback to the TTS
     this.queue = []; // pieces waiting to be spoken, in order
     this.player = null;
     this.answers = {}; // answerId -> {id, played: [], startedAt, done}
@@ -194,10 +243,17 @@ class CallSession {
       Logger.write('metrotest: unknown asrProfile ' + this.s.asrProfile + ', using the default');
       this.asrProfile = lookup(ASRProfileList, SETTINGS.asrProfile);
     }
-    this.voice = lookup(VoiceList, this.s.voice);
+    let voicePath = this.s.voice;
+    this.voice = lookup(VoiceList, voicePath);
     if (this.voice === undefined) {
       Logger.write('metrotest: unknown voice ' + this.s.voice + ', using the default');
-      this.voice = lookup(VoiceList, SETTINGS.voice);
+      voicePath = SETTINGS.voice;
+      this.voice = lookup(VoiceList, voicePath);
+    }
+    const provider = String(voicePath).split('.')[0];
+    this.progressive = !!this.s.progressivePlayback && PROGRESSIVE_PROVIDERS.indexOf(provider) >= 0;
+    if (this.s.progressivePlayback && !this.progressive) {
+      Logger.write('metrotest: no progressive playback for ' + provider + ' voices');
     }
     this.call.answer();
   }
@@ -205,9 +261,10 @@ class CallSession {
   onConnected() {
     if (this.mode !== 'starting') return;
     this.mode = 'dialog';
-    this.call.record({ stereo: true });
+    if (this.s.record) this.call.record({ stereo: true }); // caller on the right channel, bot on the left
     this.call.handleTones(true);
     this.startAsr();
+    this.startVad();
     this.connectServer();
   }
 
@@ -401,7 +458,9 @@ class CallSession {
   }
 
   play(piece) {
-    const player = VoxEngine.createTTSPlayer(piece.text, { voice: this.voice, progressivePlayback: true });
+    const options = { voice: this.voice };
+    if (this.progressive) options.progressivePlayback = true;
+    const player = VoxEngine.createTTSPlayer(piece.text, options);
     this.player = player;
     const createdAt = Date.now();
     const answer = piece.kind === 'answer' ? this.answers[piece.answerId] : null;
@@ -469,6 +528,7 @@ class CallSession {
   bargeIn(why) {
     if (!this.speaking()) return;
     this.clearTimer('hold');
+    this.clearTimer('vadHold');
     const answer = this.answerOpen() ? this.openAnswer : null;
     this.queue = [];
     this.stopPlayer();
@@ -507,12 +567,80 @@ class CallSession {
     } catch (err) { /* the call is gone */ }
   }
 
+  // -- voice activity (Silero VAD) ------------------------------------------------
+
+  startVad() {
+    if (!this.s.bargeInVad) return;
+    if (!sileroLoaded) {
+      Logger.write('metrotest: no Silero VAD on this platform, barge-in from the ASR');
+      return;
+    }
+    let pending;
+    try {
+      pending = Silero.createVAD({ threshold: this.s.vadThreshold, minSilenceDurationMs: VAD_MIN_SILENCE_MS });
+    } catch (err) {
+      Logger.write('metrotest: Silero VAD not created (' + err + '), barge-in from the ASR');
+      return;
+    }
+    Promise.resolve(pending).then((vad) => {
+      if (this.mode !== 'dialog' || !this.asr) { // the dialog is over already
+        try { vad.close(); } catch (err) { /* closed */ }
+        return;
+      }
+      this.vad = vad;
+      vad.addEventListener(Silero.VADEvents.Result, (ev) => {
+        if (this.vad === vad) this.onVadResult(ev);
+      });
+      vad.addEventListener(Silero.VADEvents.Error, (ev) => {
+        if (this.vad === vad) this.vadFailed('error: ' + ev.reason);
+      });
+      this.call.sendMediaTo(vad);
+    }, (err) => {
+      Logger.write('metrotest: Silero VAD not created (' + err + '), barge-in from the ASR');
+    });
+  }
+
+  stopVad() {
+    const vad = this.vad;
+    this.vad = null;
+    this.vadSpeech = false;
+    this.clearTimer('vadHold');
+    if (!vad) return;
+    try { this.call.stopMediaTo(vad); } catch (err) { /* the call is gone */ }
+    try { vad.close(); } catch (err) { /* closed */ }
+  }
+
+  // The VAD broke mid-call: barge-in goes back to the ASR rules.
+  vadFailed(why) {
+    Logger.write('metrotest: Silero VAD ' + why + ', barge-in from the ASR');
+    this.stopVad();
+  }
+
+  onVadResult(ev) {
+    if (ev.speechEndAt !== undefined && ev.speechEndAt !== null) {
+      this.vadSpeech = false;
+      this.clearTimer('vadHold'); // a cough or an «угу»: over before the hold
+      return;
+    }
+    if (ev.speechStartAt === undefined || ev.speechStartAt === null) return;
+    this.vadSpeech = true;
+    if (this.mode !== 'dialog' || !this.speaking()) return;
+    if (this.s.bargeInVadMs <= 0) {
+      this.bargeIn('voice (VAD)');
+      return;
+    }
+    this.setTimer('vadHold', this.s.bargeInVadMs, () => {
+      if (this.vadSpeech) this.bargeIn('voice (VAD)');
+    });
+  }
+
   onVoiceStart() {
     if (this.mode !== 'dialog') return;
     this.capturing = true;
     this.clearTimer('silence');
-    // A held voice interrupts even if the ASR is slow with words; a cough ends before the hold.
-    if (this.speaking()) this.setTimer('hold', this.s.bargeInHoldMs, () => {
+    // Without the VAD: a held voice interrupts even if the ASR is slow with words; a cough ends before
+    // the hold. With the VAD, which tells a voice from noise better than the ASR's capture, it decides.
+    if (this.speaking() && !this.vad) this.setTimer('hold', this.s.bargeInHoldMs, () => {
       if (this.capturing) this.bargeIn('voice held');
     });
   }
@@ -621,6 +749,7 @@ class CallSession {
 
   dial(to) {
     if (this.mode !== 'transfer') return;
+    this.stopVad();
     this.stopAsr();
     const callerId = this.s.callerId || this.alerting.destination || this.call.number();
     let out;
@@ -673,6 +802,7 @@ class CallSession {
     this.afterSpeech = null;
     this.queue = [];
     this.stopPlayer();
+    this.stopVad();
     this.stopAsr();
     if (this.outCall) {
       const out = this.outCall;

@@ -1,7 +1,8 @@
 'use strict';
 /**
  * VoxEngine enums, with the names and string values of Voximplant's typings
- * (typings/voxengine.d.ts in voximplant/voxengine-ci, VoxEngine 7.x).
+ * (typings/voxengine.d.ts in voximplant/voxengine-ci; Silero and the TTS/record
+ * parameters checked against the file's VoxEngine 7.57.0 version).
  * Only the members a scenario can meet in a phone call are listed; an
  * unknown name is undefined here, as a typo would be in VoxEngine.
  */
@@ -73,6 +74,37 @@ const PlayerEvents = Object.freeze({
   PlaybackBuffering: 'Player.Buffering',
 });
 
+// `declare namespace Silero { enum VADEvents }` (typings, VoxEngine 7.57.0); needs require(Modules.Silero).
+const SileroVADEvents = Object.freeze({
+  Result: 'Silero.VAD.Result', // {vad, speechStartAt?, speechEndAt?} (seconds)
+  Reset: 'Silero.VAD.Reset',
+  Error: 'Silero.VAD.Error', // {vad, reason}
+  ConnectorInformation: 'Silero.VAD.ConnectorInformation',
+});
+
+// `Silero.VADParameters extends _WebSocketBasedClientParameters`: option -> type.
+const SILERO_VAD_PARAMETERS = Object.freeze({
+  threshold: 'number', minSilenceDurationMs: 'number', speechPadMs: 'number',
+  privacy: 'boolean', statistics: 'boolean', trace: 'boolean', onWebSocketClose: 'function',
+});
+
+// TTSPlayerParameters (createTTSPlayer's second argument): option -> type. The emulator's voices are
+// strings; in VoxEngine they are opaque VoiceList members.
+const TTS_PLAYER_PARAMETERS = Object.freeze({
+  voice: 'string', progressivePlayback: 'boolean', onPause: 'boolean', request: 'object', ttsOptions: 'object',
+  apiKey: 'string',
+});
+// TTSPlayerParameters.progressivePlayback: "Available for providers: Amazon, Google, IBM, Microsoft,
+// SaluteSpeech, T-Bank, Yandex" (not YandexV3).
+const PROGRESSIVE_PROVIDERS = new Set(['Amazon', 'Google', 'IBM', 'Microsoft', 'SaluteSpeech', 'TBank', 'Yandex']);
+
+// CallRecordParameters (Call.record's argument): option -> type.
+const CALL_RECORD_PARAMETERS = Object.freeze({
+  stereo: 'boolean', hd_audio: 'boolean', lossless: 'boolean', video: 'boolean', transcribe: 'boolean',
+  expire: 'string', format: 'string', language: 'string', name: 'string', provider: 'string',
+  recordNamePrefix: 'string', labels: 'object', dict: 'object', contentDispositionFilename: 'string',
+});
+
 const WebSocketEvents = Object.freeze({
   OPEN: 'WebSocket.Open',
   CLOSE: 'WebSocket.Close',
@@ -91,6 +123,7 @@ const Modules = Object.freeze({
   Conference: 'conference',
   Player: 'player',
   Recorder: 'recorder',
+  Silero: 'silero',
   SmartQueue: 'smartqueue',
   StreamingAgent: 'streamingagent',
 });
@@ -154,6 +187,11 @@ module.exports = {
   ASRProfileList,
   INTERIM_PROVIDERS,
   VoiceList,
+  SileroVADEvents,
+  SILERO_VAD_PARAMETERS,
+  TTS_PLAYER_PARAMETERS,
+  PROGRESSIVE_PROVIDERS,
+  CALL_RECORD_PARAMETERS,
   PROFILE_VALUES,
   VOICE_VALUES,
 };

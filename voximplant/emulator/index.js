@@ -19,7 +19,7 @@ const vm = require('node:vm');
 const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const C = require('./constants');
-const { Call, ASR, Player, WebSocket } = require('./objects');
+const { Call, ASR, Player, SileroVAD, WebSocket } = require('./objects');
 
 const DEFAULT_SCENARIO = path.join(__dirname, '..', 'scenario_barge_in.js');
 
@@ -31,6 +31,9 @@ class Emulator extends EventEmitter {
    * @param {object} [o.pstn] number -> {answerAfterMs} | {failAfterMs, code, reason} | {ring: true}
    * @param {number} [o.timeScale] real ms per virtual ms for TTS and caller speech (0.05: twenty times faster)
    * @param {number} [o.msPerChar] virtual TTS speed
+   * @param {boolean} [o.silero] whether the platform offers Modules.Silero (default true; false: an
+   *   account or VoxEngine version without it, where Modules.Silero is undefined)
+   * @param {string} [o.sileroError] Silero.createVAD rejects with this reason (the connector failed)
    */
   constructor(o = {}) {
     super();
@@ -40,6 +43,8 @@ class Emulator extends EventEmitter {
     this.pstn = o.pstn || {};
     this.timeScale = o.timeScale === undefined ? 0.05 : o.timeScale;
     this.msPerChar = o.msPerChar === undefined ? 65 : o.msPerChar;
+    this.silero = o.silero !== false;
+    this.sileroError = o.sileroError || null;
     this.events = [];
     this.sockets = new Set();
     this.calls = [];
@@ -264,10 +269,31 @@ class Emulator extends EventEmitter {
       },
     };
 
+    // `declare namespace Silero { function createVAD(parameters: VADParameters): Promise<Silero.VAD> }`
+    const Silero = Object.freeze({
+      VADEvents: C.SileroVADEvents,
+      createVAD(parameters) {
+        const vad = new SileroVAD(emu, emu.nextId('vad'), parameters);
+        return new Promise((resolve, reject) => {
+          emu.later(emu.ms(60), () => {
+            if (emu.sileroError) {
+              vad._state = 'failed';
+              emu.record('vad.failed', { vad: vad._id, reason: emu.sileroError });
+              reject(new Error(emu.sileroError));
+            } else {
+              resolve(vad);
+            }
+          });
+        });
+      },
+    });
+    this._vadUnits = () => emu.calls.flatMap((c) => [...c._vads]);
+
     const modules = {
       [C.Modules.ASR]: () => Object.assign(ctx, {
         ASREvents: C.ASREvents, ASRProfileList: C.ASRProfileList,
       }),
+      [C.Modules.Silero]: () => Object.assign(ctx, { Silero }),
       [C.Modules.ApplicationStorage]: () => Object.assign(ctx, { ApplicationStorage }),
       [C.Modules.Player]: () => {},
     };
@@ -300,10 +326,10 @@ class Emulator extends EventEmitter {
       PlayerEvents: C.PlayerEvents,
       WebSocketEvents: C.WebSocketEvents,
       VoiceList: C.VoiceList,
-      Modules: C.Modules,
+      Modules: emu.silero ? C.Modules : Object.freeze(Object.fromEntries(Object.entries(C.Modules).filter(([k]) => k !== 'Silero'))),
       Logger: { write: (message) => emu.record('log', { message: String(message) }) },
       require(mod) {
-        if (!modules[mod]) throw new Error(`require: unknown module ${mod}`);
+        if (!modules[mod] || (mod === C.Modules.Silero && !emu.silero)) throw new Error(`require: unknown module ${mod}`);
         emu._modules.add(mod);
         modules[mod]();
       },
@@ -394,6 +420,11 @@ class Emulator extends EventEmitter {
     return call;
   }
 
+  /** The VAD connector reports an error (Silero.VADEvents.Error) on every open VAD. */
+  vadError(reason = 'connector lost') {
+    for (const vad of this._vadUnits ? this._vadUnits() : []) vad._error(reason);
+  }
+
   /** The operator hangs up the transfer leg. */
   operatorHangup() {
     const out = this.outCall;
@@ -460,6 +491,14 @@ class Caller {
     for (const asr of asrs) asr._hear(event, extra);
   }
 
+  // What the Silero VADs on the call hear: a voice starting or stopping.
+  _voice(on) {
+    for (const vad of this.call._vads) {
+      if (on) vad._voiceStart();
+      else vad._voiceEnd();
+    }
+  }
+
   /**
    * Says `text`: voice start, interim results word by word, end of speech, final result.
    * Resolves once the final result is handed to the ASR.
@@ -468,23 +507,31 @@ class Caller {
     const emu = this.emu;
     if (this.call.state() !== 'CONNECTED') throw new Error('Caller.say: the call is not connected');
     emu.record('caller.say', { text });
+    this._voice(true);
     this._hear(C.ASREvents.CaptureStarted, {});
     const words = text.split(/\s+/).filter(Boolean);
     for (let i = 1; i <= words.length; i += 1) {
       await emu.sleep(emu.ms(wordMs));
       if (interim && i < words.length) this._hear(C.ASREvents.InterimResult, { text: words.slice(0, i).join(' ') });
     }
+    this._voice(false);
     this._hear(C.ASREvents.SpeechCaptured, {});
     await emu.sleep(emu.ms(100));
     this._hear(C.ASREvents.Result, { text, confidence });
   }
 
-  /** A cough or a one-word noise: a short voice that the ASR turns into one word or nothing. */
-  async cough({ text = 'кхм', confidence = 0.31, lengthMs = 250 } = {}) {
+  /**
+   * A cough or a one-word noise: a short sound that the ASR turns into one word or nothing. Silero's
+   * VAD tells most coughs from speech, so by default the VAD does not hear it; `vad: true` makes it
+   * a sound the VAD takes for a voice (a short «угу» over the bot).
+   */
+  async cough({ text = 'кхм', confidence = 0.31, lengthMs = 250, vad = false } = {}) {
     const emu = this.emu;
     emu.record('caller.cough', { text });
+    if (vad) this._voice(true);
     this._hear(C.ASREvents.CaptureStarted, {});
     await emu.sleep(emu.ms(lengthMs));
+    if (vad) this._voice(false);
     if (text) this._hear(C.ASREvents.InterimResult, { text });
     this._hear(C.ASREvents.SpeechCaptured, {});
     await emu.sleep(emu.ms(100));

@@ -8,8 +8,26 @@
  */
 const WS = require('ws');
 const {
-  CallEvents, ASREvents, PlayerEvents, WebSocketEvents, INTERIM_PROVIDERS, PROFILE_VALUES, VOICE_VALUES,
+  CallEvents, ASREvents, PlayerEvents, WebSocketEvents, SileroVADEvents, INTERIM_PROVIDERS, PROFILE_VALUES, VOICE_VALUES,
+  SILERO_VAD_PARAMETERS, TTS_PLAYER_PARAMETERS, PROGRESSIVE_PROVIDERS, CALL_RECORD_PARAMETERS,
 } = require('./constants');
+
+/**
+ * Checks an options object against the typings' interface (`spec`: option -> typeof): an unknown
+ * option name or a value of the wrong type throws, as a typo would fail to compile against the typings.
+ */
+function checkOptions(where, options, spec) {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${where}: parameters must be an object (got ${options === null ? 'null' : typeof options})`);
+  }
+  for (const [name, value] of Object.entries(options)) {
+    if (!Object.prototype.hasOwnProperty.call(spec, name)) throw new TypeError(`${where}: unknown option ${name}`);
+    if (value !== undefined && typeof value !== spec[name]) {
+      throw new TypeError(`${where}: option ${name} must be a ${spec[name]} (got ${typeof value})`);
+    }
+  }
+}
 
 class Target {
   constructor(s, events, label) {
@@ -53,6 +71,7 @@ class Call extends Target {
     this._state = incoming ? 'ALERTING' : 'PROGRESSING';
     this._tones = false;
     this._asrs = new Set(); // ASRs hearing this call
+    this._vads = new Set(); // Silero VADs hearing this call
     this.inbound = null; // what this call's person hears: a Player, another Call, or 'progress-tone'
   }
 
@@ -112,8 +131,13 @@ class Call extends Target {
     this._fire(CallEvents.Disconnected, this._event(CallEvents.Disconnected, { headers: {}, internalCode: code, reason: 'Rejected', duration: 0, cost: 0, direction: 'pstn' }));
   }
 
-  record(parameters = {}) {
+  // Call.record(parameters: CallRecordParameters): triggers CallEvents.RecordStarted ({url}).
+  record(parameters) {
+    if (parameters === undefined) throw new TypeError('Call.record: parameters are required (CallRecordParameters)');
+    checkOptions('Call.record', parameters, CALL_RECORD_PARAMETERS);
     this._needConnected('record');
+    if (this._recording) this._s.violation('Call.record called twice');
+    this._recording = true;
     this._s.record('call.record', { call: this._id, stereo: !!parameters.stereo });
     this._s.later(this._s.ms(30), () => {
       if (this._state === 'CONNECTED') {
@@ -133,6 +157,10 @@ class Call extends Target {
       if (unit._state === 'stopped') this._s.violation('Call.sendMediaTo: the ASR is stopped');
       this._asrs.add(unit);
       this._s.record('asr.attached', { call: this._id, asr: unit._id });
+    } else if (unit instanceof SileroVAD) {
+      if (unit._state !== 'open') this._s.violation(`Call.sendMediaTo: the VAD is ${unit._state}`);
+      this._vads.add(unit);
+      this._s.record('vad.attached', { call: this._id, vad: unit._id });
     } else if (unit instanceof Call) {
       unit.inbound = this;
       this._s.record('media.to', { from: this._id, to: unit._id });
@@ -145,6 +173,9 @@ class Call extends Target {
     if (unit instanceof ASR) {
       this._asrs.delete(unit);
       this._s.record('asr.detached', { call: this._id, asr: unit._id });
+    } else if (unit instanceof SileroVAD) {
+      this._vads.delete(unit);
+      this._s.record('vad.detached', { call: this._id, vad: unit._id });
     } else if (unit instanceof Call && unit.inbound === this) {
       unit.inbound = null;
     }
@@ -167,6 +198,8 @@ class Call extends Target {
   _drop() {
     for (const asr of this._asrs) this._s.record('asr.detached', { call: this._id, asr: asr._id });
     this._asrs.clear();
+    for (const vad of this._vads) this._s.record('vad.detached', { call: this._id, vad: vad._id });
+    this._vads.clear();
   }
 
   // -- the far end (driven by the emulator) --
@@ -254,11 +287,20 @@ class Player extends Target {
     this._state = 'created';
     this._to = new Set();
     this._timers = [];
+    checkOptions('VoxEngine.createTTSPlayer', parameters, TTS_PLAYER_PARAMETERS);
     if (parameters.voice !== undefined && !VOICE_VALUES.has(parameters.voice)) {
       throw new TypeError(`VoxEngine.createTTSPlayer: voice must come from VoiceList (got ${parameters.voice})`);
     }
+    if (parameters.progressivePlayback) {
+      const provider = String(parameters.voice || '').split('.')[1];
+      if (!PROGRESSIVE_PROVIDERS.has(provider)) {
+        s.violation(`createTTSPlayer: progressivePlayback is not available for ${provider || 'the default voice'}`);
+      }
+    }
     this._durationMs = s.ttsDurationMs(this._text);
-    s.record('tts.created', { player: id, text: this._text, voice: parameters.voice, progressive: !!parameters.progressivePlayback });
+    s.record('tts.created', {
+      player: id, text: this._text, voice: parameters.voice, progressive: parameters.progressivePlayback, options: { ...parameters },
+    });
     this._fire(PlayerEvents.Created, { player: this });
     if (this._text.length > 1500) {
       this._state = 'finished';
@@ -319,6 +361,86 @@ class Player extends Target {
     this._state = 'finished';
     this._s.record('tts.finished', { player: this._id, text: this._text, heard: this._heard() });
     this._fire(PlayerEvents.PlaybackFinished, { player: this });
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * `Silero.VAD` (typings: declare namespace Silero, class VAD): made by `Silero.createVAD(parameters)`,
+ * which resolves once its connector is up; hears a call through `call.sendMediaTo(vad)` and reports
+ * `Silero.VADEvents.Result` with `speechStartAt` when a voice starts and `speechEndAt` once it has been
+ * followed by `minSilenceDurationMs` of silence (times in seconds since the VAD started).
+ */
+class SileroVAD extends Target {
+  constructor(s, id, parameters) {
+    super(s, SileroVADEvents, 'Silero.VAD');
+    checkOptions('Silero.createVAD', parameters, SILERO_VAD_PARAMETERS);
+    const p = parameters || {};
+    if (p.threshold !== undefined && !(p.threshold >= 0 && p.threshold <= 1)) {
+      throw new RangeError(`Silero.createVAD: threshold must be within 0..1 (got ${p.threshold})`);
+    }
+    for (const name of ['minSilenceDurationMs', 'speechPadMs']) {
+      if (p[name] !== undefined && !(p[name] >= 0)) throw new RangeError(`Silero.createVAD: ${name} must be >= 0`);
+    }
+    this._id = id;
+    this._state = 'open';
+    this._startedAt = Date.now();
+    this._minSilenceMs = p.minSilenceDurationMs === undefined ? 300 : p.minSilenceDurationMs; // the typings' default
+    this._speaking = false;
+    this._endTimer = null;
+    s.record('vad.created', { vad: id, parameters: { ...p } });
+  }
+
+  id() { return this._id; }
+  webSocketId() { return `${this._id}-ws`; }
+
+  close() {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    if (this._endTimer) clearTimeout(this._endTimer);
+    this._s.record('vad.closed', { vad: this._id });
+  }
+
+  reset() {
+    if (this._state === 'closed') {
+      this._s.violation('Silero.VAD.reset after close()');
+      return;
+    }
+    this._speaking = false;
+    this._fire(SileroVADEvents.Reset, { vad: this });
+  }
+
+  _seconds() {
+    return (Date.now() - this._startedAt) / 1000;
+  }
+
+  // The caller's voice starts (or goes on: a pause shorter than minSilenceDurationMs does not end it).
+  _voiceStart() {
+    if (this._state !== 'open') return;
+    if (this._endTimer) {
+      clearTimeout(this._endTimer);
+      this._endTimer = null;
+    }
+    if (this._speaking) return;
+    this._speaking = true;
+    this._fire(SileroVADEvents.Result, { vad: this, speechStartAt: this._seconds() });
+  }
+
+  // The caller's voice stops: the end is reported after minSilenceDurationMs of silence.
+  _voiceEnd() {
+    if (this._state !== 'open' || !this._speaking) return;
+    this._endTimer = this._s.later(this._s.ms(this._minSilenceMs), () => {
+      this._endTimer = null;
+      if (this._state !== 'open' || !this._speaking) return;
+      this._speaking = false;
+      this._fire(SileroVADEvents.Result, { vad: this, speechEndAt: this._seconds() });
+    });
+  }
+
+  _error(reason) {
+    if (this._state !== 'open') return;
+    this._fire(SileroVADEvents.Error, { vad: this, reason });
   }
 }
 
@@ -402,4 +524,4 @@ class WebSocket extends Target {
   }
 }
 
-module.exports = { Call, ASR, Player, WebSocket };
+module.exports = { Call, ASR, Player, SileroVAD, WebSocket, checkOptions };

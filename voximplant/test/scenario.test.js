@@ -128,9 +128,9 @@ test('a cough or one word of noise over the bot does not interrupt and is not se
   });
 });
 
-test('a voice held over the bot interrupts even before the ASR has words', async () => {
+test('without the VAD, a voice the ASR hears held over the bot interrupts even before it has words', async () => {
   await withCall({ answer: () => LONG }, {}, async ({ server, emu }) => {
-    const caller = emu.start({ customData: { ...FAST, bargeInHoldMs: 30 } });
+    const caller = emu.start({ customData: { ...FAST, bargeInHoldMs: 30, bargeInVad: false } });
     await emu.waitFor('tts.finished', (e) => e.text === 'Чем могу помочь?');
     // A long breathy "э-э-э": no words for a while.
     emu.when('tts.started', (e) => e.text === LONG[0], () => caller.say('ээээ', { wordMs: 20000 }));

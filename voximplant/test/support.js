@@ -16,7 +16,7 @@ const TIME_SCALE = 0.02;
 const REPROMPT = 'Алло, вы на связи? Спросите, пожалуйста, что вас интересует.';
 const GOODBYE = 'Не слышу вас. Всего доброго, до свидания.';
 
-const FAST = { silenceMs: 600, bargeInHoldMs: 120, connectTimeoutMs: 3000, transferRingMs: 800 };
+const FAST = { silenceMs: 600, bargeInHoldMs: 120, bargeInVadMs: 60, connectTimeoutMs: 3000, transferRingMs: 800 };
 
 /** A port nothing listens on. */
 async function closedPort() {
@@ -27,7 +27,7 @@ async function closedPort() {
   return port;
 }
 
-function makeEmulator({ serverUrl, token, operatorPhone = OPERATOR, storage = {}, pstn } = {}) {
+function makeEmulator({ serverUrl, token, operatorPhone = OPERATOR, storage = {}, pstn, silero, sileroError } = {}) {
   const st = { 'metrotest:serverUrl': serverUrl, 'metrotest:token': token, ...storage };
   if (operatorPhone) st['metrotest:operatorPhone'] = operatorPhone;
   for (const k of Object.keys(st)) if (st[k] === undefined) delete st[k];
@@ -35,6 +35,8 @@ function makeEmulator({ serverUrl, token, operatorPhone = OPERATOR, storage = {}
     storage: st,
     timeScale: TIME_SCALE,
     pstn: pstn || { [OPERATOR]: { answerAfterMs: 30 } },
+    silero,
+    sileroError,
   });
 }
 
