@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from .support.admin_data import ADMIN, PASSWORD, make_admin, make_call
-from .support.browser import screenshot, sign_in_browser
+from .support.browser import phone_tab, screenshot, sign_in_browser
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -196,17 +196,10 @@ def test_the_outcome_filter_and_sorting_in_chromium(live_server, page, browser):
     page.goto(f"{live_server.url}/logs-ui/analytics")
     screenshot(page, "admin-analytics-outcomes")
 
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                locale="ru-RU")
-    try:
-        tab = phone.new_page()
-        sign_in_browser(tab, live_server.url, ADMIN, PASSWORD)
-        tab.wait_for_url("**/logs-ui/")
+    with phone_tab(browser, live_server.url, ADMIN, PASSWORD) as tab:
         tab.goto(f"{live_server.url}/logs-ui/?outcome=no_operator")
         assert tab.locator("tr.call-row").count() == 1
         assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scroll
         screenshot(tab, "admin-outcome-filter-phone")
         tab.goto(f"{live_server.url}/logs-ui/analytics")
         screenshot(tab, "admin-analytics-outcomes-phone")
-    finally:
-        phone.close()

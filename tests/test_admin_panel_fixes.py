@@ -14,7 +14,7 @@ from metrotest_bot.extensions import db
 from metrotest_bot.models import BotSettingsVersion
 
 from .support.admin_data import ADMIN, PASSWORD, csrf_token, make_admin, make_call
-from .support.browser import screenshot, sign_in_browser
+from .support.browser import phone_tab, screenshot, sign_in_browser
 from .test_admin2_settings import form_values
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -123,14 +123,7 @@ def test_settings_in_chromium_first_save_and_screenshots(live_server, page, brow
     row = page.locator("tr.settings-version").first
     assert row.locator("td[data-label='Что изменено']").inner_text().split("\n")[0].strip() == "Приветствие"
 
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                locale="ru-RU")
-    try:
-        tab = phone.new_page()
-        sign_in_browser(tab, live_server.url, ADMIN, PASSWORD)
-        tab.wait_for_url("**/logs-ui/")
+    with phone_tab(browser, live_server.url, ADMIN, PASSWORD) as tab:
         tab.goto(f"{live_server.url}/logs-ui/settings")
         assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         screenshot(tab, "admin-settings-fixes-phone")
-    finally:
-        phone.close()

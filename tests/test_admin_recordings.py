@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from .support.admin_data import ADMIN, PASSWORD, make_admin, make_call
-from .support.browser import screenshot, sign_in_browser
+from .support.browser import phone_tab, screenshot, sign_in_browser
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
 
@@ -85,17 +85,10 @@ def test_the_recording_plays_and_a_turn_seeks_to_its_offset_in_chromium(live_ser
     page.evaluate("document.getElementById('call-audio').pause()")
     screenshot(page, "admin-call-recording")
 
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                locale="ru-RU")
-    try:
-        tab = phone.new_page()
-        sign_in_browser(tab, live_server.url, ADMIN, PASSWORD)
-        tab.wait_for_url("**/logs-ui/")
+    with phone_tab(browser, live_server.url, ADMIN, PASSWORD) as tab:
         tab.goto(f"{live_server.url}/logs-ui/calls/{cid}")
         wait_true(tab, "document.getElementById('call-audio').readyState >= 1")
         box = tab.locator("audio#call-audio").bounding_box()
         assert box["width"] <= 390 and box["width"] > 200
         assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         screenshot(tab, "admin-call-recording-phone")
-    finally:
-        phone.close()

@@ -31,7 +31,7 @@ PACKAGE = "metrotest_bot"
 LAYERS = {
     # base: no knowledge of calls, answers or search
     "extensions": 0, "models": 0, "database": 0, "timeutil": 0, "filelock": 0, "morph": 0,
-    "phones": 0, "outcomes": 0, "bot_settings": 0, "logredact": 0, "security_headers": 0,
+    "phones": 0, "outcomes": 0, "bot_settings": 0, "logredact": 0, "security_headers": 0, "background": 0,
     # the two sources: the knowledge base and answers; the CRM
     "rag": 1, "crm": 1,
     # what is derived from the call log: transcript search; the post-call report

@@ -18,14 +18,13 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import threading
 import urllib.error
 import urllib.request
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
+from ..background import BackgroundWorker
 from ..database import write_lock
 from ..extensions import db
 from ..models import ROLE_BOT, WEBHOOK_FAILED, WEBHOOK_PENDING, CallWebhook
@@ -95,45 +94,20 @@ def _write_lock():
     return write_lock()
 
 
-class WebhookSender:
+class WebhookSender(BackgroundWorker):
     """Delivers due reports of one app; one per app, its thread started on demand."""
 
+    thread_name = "call-webhook"
+
     def __init__(self, app):
+        super().__init__()
         self.app = app
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
 
     @property
     def cfg(self):
         return self.app.config
 
     # -- the thread -----------------------------------------------------------------
-    def ensure_running(self) -> None:
-        alive = self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
-        if alive:
-            return
-        with self._start_lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._stopped.clear()
-            self._thread = threading.Thread(target=self._run, name="call-webhook", daemon=True)
-            self._thread.start()
-
-    def wake(self) -> None:
-        self.ensure_running()
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopped.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def _run(self) -> None:
         poll = float(self.cfg.get("CALL_WEBHOOK_POLL", 30.0))
         wait = 0.0

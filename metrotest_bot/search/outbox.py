@@ -18,8 +18,6 @@ out of order.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import DateTime, Integer, delete, func, insert, literal, select, text
 from sqlalchemy.orm import defer
 
+from ..background import BackgroundWorker
 from ..database import write_lock
 from ..extensions import db
 from ..filelock import file_lock
@@ -46,46 +45,22 @@ LOCK_KEY = int.from_bytes(b"mtsearch", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 # -- the drainer -------------------------------------------------------------------------
 
-class Outbox:
+class Outbox(BackgroundWorker):
     """Drains search_outbox into a TranscriptStore; one per app."""
 
+    thread_name = "search-outbox"
+
     def __init__(self, app, store):
+        super().__init__()
         self.app = app
         self.store = store
         self.poll_s = float(app.config.get("SEARCH_OUTBOX_POLL", 10.0))
         self.retry_max_s = float(app.config.get("SEARCH_OUTBOX_RETRY_MAX", 30.0))
         self.last_error: str | None = None
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
         # A restarted worker resumes what an outage left behind at its first request.
         app.before_request(self.ensure_running)
 
     # -- background thread -----------------------------------------------------------
-    def ensure_running(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._pid = os.getpid()
-            self._stopped.clear()
-            self._thread = threading.Thread(target=self._run, name="search-outbox", daemon=True)
-            self._thread.start()
-
-    def wake(self) -> None:
-        self.ensure_running()
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopped.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def _run(self) -> None:
         delay = 0.0
         while not self._stopped.is_set():

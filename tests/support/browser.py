@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -50,3 +51,17 @@ def sign_in_browser(page, base_url: str, username: str, password: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+@contextlib.contextmanager
+def phone_tab(browser, base_url: str, username: str, password: str):
+    """A signed-in tab in a phone-sized, touch browser context (closed afterwards)."""
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                locale="ru-RU")
+    try:
+        tab = phone.new_page()
+        sign_in_browser(tab, base_url, username, password)
+        tab.wait_for_url("**/logs-ui/")
+        yield tab
+    finally:
+        phone.close()

@@ -11,24 +11,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { Emulator } = require('../emulator');
-const { FAST, makeEmulator, FakeServer, assertClean, ended, eventually } = require('./support');
+const { FAST, makeEmulator, FakeServer, assertClean, ended, eventually, LONG, withCall } = require('./support');
 
-const LONG = [
-  'Испытательные машины серии РЭМ выпускаются с нагрузкой от одного до трёхсот килоньютонов.',
-  'Каждая машина проходит поверку и поставляется с программным обеспечением для протоколов испытаний.',
-  'Доставка по России занимает от трёх до десяти рабочих дней в зависимости от региона.',
-];
-
-async function withCall(serverOpts, emuOpts, body) {
-  const server = await new FakeServer(serverOpts).start();
-  const emu = makeEmulator({ serverUrl: server.url, token: server.token, ...emuOpts });
-  try {
-    await body({ server, emu });
-  } finally {
-    emu.dispose();
-    await server.stop();
-  }
-}
 
 // A voice over the bot with no words from the ASR for a long while (a long «э-э-э», or an ASR slow
 // with interim results): only voice activity can tell the scenario the caller is speaking.

@@ -9,24 +9,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const {
   OPERATOR, FAST, REPROMPT, GOODBYE, closedPort, makeEmulator, FakeServer, CuttableProxy, assertClean, ended, eventually,
+  LONG, withCall,
 } = require('./support');
 
-const LONG = [
-  'Испытательные машины серии РЭМ выпускаются с нагрузкой от одного до трёхсот килоньютонов.',
-  'Каждая машина проходит поверку и поставляется с программным обеспечением для протоколов испытаний.',
-  'Доставка по России занимает от трёх до десяти рабочих дней в зависимости от региона.',
-];
-
-async function withCall(serverOpts, emuOpts, body) {
-  const server = await new FakeServer(serverOpts).start();
-  const emu = makeEmulator({ serverUrl: server.url, token: server.token, ...emuOpts });
-  try {
-    await body({ server, emu });
-  } finally {
-    emu.dispose();
-    await server.stop();
-  }
-}
 
 test('setup goes first, with the call ids; recording follows; the greeting is spoken in order', async () => {
   await withCall({}, {}, async ({ server, emu }) => {

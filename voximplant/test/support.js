@@ -193,6 +193,26 @@ async function ended(emu, timeout = 10000) {
   await new Promise((r) => setTimeout(r, 50));
 }
 
+/** Three long sentences: an answer that is still playing when the caller speaks over it. */
+const LONG = [
+  'Испытательные машины серии РЭМ выпускаются с нагрузкой от одного до трёхсот килоньютонов.',
+  'Каждая машина проходит поверку и поставляется с программным обеспечением для протоколов испытаний.',
+  'Доставка по России занимает от трёх до десяти рабочих дней в зависимости от региона.',
+];
+
+/** Runs `body({server, emu})` with a fake server and an emulated call, both torn down afterwards. */
+async function withCall(serverOpts, emuOpts, body) {
+  const server = await new FakeServer(serverOpts).start();
+  const emu = makeEmulator({ serverUrl: server.url, token: server.token, ...emuOpts });
+  try {
+    await body({ server, emu });
+  } finally {
+    emu.dispose();
+    await server.stop();
+  }
+}
+
 module.exports = {
   OPERATOR, FAST, REPROMPT, GOODBYE, TIME_SCALE, closedPort, makeEmulator, FakeServer, CuttableProxy, assertClean, ended, eventually,
+  LONG, withCall,
 };
