@@ -4,17 +4,14 @@ import pytest
 from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.rag import CallerContext, get_engine
 from metrotest_bot.rag.speakable import split_text
-from tests.support.apps import dispose, make_app
+from tests.support.apps import llm_app_context
 from tests.support.openai_server import DEFAULT_ANSWER
 
 
 @pytest.fixture
 def llm_app(tmp_path, database_url, fake_openai):
-    app = make_app(tmp_path / "data", database_url, OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=fake_openai.base_url,
-                   LLM_MODEL="local-model", LLM_FIRST_TOKEN_TIMEOUT=0.5, LLM_TOTAL_TIMEOUT=10)
-    with app.app_context():
+    with llm_app_context(tmp_path / "data", database_url, fake_openai) as app:
         yield app
-    dispose(app)
 
 
 QUESTION = "во сколько вы открываетесь"

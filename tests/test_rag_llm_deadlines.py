@@ -9,7 +9,7 @@ import pytest
 from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.rag import get_engine
 from metrotest_bot.rag.speakable import split_text
-from tests.support.apps import dispose, make_app
+from tests.support.apps import llm_app_context
 
 DEADLINE = 1.0  # FIRST_SPEECH_DEADLINE here (3 s in production): the tests stay quick
 STALL = 1.0
@@ -19,12 +19,9 @@ SETTINGS = BotSettings(cut_short_phrase="Извините, ответ прерв
 
 @pytest.fixture
 def llm_app(tmp_path, database_url, fake_openai):
-    app = make_app(tmp_path / "data", database_url, OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=fake_openai.base_url,
-                   LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=8, FIRST_SPEECH_DEADLINE=DEADLINE,
-                   LLM_STALL_TIMEOUT=STALL)
-    with app.app_context():
+    with llm_app_context(tmp_path / "data", database_url, fake_openai, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=8,
+                         FIRST_SPEECH_DEADLINE=DEADLINE, LLM_STALL_TIMEOUT=STALL) as app:
         yield app
-    dispose(app)
 
 
 def first_piece(question=QUESTION):

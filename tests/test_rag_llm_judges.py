@@ -7,7 +7,7 @@ from metrotest_bot.rag import get_engine
 from metrotest_bot.rag.dialogue import Dialogue
 from metrotest_bot.rag.generate import NO_ANSWER, NoAnswerDetector
 from metrotest_bot.rag.speakable import split_text
-from tests.support.apps import dispose, make_app
+from tests.support.apps import llm_app_context
 
 REFUSAL = "К сожалению, в базе знаний нет ответа. Соединить вас с сотрудником?"
 QUESTION = "во сколько вы открываетесь"
@@ -15,11 +15,8 @@ QUESTION = "во сколько вы открываетесь"
 
 @pytest.fixture
 def llm_app(tmp_path, database_url, fake_openai):
-    app = make_app(tmp_path / "data", database_url, OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=fake_openai.base_url,
-                   LLM_MODEL="local-model", LLM_FIRST_TOKEN_TIMEOUT=0.5, LLM_TOTAL_TIMEOUT=10)
-    with app.app_context():
+    with llm_app_context(tmp_path / "data", database_url, fake_openai) as app:
         yield app
-    dispose(app)
 
 
 def ask(question, dialogue=None):

@@ -1,4 +1,5 @@
 """An app per test with its own DATA_DIR and database."""
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,16 @@ def shared_kb():
     if not SHARED_KB.exists():
         pytest.skip(f"{SHARED_KB} is not here (the demo KB lives in ../shared)")
     return SHARED_KB
+
+
+@contextmanager
+def llm_app_context(data_dir, database_url, fake_openai, **overrides):
+    """An app whose LLM is the local OpenAI-compatible server, inside its app context."""
+    settings = dict(OPENAI_API_KEY="sk-local", OPENAI_BASE_URL=fake_openai.base_url, LLM_MODEL="local-model",
+                    LLM_FIRST_TOKEN_TIMEOUT=0.5, LLM_TOTAL_TIMEOUT=10)
+    app = make_app(data_dir, database_url, **{**settings, **overrides})
+    try:
+        with app.app_context():
+            yield app
+    finally:
+        dispose(app)
