@@ -104,13 +104,13 @@ def test_frames_over_the_rate_get_one_rate_limited_error_and_the_call_goes_on(se
 
 
 def test_final_prompts_over_the_rate_start_no_answer(server, call):
-    for i in range(10):
+    for i in range(20):
         call.prompt(f"{QUESTION} {i}")
     frames = call.recv_until(lambda f: f["type"] == "error", timeout=10)
     assert frames[-1]["code"] == "rate_limited"
     time.sleep(2.0)
     snap = call_snapshot(server, call.call_id)
-    assert len([t for t in snap.turns if t.kind == "speech"]) <= 4  # 3 a second, give or take a refill
+    assert len([t for t in snap.turns if t.kind == "speech"]) <= 8  # a burst of 6, then 3 a second
     assert snap.outcome == "in_progress"
 
 
