@@ -194,13 +194,30 @@ class ChunkStream:
     def __init__(self, response):
         self.response = response
 
+    def _lines(self):
+        """The body's lines (str, without line ends). An unencoded body (what SSE streams are) is
+        split on bytes as it comes off the connection, without httpx's text and line decoders."""
+        response = self.response
+        if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+            yield from response.iter_lines()  # gzip and the like: httpx decodes
+            return
+        rest = b""
+        for raw in response.iter_raw():
+            if rest:
+                raw = rest + raw
+            *lines, rest = raw.split(b"\n")
+            for line in lines:
+                yield line.rstrip(b"\r").decode("utf-8")
+        if rest:
+            yield rest.rstrip(b"\r").decode("utf-8")
+
     def __iter__(self):
         import json
 
         data: list[str] = []
         event = None
         try:
-            for line in self.response.iter_lines():
+            for line in self._lines():
                 if line:
                     if line.startswith("data:"):
                         data.append(line[6:] if line.startswith("data: ") else line[5:])
