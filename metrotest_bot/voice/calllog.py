@@ -70,6 +70,8 @@ class BotTurn:
     # The pieces sent, written and as spoken, to map a barge-in's utterance back to the written text.
     pieces: list = field(default_factory=list)
     spoken_pieces: list = field(default_factory=list)
+    # The columns as last committed: an update writes only what changed since (as the ORM did).
+    saved: dict | None = None
 
     def heard(self, utterance: str) -> tuple[str, str]:
         """(written, spoken) of what the caller heard, from `utteranceUntilInterrupt` (the speech form).
@@ -230,8 +232,7 @@ class CallLog:
             saved = self._write(f"bot turn {turn.answer_id}", lambda session: self._save_bot_turn(session, turn, words),
                                 words)
             if saved is not None:
-                turn_id, counted = saved
-                turn.turn_id, turn.counted = turn_id, counted
+                turn.turn_id, turn.counted, turn.saved = saved
 
     def _save_bot_turn(self, session, turn: BotTurn, words: set):
         call_id = self._ensure_call(session)
@@ -241,8 +242,12 @@ class CallLog:
         columns = turn.columns()
         turn_id = turn.turn_id
         if turn_id is not None:
+            saved = turn.saved or {}
+            changed = {k: v for k, v in columns.items() if k not in saved or saved[k] != v}
+            if not changed:
+                return turn_id, old, columns  # nothing new: no statement at all
             # A Core UPDATE: search.outbox records it by itself; the words are indexed here.
-            updated = session.execute(update(TURNS).where(TURNS.c.id == turn_id).values(**columns)).rowcount
+            updated = session.execute(update(TURNS).where(TURNS.c.id == turn_id).values(**changed)).rowcount
             if updated:
                 self._index(session, call_id, turn_id, columns["text"], columns["spoken_text"], words,
                             inserted=False)
@@ -261,7 +266,7 @@ class CallLog:
         if counters:
             session.execute(update(CALLS).where(CALLS.c.id == call_id).values(**counters))
         # The caller records these only once the commit went through.
-        return turn_id, new
+        return turn_id, new, columns
 
 
 def _record_outbox(session, call_id: int, turn_id: int) -> None:
