@@ -69,9 +69,53 @@ TOKEN = "bench-token"
 
 # The same harness run on the code before the issue #16 work in bench/, voice/calllog.py,
 # rag/speakable.py and rag/generate.py (see BEFORE_NOTE), kept for comparison.
-BEFORE_NOTE = ""
-BEFORE: dict = {}
-BEFORE_PROFILE = ""
+BEFORE_NOTE = ("commit 1a8b096 (this harness on the code before the issue #16 changes), 2026-11-30 08:08 UTC, load average 2.2 on the shared 2-CPU machine.")
+BEFORE: dict = {'rows': [{'n': 100,
+           'calls': 100,
+           'answers': 300,
+           'errors': 0,
+           'client': {50: 388.6, 95: 425.1, 99: 444.2},
+           'ideal': {50: 363.6, 95: 366.8, 99: 368.4},
+           'added': {50: 25.0, 95: 58.3, 99: 75.8},
+           'ratio': {50: 1.069, 95: 1.159, 99: 1.206},
+           'cpu_ms_per_answer': 27.4,
+           'worker_cpu': 0.4,
+           'llm_cpu': 0.04,
+           'clients_cpu': 0.043,
+           'rss_idle': 182.227,
+           'rss_open': 194.504,
+           'ok': False},
+          {'n': 300,
+           'calls': 300,
+           'answers': 900,
+           'errors': 0,
+           'client': {50: 3557.0, 95: 6586.1, 99: 6721.9},
+           'ideal': {50: 364.9, 95: 377.9, 99: 385.5},
+           'added': {50: 3192.1, 95: 6208.3, 99: 6336.3},
+           'ratio': {50: 9.748, 95: 17.429, 99: 17.435},
+           'cpu_ms_per_answer': 21.333,
+           'worker_cpu': 0.584,
+           'llm_cpu': 0.041,
+           'clients_cpu': 0.043,
+           'rss_idle': 192.555,
+           'rss_open': 217.992,
+           'ok': False},
+          {'n': 500,
+           'calls': 500,
+           'answers': 1500,
+           'errors': 0,
+           'client': {50: 6151.9, 95: 10068.9, 99: 10730.1},
+           'ideal': {50: 364.2, 95: 371.7, 99: 375.8},
+           'added': {50: 5787.7, 95: 9697.2, 99: 10354.3},
+           'ratio': {50: 16.893, 95: 27.09, 99: 28.552},
+           'cpu_ms_per_answer': 19.48,
+           'worker_cpu': 0.723,
+           'llm_cpu': 0.05,
+           'clients_cpu': 0.052,
+           'rss_idle': 212.133,
+           'rss_open': 241.453,
+           'ok': False}]}
+BEFORE_PROFILE = '945 samples at 100 Hz over 300 answers (≈31.5 ms sampled per answer).\n\n| component (first match in the stack) | share of samples |\n|---|---:|\n| LLM client (openai, httpx, httpcore, h11) | 35% |\n| call log (voice/calllog.py, SQLAlchemy) | 30% |\n| retrieval (engine.search: analysis, Haystack pipeline, scoring) | 13% |\n| call socket (simple_websocket, wsproto, sender, frames) | 9% |\n| gevent hub, HTTP server, other | 7% |\n| speech form (rag/speech.py) | 2% |\n| answer plumbing (rag/answer.py) | 2% |\n| sentence splitter (rag/speakable.py) | 1% |\n| call session (voice/session.py, the rest) | 1% |\n| other SQL (settings, KB version, reports) | 1% |\n\n| own frame (where the CPU is spent) | share |\n|---|---:|\n| `SocketMixin.send (gevent/_socketcommon.py)` | 7.6% |\n| `Hub.run (gevent/hub.py)` | 5.3% |\n| `DefaultDialect.do_execute (sqlalchemy/engine/default.py)` | 2.0% |\n| `DefaultDialect.do_commit (sqlalchemy/engine/default.py)` | 1.8% |\n| `get_origin (typing.py)` | 1.8% |\n| `SocketMixin._internal_connect (gevent/_socketcommon.py)` | 1.6% |\n| `_transform_recursive (openai/_utils/_transform.py)` | 1.5% |\n| `SQLCompiler.construct_params (sqlalchemy/sql/compiler.py)` | 1.5% |\n| `_speech_form (metrotest_bot/rag/speech.py)` | 1.5% |\n| `SocketMixin.recv (gevent/_socketcommon.py)` | 1.4% |\n| `_Condition.notify_one (gevent/_threading.py)` | 1.4% |\n| `_get_protocol_attrs (typing.py)` | 1.3% |'
 
 
 # -- the LLM server (its own process) --------------------------------------------------------
