@@ -29,10 +29,19 @@ def get_client(config):
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            import openai
+
+            # A worker streams hundreds of answers at once: keep as many connections alive as it
+            # may open (openai's default keeps 100, so past that every answer connected anew).
+            limits = openai.DEFAULT_CONNECTION_LIMITS
+            limits = type(limits)(max_connections=limits.max_connections,
+                                  max_keepalive_connections=limits.max_connections,
+                                  keepalive_expiry=limits.keepalive_expiry)
             client = OpenAI(
                 api_key=key[0], base_url=key[1] or None, max_retries=0,
                 # read= bounds the wait for the first token and every gap after it.
                 timeout=httpx.Timeout(connect=min(first, 3.0), read=first, write=5.0, pool=first),
+                http_client=openai.DefaultHttpxClient(limits=limits),
             )
             _clients[key] = client
     return client
