@@ -194,6 +194,9 @@ class Chunk:
         self.choices = [_Choice(c) for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
 
 
+DRAIN_S = 0.1
+
+
 class ChunkStream:
     """The SSE events of a streamed chat completion as Chunks; `close()` closes the HTTP response.
 
@@ -225,8 +228,9 @@ class ChunkStream:
 
         data: list[str] = []
         event = None
+        lines = self._lines()
         try:
-            for line in self._lines():
+            for line in lines:
                 if line:
                     if line.startswith("data:"):
                         data.append(line[6:] if line.startswith("data: ") else line[5:])
@@ -239,6 +243,7 @@ class ChunkStream:
                 payload, data = "\n".join(data), []
                 kind, event = event, None
                 if payload.startswith("[DONE]"):
+                    self._drain(lines)
                     break
                 chunk = json.loads(payload)
                 if not isinstance(chunk, dict):
@@ -248,6 +253,26 @@ class ChunkStream:
                 yield Chunk(chunk)
         finally:
             self.close()
+
+    def _drain(self, lines) -> None:
+        """After [DONE], on HTTP/1.1: read the body's end (its last, empty chunk, right behind),
+        so the connection goes back to the pool instead of being closed and opened anew (a TLS
+        handshake with a hosted model) for the next answer. For at most DRAIN_S, and only under
+        gevent, where that wait can be bounded; never an error: the answer is complete."""
+        if getattr(self.response, "http_version", "HTTP/1.1") != "HTTP/1.1":
+            return
+        try:
+            from gevent import Timeout, monkey
+        except ImportError:
+            return
+        if not monkey.is_module_patched("socket"):
+            return
+        try:
+            with Timeout(DRAIN_S, False):
+                for _ in lines:
+                    pass
+        except Exception:  # a broken connection after [DONE] is no failure of the answer
+            pass
 
     def _raise(self, body: dict):
         import openai
