@@ -115,7 +115,7 @@ BEFORE: dict = {'rows': [{'n': 100,
            'rss_idle': 212.133,
            'rss_open': 241.453,
            'ok': False}]}
-BEFORE_PROFILE = '945 samples at 100 Hz over 300 answers (≈31.5 ms sampled per answer).\n\n| component (first match in the stack) | share of samples |\n|---|---:|\n| LLM client (openai, httpx, httpcore, h11) | 35% |\n| call log (voice/calllog.py, SQLAlchemy) | 30% |\n| retrieval (engine.search: analysis, Haystack pipeline, scoring) | 13% |\n| call socket (simple_websocket, wsproto, sender, frames) | 9% |\n| gevent hub, HTTP server, other | 7% |\n| speech form (rag/speech.py) | 2% |\n| answer plumbing (rag/answer.py) | 2% |\n| sentence splitter (rag/speakable.py) | 1% |\n| call session (voice/session.py, the rest) | 1% |\n| other SQL (settings, KB version, reports) | 1% |\n\n| own frame (where the CPU is spent) | share |\n|---|---:|\n| `SocketMixin.send (gevent/_socketcommon.py)` | 7.6% |\n| `Hub.run (gevent/hub.py)` | 5.3% |\n| `DefaultDialect.do_execute (sqlalchemy/engine/default.py)` | 2.0% |\n| `DefaultDialect.do_commit (sqlalchemy/engine/default.py)` | 1.8% |\n| `get_origin (typing.py)` | 1.8% |\n| `SocketMixin._internal_connect (gevent/_socketcommon.py)` | 1.6% |\n| `_transform_recursive (openai/_utils/_transform.py)` | 1.5% |\n| `SQLCompiler.construct_params (sqlalchemy/sql/compiler.py)` | 1.5% |\n| `_speech_form (metrotest_bot/rag/speech.py)` | 1.5% |\n| `SocketMixin.recv (gevent/_socketcommon.py)` | 1.4% |\n| `_Condition.notify_one (gevent/_threading.py)` | 1.4% |\n| `_get_protocol_attrs (typing.py)` | 1.3% |'
+BEFORE_PROFILE = '945 samples at 100 Hz over 300 answers (≈31.5 ms sampled per answer).\n\n| component (first match in the stack) | share of samples | ms per answer |\n|---|---:|---:|\n| LLM client (openai, httpx, httpcore, h11) | 35% | 11.0 |\n| call log (voice/calllog.py, SQLAlchemy) | 30% | 9.3 |\n| retrieval (engine.search: analysis, Haystack pipeline, scoring) | 13% | 4.0 |\n| call socket (simple_websocket, wsproto, sender, frames) | 9% | 2.9 |\n| gevent hub, HTTP server, other | 7% | 2.3 |\n| speech form (rag/speech.py) | 2% | 0.7 |\n| answer plumbing (rag/answer.py) | 2% | 0.6 |\n| sentence splitter (rag/speakable.py) | 1% | 0.4 |\n| call session (voice/session.py, the rest) | 1% | 0.2 |\n| other SQL (settings, KB version, reports) | 1% | 0.2 |\n\n| own frame (where the CPU is spent) | share |\n|---|---:|\n| `SocketMixin.send (gevent/_socketcommon.py)` | 7.6% |\n| `Hub.run (gevent/hub.py)` | 5.3% |\n| `DefaultDialect.do_execute (sqlalchemy/engine/default.py)` | 2.0% |\n| `DefaultDialect.do_commit (sqlalchemy/engine/default.py)` | 1.8% |\n| `get_origin (typing.py)` | 1.8% |\n| `SocketMixin._internal_connect (gevent/_socketcommon.py)` | 1.6% |\n| `_transform_recursive (openai/_utils/_transform.py)` | 1.5% |\n| `SQLCompiler.construct_params (sqlalchemy/sql/compiler.py)` | 1.5% |\n| `_speech_form (metrotest_bot/rag/speech.py)` | 1.5% |\n| `SocketMixin.recv (gevent/_socketcommon.py)` | 1.4% |\n| `_Condition.notify_one (gevent/_threading.py)` | 1.4% |\n| `_get_protocol_attrs (typing.py)` | 1.3% |'
 
 
 # -- the LLM server (its own process) --------------------------------------------------------
@@ -469,14 +469,24 @@ def profile_markdown(prof: dict) -> str:
         return "(no profile)"
     lines = [f"{prof['samples']} samples at 100 Hz over {prof['answers']} answers "
              f"(≈{prof['samples'] * 10 / max(prof['answers'], 1):.1f} ms sampled per answer).", "",
-             "| component (first match in the stack) | share of samples |", "|---|---:|"]
-    lines += [f"| {k} | {v:.0%} |" for k, v in prof["components"]]
+             "| component (first match in the stack) | share of samples | ms per answer |", "|---|---:|---:|"]
+    per_answer = prof["samples"] * 10 / max(prof["answers"], 1)  # 100 Hz: a sample is 10 ms
+    lines += [f"| {k} | {v:.0%} | {v * per_answer:.1f} |" for k, v in prof["components"]]
     lines += ["", "| own frame (where the CPU is spent) | share |", "|---|---:|"]
     lines += [f"| `{k}` | {v:.1%} |" for k, v in prof["own"]]
     return "\n".join(lines)
 
 
 def run() -> str:
+    saved_env = dict(os.environ)
+    try:
+        return _run()
+    finally:  # the sections after this one see the environment `make bench` was started with
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def _run() -> str:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
