@@ -112,3 +112,19 @@ def test_a_bot_turn_whose_insert_failed_is_inserted_at_its_update(app, monkeypat
     log.save_bot_turn(turn)
     call, turns = read_call(app, log.call_id)
     assert [t.text for t in turns] == ["Первое. Второе."] and call.n_turns == 1
+
+
+def test_turns_written_with_core_statements_are_in_the_transcript_index(app):
+    from metrotest_bot.search import DateRange, get_index
+
+    log = start(app)
+    log.caller_turn("Сколько стоит доставка в Казань?", seq=log.next_seq())
+    turn = BotTurn(kind="answer", answer_id="a1", seq=log.next_seq(), text="Доставка бесплатная.", answered=True)
+    log.save_bot_turn(turn)
+    turn.text = "Доставка бесплатная. Отгружаем за пять рабочих дней."  # words only the update brings
+    log.save_bot_turn(turn)
+    with app.app_context():
+        index = get_index()
+        for query in ("казани", "доставку", "отгружать", "рабочий"):
+            assert index.search(query, DateRange(), 10, 0).call_ids == [log.call_id], query
+        assert index.search("погода", DateRange(), 10, 0).call_ids == []

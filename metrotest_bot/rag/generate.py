@@ -29,10 +29,19 @@ def get_client(config):
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            import openai
+
+            # A worker streams hundreds of answers at once: keep as many connections alive as it
+            # may open (openai's default keeps 100, so past that every answer connected anew).
+            limits = openai.DEFAULT_CONNECTION_LIMITS
+            limits = type(limits)(max_connections=limits.max_connections,
+                                  max_keepalive_connections=limits.max_connections,
+                                  keepalive_expiry=limits.keepalive_expiry)
             client = OpenAI(
                 api_key=key[0], base_url=key[1] or None, max_retries=0,
                 # read= bounds the wait for the first token and every gap after it.
                 timeout=httpx.Timeout(connect=min(first, 3.0), read=first, write=5.0, pool=first),
+                http_client=openai.DefaultHttpxClient(limits=limits),
             )
             _clients[key] = client
     return client
@@ -121,12 +130,162 @@ def build_messages(question: str, passages: list[Passage], system_prompt: str,
 
 
 def open_stream(config, messages: list[dict]):
-    """Start a streamed completion; returns the openai Stream (iterate chunks, .close())."""
+    """Start a streamed completion; returns a stream of chunks (iterate them, .close()).
+
+    Through the shared openai client (its connection pool, timeouts, headers, auth and
+    error mapping: a non-2xx answer raises openai.APIStatusError as before), but with the
+    least work per streamed chunk: the request body goes out as it is (no request-type
+    transform), and each SSE event is read with json.loads into a small object with the
+    shape the reader uses (`chunk.choices[0].delta.content`), not a pydantic model.
+    """
+    from openai._constants import RAW_RESPONSE_HEADER
+
     client = get_client(config)
-    return client.chat.completions.create(
-        model=config.get("LLM_MODEL") or "gpt-4o-mini",
-        messages=messages,
-        stream=True,
-        temperature=0.2,
-        max_tokens=int(config.get("LLM_MAX_TOKENS") or 300),
-    )
+    body = {
+        "model": config.get("LLM_MODEL") or "gpt-4o-mini",
+        "messages": messages,
+        "stream": True,
+        "temperature": 0.2,
+        "max_tokens": int(config.get("LLM_MAX_TOKENS") or 300),
+    }
+    # The raw-response header "stream" makes the client return the HTTP response unread.
+    response = client.post("/chat/completions", cast_to=_http_response_type(), body=body,
+                           options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
+    return ChunkStream(response)
+
+
+def _http_response_type():
+    """The httpx Response class the openai client returns raw (its own httpx, whatever its name)."""
+    try:
+        from openai._base_client import http_response_types
+    except ImportError:  # an openai without it: its httpx is the plain one
+        import httpx
+
+        return httpx.Response
+    return http_response_types()[0]
+
+
+class _Delta:
+    __slots__ = ("content", "role")
+
+    def __init__(self, delta: dict):
+        content = delta.get("content")
+        self.content = content if isinstance(content, str) else None
+        self.role = delta.get("role")
+
+
+class _Choice:
+    __slots__ = ("delta", "finish_reason", "index")
+
+    def __init__(self, choice: dict):
+        delta = choice.get("delta")
+        self.delta = _Delta(delta if isinstance(delta, dict) else {})
+        self.finish_reason = choice.get("finish_reason")
+        self.index = choice.get("index", 0)
+
+
+class Chunk:
+    """One `chat.completion.chunk`, only what streaming reads: `choices[i].delta.content`."""
+
+    __slots__ = ("choices",)
+
+    def __init__(self, data: dict):
+        choices = data.get("choices")
+        self.choices = [_Choice(c) for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
+
+
+DRAIN_S = 0.1
+
+
+class ChunkStream:
+    """The SSE events of a streamed chat completion as Chunks; `close()` closes the HTTP response.
+
+    As openai's own Stream: `data: [DONE]` ends it, an `error` object or event raises
+    openai.APIError, comments (keep-alives) and other fields are skipped."""
+
+    def __init__(self, response):
+        self.response = response
+
+    def _lines(self):
+        """The body's lines (str, without line ends). An unencoded body (what SSE streams are) is
+        split on bytes as it comes off the connection, without httpx's text and line decoders."""
+        response = self.response
+        if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+            yield from response.iter_lines()  # gzip and the like: httpx decodes
+            return
+        rest = b""
+        for raw in response.iter_raw():
+            if rest:
+                raw = rest + raw
+            *lines, rest = raw.split(b"\n")
+            for line in lines:
+                yield line.rstrip(b"\r").decode("utf-8")
+        if rest:
+            yield rest.rstrip(b"\r").decode("utf-8")
+
+    def __iter__(self):
+        import json
+
+        data: list[str] = []
+        event = None
+        lines = self._lines()
+        try:
+            for line in lines:
+                if line:
+                    if line.startswith("data:"):
+                        data.append(line[6:] if line.startswith("data: ") else line[5:])
+                    elif line.startswith("event:"):
+                        event = line[6:].strip()
+                    continue  # comments (":"), id:, retry: and the rest
+                if not data:
+                    event = None
+                    continue
+                payload, data = "\n".join(data), []
+                kind, event = event, None
+                if payload.startswith("[DONE]"):
+                    self._drain(lines)
+                    break
+                chunk = json.loads(payload)
+                if not isinstance(chunk, dict):
+                    continue
+                if kind == "error" or chunk.get("error"):
+                    self._raise(chunk)
+                yield Chunk(chunk)
+        finally:
+            self.close()
+
+    def _drain(self, lines) -> None:
+        """After [DONE], on HTTP/1.1: read the body's end (its last, empty chunk, right behind),
+        so the connection goes back to the pool instead of being closed and opened anew (a TLS
+        handshake with a hosted model) for the next answer. For at most DRAIN_S, and only under
+        gevent, where that wait can be bounded; never an error: the answer is complete."""
+        if getattr(self.response, "http_version", "HTTP/1.1") != "HTTP/1.1":
+            return
+        try:
+            from gevent import Timeout, monkey
+        except ImportError:
+            return
+        if not monkey.is_module_patched("socket"):
+            return
+        try:
+            with Timeout(DRAIN_S, False):
+                for _ in lines:
+                    pass
+        except Exception:  # a broken connection after [DONE] is no failure of the answer
+            pass
+
+    def _raise(self, body: dict):
+        import openai
+
+        error = body.get("error") if isinstance(body.get("error"), dict) else body
+        message = (error.get("message") if isinstance(error, dict) else None) or "An error occurred during streaming"
+        raise openai.APIError(message=message, request=self.response.request, body=error)
+
+    def close(self) -> None:
+        self.response.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -6,13 +6,32 @@ number (1 250 000), a model code (ПИ-2000), an abbreviation with its word
 (ул. Испытателей, д. 12, т. е.), an e-mail address or a phone number.
 
 Sentence ends are found by razdel (which knows Russian abbreviations); a
-sentence is released once the next one has begun or the stream ends.
+sentence is released once the next one has begun or the stream ends. The
+streaming splitter asks razdel again only when a token could change its
+answer: razdel decides a boundary at a delimiter from a few characters either
+side of it, so a token far from any delimiter cannot make a sentence end (and
+the buffer is not re-segmented at every token).
 """
 from __future__ import annotations
 
 import re
 
 from razdel import sentenize
+
+try:  # the characters razdel may cut a sentence at, and how far around one it looks
+    from razdel.segmenters.sentenize import DELIMITERS as _RAZDEL_DELIMITERS
+    from razdel.segmenters.sentenize import SentSplitter as _SentSplitter
+
+    _RAZDEL_WINDOW = int(_SentSplitter().window)
+except (ImportError, AttributeError, TypeError, ValueError):  # another razdel: its documented defaults
+    _RAZDEL_DELIMITERS, _RAZDEL_WINDOW = ".?!…;\"„'»”’)]}", 10
+# Smileys («:-)», «=(((») are delimiters too: their first characters count, and up to four
+# characters of one may lie between a delimiter's start and its right context.
+_BOUNDARY_CHARS = frozenset(_RAZDEL_DELIMITERS) | frozenset("=:(")
+_BOUNDARY_REACH = _RAZDEL_WINDOW + 4
+# A clause cut (_CUTS) is a mark, spaces, then the next word's first character.
+_CLAUSE_MARKS = frozenset(";,:—–")
+_CLAUSE_REACH = 8
 
 # A sentence longer than this is cut at a clause, if a good cut exists.
 LONG_SENTENCE = 140
@@ -109,29 +128,60 @@ class PieceSplitter:
 
     def __init__(self):
         self.buffer = ""
+        self._resegment = True  # the buffer changed other than by appending: ask razdel next time
+        self._clause_from = 0  # buffer length at which a clause cut may newly succeed (0: at the next mark)
+
+    def _may_end_sentence(self, old_len: int) -> bool:
+        """Could razdel now find a boundary it did not find before? Only near a delimiter."""
+        if self._resegment:
+            return True
+        tail = self.buffer[max(0, old_len - _BOUNDARY_REACH):]
+        return not _BOUNDARY_CHARS.isdisjoint(tail)
+
+    def _may_cut_clause(self, old_len: int) -> bool:
+        if self._resegment or (self._clause_from and len(self.buffer) >= self._clause_from):
+            return True
+        tail = self.buffer[max(0, old_len - _CLAUSE_REACH):]
+        return not _CLAUSE_MARKS.isdisjoint(tail)
 
     def feed(self, token: str) -> list[str]:
+        if not token:
+            return []
+        old_len = len(self.buffer)
         self.buffer += token
         out: list[str] = []
-        sentences = [s.text for s in sentenize(self.buffer)]
-        if len(sentences) > 1:
-            # Every sentence but the last is complete: the next one has begun.
-            last_start = self.buffer.rfind(sentences[-1])
-            for s in sentences[:-1]:
-                out.extend(split_long(s))
-            self.buffer = self.buffer[last_start:]
+        check_clause = len(self.buffer) > LONG_SENTENCE and (old_len <= LONG_SENTENCE or self._may_cut_clause(old_len))
+        if self._may_end_sentence(old_len):
+            self._resegment = False
+            sentences = [s.text for s in sentenize(self.buffer)]
+            if len(sentences) > 1:
+                # Every sentence but the last is complete: the next one has begun.
+                last_start = self.buffer.rfind(sentences[-1])
+                for s in sentences[:-1]:
+                    out.extend(split_long(s))
+                self.buffer = self.buffer[last_start:]
+                self._resegment = True  # razdel sees a new start (its left context changed)
+                self._clause_from = 0
+                check_clause = True
         # A long unfinished sentence: speak its completed clauses already.
-        while len(self.buffer) > LONG_SENTENCE:
+        while check_clause and len(self.buffer) > LONG_SENTENCE:
             cut = clause_cut(self.buffer, final=False)
-            if cut is None or len(self.buffer) - cut < 20:
+            if cut is None:
+                self._clause_from = 0  # nothing until a new mark arrives
+                break
+            if len(self.buffer) - cut < 20:
+                self._clause_from = cut + 20  # this cut holds once 20 characters follow it
                 break
             out.append(self.buffer[:cut].strip())
             self.buffer = self.buffer[cut:].lstrip()
+            self._resegment = True
+            self._clause_from = 0
         return [p for p in (clean_for_speech(x) for x in out) if p]
 
     def finish(self) -> list[str]:
         rest = self.buffer.strip()
         self.buffer = ""
+        self._resegment, self._clause_from = True, 0
         if not rest:
             return []
         out = []

@@ -184,3 +184,13 @@ def _after_commit(session):
 def _forget(session):
     session.info.pop(CLEARED_KEY, None)
     session.info.pop(PENDING_KEY, None)
+
+
+def record_inserted_turn(session, call_id: int, turn_id: int) -> None:
+    """A turn written by a Core INSERT (the call log's fast path, which no flush hook sees): with
+    Elasticsearch, its outbox row in the same transaction, and the drainer woken after commit."""
+    outbox = _outbox_of_app()
+    if outbox is None:
+        return
+    session.connection().execute(insert(OUTBOX).values(call_id=call_id, turn_id=turn_id, created_at=utcnow()))
+    remember(session, outbox)

@@ -6,6 +6,14 @@ minutes. A failed write is logged and retried once; if the database is still
 unavailable the call goes on without that row (the caller must not hear a
 database outage). Counters on Call are updated with SQL expressions, so two
 greenlets of one call never lose an increment.
+
+Turns are written with Core INSERT/UPDATE statements, not through the ORM's
+unit of work (a call's turns are written two or three times per answer; the
+flush machinery cost more CPU than the rows). What the ORM's flush hooks do
+for ORM writes is done here for these: the transcript index gets the turn's
+new words in the same transaction (search.events indexes ORM flushes only),
+and with Elasticsearch an outbox row per inserted turn (search.outbox sees
+UPDATEs by itself). The Call row, written once per call, stays an ORM object.
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..database import write_lock
@@ -27,6 +35,10 @@ from ..timeutil import utcnow
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 0.2
+
+TURNS = Turn.__table__
+CALLS = Call.__table__
+
 
 @dataclass
 class BotTurn:
@@ -54,6 +66,8 @@ class BotTurn:
     # The pieces sent, written and as spoken, to map a barge-in's utterance back to the written text.
     pieces: list = field(default_factory=list)
     spoken_pieces: list = field(default_factory=list)
+    # The columns as last committed: an update writes only what changed since (as the ORM did).
+    saved: dict | None = None
 
     def heard(self, utterance: str) -> tuple[str, str]:
         """(written, spoken) of what the caller heard, from `utteranceUntilInterrupt` (the speech form).
@@ -92,12 +106,18 @@ class CallLog:
         self._pending_call_id: int | None = None  # flushed, not yet committed
         self._seq = 0
         self._lock = threading.Lock()  # seq numbers and bot-turn saves of one call
+        # Words of this call already in the transcript index (committed): a turn indexes only new ones.
+        self._indexed_words: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------
 
-    def _write(self, what: str, fn):
-        """Run fn(session) and commit, in a fresh app context; retry once; None on failure."""
+    def _write(self, what: str, fn, words: set | None = None):
+        """Run fn(session) and commit, in a fresh app context; retry once; None on failure.
+
+        `words`: the set fn fills with the words it indexed; they count as indexed once committed."""
         for attempt in (1, 2):
+            if words is not None:
+                words.clear()
             try:
                 with self.app.app_context():
                     with write_lock():  # SQLite: one writer at a time (database.py)
@@ -105,6 +125,8 @@ class CallLog:
                         db.session.commit()
                 if self._pending_call_id is not None:
                     self.call_id, self._pending_call_id = self._pending_call_id, None
+                if words:
+                    self._indexed_words |= words
                 return result
             except SQLAlchemyError:
                 self._pending_call_id = None
@@ -165,45 +187,79 @@ class CallLog:
     # -- turns --------------------------------------------------------------
 
     def caller_turn(self, text: str, *, kind: str = "speech", confidence: float | None = None, seq: int) -> None:
+        words: set[str] = set()
+
         def fn(session):
             call_id = self._ensure_call(session)
-            session.add(Turn(call_id=call_id, seq=seq, role="caller", kind=kind, text=text, confidence=confidence))
-            session.execute(update(Call).where(Call.id == call_id).values(n_turns=Call.n_turns + 1))
+            self._insert_turn(session, call_id, dict(seq=seq, role="caller", kind=kind, text=text,
+                                                     confidence=confidence), words)
+            session.execute(update(CALLS).where(CALLS.c.id == call_id).values(n_turns=CALLS.c.n_turns + 1))
 
-        self._write("caller turn", fn)
+        self._write("caller turn", fn, words)
+
+    def _insert_turn(self, session, call_id: int, columns: dict, words: set) -> int:
+        turn_id = session.execute(insert(TURNS).values(call_id=call_id, **columns)).inserted_primary_key[0]
+        self._index(session, call_id, turn_id, columns.get("text"), columns.get("spoken_text"), words, inserted=True)
+        return turn_id
+
+    def _index(self, session, call_id: int, turn_id: int, text, spoken_text, words: set, inserted: bool) -> None:
+        """What the ORM flush hooks would do for this turn (search/hooks.py)."""
+        from ..search import TurnText, get_index
+        from ..search.hooks import record_inserted_turn
+        from ..search.lemmas import words as said_words
+        from ..search.sql import turn_search_text
+
+        said = turn_search_text(text, spoken_text)
+        new = {w for _, _, w in said_words(said)} - self._indexed_words - words if said else set()
+        if new:
+            try:
+                get_index().index_turns(session, [TurnText(call_id=call_id, turn_id=turn_id, text=" ".join(sorted(new)))])
+            except Exception:  # the call log matters more than its index, which can be rebuilt
+                log.exception("transcript index: turn %s of call %s not indexed", turn_id, call_id)
+            else:
+                words |= new
+        if inserted:
+            record_inserted_turn(session, call_id, turn_id)  # Elasticsearch's outbox row
 
     def save_bot_turn(self, turn: BotTurn) -> None:
         """Insert the bot turn, or update it when already saved; keeps the Call counters in step."""
+        words: set[str] = set()
         with self._lock:
-            saved = self._write(f"bot turn {turn.answer_id}", lambda session: self._save_bot_turn(session, turn))
+            saved = self._write(f"bot turn {turn.answer_id}", lambda session: self._save_bot_turn(session, turn, words),
+                                words)
             if saved is not None:
-                turn_id, counted = saved
-                turn.turn_id, turn.counted = turn_id, counted
+                turn.turn_id, turn.counted, turn.saved = saved
 
-    def _save_bot_turn(self, session, turn: BotTurn):
+    def _save_bot_turn(self, session, turn: BotTurn, words: set):
         call_id = self._ensure_call(session)
         new = turn.counter_state()
         old = turn.counted or {"interrupted": 0, "unanswered": 0, "first_piece": None}
         counters = {}
-        row = session.get(Turn, turn.turn_id) if turn.turn_id is not None else None
-        if row is None:
-            row = Turn(call_id=call_id, seq=turn.seq, **turn.columns())
-            session.add(row)
-            session.flush()
-            counters["n_turns"] = Call.n_turns + 1
-        else:
-            # Through the ORM, not a bulk UPDATE: the transcript index listens to flushes.
-            for name, value in turn.columns().items():
-                setattr(row, name, value)
-        turn_id = row.id
+        columns = turn.columns()
+        turn_id = turn.turn_id
+        if turn_id is not None:
+            saved = turn.saved or {}
+            changed = {k: v for k, v in columns.items() if k not in saved or saved[k] != v}
+            if not changed:
+                return turn_id, old, columns  # nothing new: no statement at all
+            # A Core UPDATE: search.outbox records it by itself; the words are indexed here.
+            updated = session.execute(update(TURNS).where(TURNS.c.id == turn_id).values(**changed)).rowcount
+            if updated:
+                self._index(session, call_id, turn_id, columns["text"], columns["spoken_text"], words,
+                            inserted=False)
+            else:
+                turn_id = None  # the row is gone (the log was cleared): written anew
+        if turn_id is None:
+            turn_id = self._insert_turn(session, call_id, dict(seq=turn.seq, **columns), words)
+            counters["n_turns"] = CALLS.c.n_turns + 1
         if new["interrupted"] != old["interrupted"]:
-            counters["n_interrupted"] = Call.n_interrupted + (new["interrupted"] - old["interrupted"])
+            counters["n_interrupted"] = CALLS.c.n_interrupted + (new["interrupted"] - old["interrupted"])
         if new["unanswered"] != old["unanswered"]:
-            counters["n_unanswered"] = Call.n_unanswered + (new["unanswered"] - old["unanswered"])
+            counters["n_unanswered"] = CALLS.c.n_unanswered + (new["unanswered"] - old["unanswered"])
         if old["first_piece"] is None and new["first_piece"] is not None:
-            counters["first_piece_ms_sum"] = Call.first_piece_ms_sum + new["first_piece"]
-            counters["first_piece_n"] = Call.first_piece_n + 1
+            counters["first_piece_ms_sum"] = CALLS.c.first_piece_ms_sum + new["first_piece"]
+            counters["first_piece_n"] = CALLS.c.first_piece_n + 1
         if counters:
-            session.execute(update(Call).where(Call.id == call_id).values(**counters))
+            session.execute(update(CALLS).where(CALLS.c.id == call_id).values(**counters))
         # The caller records these only once the commit went through.
-        return turn_id, new
+        return turn_id, new, columns

@@ -120,7 +120,10 @@ class FrameSender:
                     return
                 self._wake.clear()
                 self._wake.wait()
-            data = memoryview(self.queue[0])
+            # Frames queued together go out in one send (an answer's last piece and its `last`
+            # frame, a greeting's sentences): fewer system calls, the same bytes in the same order.
+            batch = len(self.queue)
+            data = memoryview(self.queue[0] if batch == 1 else b"".join(self.queue))
             while data:
                 if not self.ws.connected:  # closed meanwhile: nothing may follow a close frame
                     self.queue.clear()
@@ -148,4 +151,5 @@ class FrameSender:
                     return
                 finally:
                     timer.close()
-            self.queued -= len(self.queue.popleft())
+            for _ in range(batch):
+                self.queued -= len(self.queue.popleft())
