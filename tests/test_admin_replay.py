@@ -254,3 +254,16 @@ def test_browser_tiny_upload_held_and_replay_diff_of_a_dropped_section(tmp_path_
         time.sleep(1)
         refused = ask_in_a_call(srv, WARRANTY_Q)
         assert refused != heard_before and "сотрудник" in refused
+
+
+def test_a_candidate_indexed_on_another_machine_is_built_here_for_the_replay(held_app, held_client):
+    from metrotest_bot.rag.engine import version_index_name
+    from metrotest_bot.rag.stores import open_store
+
+    vid = upload(held_client, sample_without("Гарантия"), "g.txt")
+    with held_app.app_context():
+        open_store(held_app.config, version_index_name(vid)).delete()  # as on a machine that never had it
+    assert post(held_client, f"/logs-ui/kb/versions/{vid}/replay").status_code == 303
+    replay.wait()
+    run = last_run(held_app, vid)
+    assert run.status == "done" and run.result["candidate"]["passages"] == 12
