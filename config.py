@@ -104,6 +104,14 @@ class Config:
         self.KB_INDEX_TIMEOUT = _env_float("KB_INDEX_TIMEOUT", 300.0)
         # A KB indexing job silent this long is taken for dead (its worker restarted).
         self.KB_JOB_STALE_SECONDS = _env_float("KB_JOB_STALE_SECONDS", 60.0)
+        # Replay before publishing (admin/replay.py): an uploaded KB with fewer passages than this
+        # share of the KB in force is held until an admin confirms it (0: never held); a replay
+        # asks the last REPLAY_QUESTIONS distinct callers' questions plus the saved test questions.
+        # KB_HOLD_UPLOADS: every upload is first a candidate, published by an admin after its
+        # replay (false: an upload that is not held for shrinking goes live when indexed).
+        self.KB_HOLD_UPLOADS = _env_bool("KB_HOLD_UPLOADS", True)
+        self.KB_CONFIRM_SHRINK_RATIO = _env_float("KB_CONFIRM_SHRINK_RATIO", 0.5)
+        self.REPLAY_QUESTIONS = _env_int("REPLAY_QUESTIONS", 200)
 
         self.OPENAI_API_KEY = _env("OPENAI_API_KEY")
         self.OPENAI_BASE_URL = _env("OPENAI_BASE_URL")
@@ -200,6 +208,10 @@ class TestConfig(Config):
         overrides.setdefault("ELASTICSEARCH_URL", None)
         overrides.setdefault("SECRET_KEY", "test-secret")
         overrides.setdefault("VOICE_TOKEN", "test-token")
+        # The older KB tests replace the sample KB by 3-passage files and expect them in force at once;
+        # the tests of holding (tests/test_admin_replay.py) set both settings themselves.
+        overrides.setdefault("KB_CONFIRM_SHRINK_RATIO", 0.0)
+        overrides.setdefault("KB_HOLD_UPLOADS", False)
         db_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
         super().__init__(**overrides)
         # TEST_DATABASE_URL runs the suite on PostgreSQL; SQLite in DATA_DIR otherwise.

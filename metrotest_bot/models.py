@@ -198,6 +198,9 @@ class KBVersion(db.Model):
     # The indexing job's last sign of life: a pending/indexing row whose heartbeat is
     # old lost its worker (a restart) and is marked failed (admin/kb_jobs.py).
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why a ready upload was kept out of force until an admin confirms it (admin/replay.py):
+    # e.g. it would shrink the KB in force below half its passages. None: nothing held.
+    held_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class KBFile(db.Model):
@@ -253,3 +256,71 @@ class CallWebhook(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_call_webhooks_due", "status", "next_attempt_at"),)
+
+
+REVIEW_RIGHT = "right"
+REVIEW_WRONG = "wrong"
+
+
+class AnswerReview(db.Model):
+    """An admin's mark on one bot answer: right or wrong, a note, the correct fact (admin/review.py).
+
+    One mark per answer (a second save replaces it). The question and answer are copied, so
+    the mark and the test question it made outlive a cleared call log."""
+
+    __tablename__ = "answer_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id", ondelete="SET NULL"), unique=True)
+    call_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    verdict: Mapped[str] = mapped_column(String(16), index=True)  # right | wrong
+    note: Mapped[str | None] = mapped_column(Text)
+    correct_fact: Mapped[str | None] = mapped_column(Text)
+    question: Mapped[str] = mapped_column(Text, default="")
+    answer_text: Mapped[str] = mapped_column(Text, default="")
+    answered: Mapped[bool | None] = mapped_column(Boolean)  # what the bot did: answered or refused
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # When the reviewed answer was given: analytics counts marks by the period of their calls.
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class TestQuestion(db.Model):
+    """A saved test question, replayed before a KB version is published and exported as JSONL
+    in the benchmark sets' format: {"question", "answerable", "any_of": [correct facts]}."""
+
+    __tablename__ = "test_questions"
+    __test__ = False  # not a pytest class
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    answerable: Mapped[bool] = mapped_column(Boolean, default=True)
+    correct_fact: Mapped[str | None] = mapped_column(Text)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("answer_reviews.id", ondelete="SET NULL"),
+                                                  unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+REPLAY_RUNNING = "running"
+REPLAY_DONE = "done"
+REPLAY_FAILED = "failed"
+
+
+class ReplayRun(db.Model):
+    """A replay of callers' questions and the saved test questions against a candidate KB
+    version and the KB in force (admin/replay.py); its diff is kept in `result`."""
+
+    __tablename__ = "replay_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("kb_versions.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=REPLAY_RUNNING)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    n_questions: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict | None] = mapped_column(JSON)

@@ -50,7 +50,9 @@ CALL_STARTED = re.compile(r"\[(\d+)\] \[INFO\] metrotest_bot\.voice\.session: ca
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with serving(tmp_path_factory.mktemp("admin2"), workers=2, SHARED_STATE_TTL=TTL,
-                 KB_JOB_STALE_SECONDS=STALE, KB_MAX_UPLOAD_BYTES=LIMIT) as srv:
+                 KB_JOB_STALE_SECONDS=STALE, KB_MAX_UPLOAD_BYTES=LIMIT,
+                 # uploads go live once indexed, as before the replay (tests/test_admin_replay.py has it)
+                 KB_HOLD_UPLOADS="false", KB_CONFIRM_SHRINK_RATIO="0") as srv:
         make_admin(srv.app)
         yield srv
 

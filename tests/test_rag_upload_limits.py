@@ -170,7 +170,8 @@ def test_a_kb_file_over_the_size_limit_is_not_even_read(tmp_path):
 
 def test_indexing_uploads_does_not_starve_calls(tmp_path_factory):
     """On the gunicorn gevent worker: a big KB and the inflating PDF are indexed while a call talks."""
-    with serving(tmp_path_factory.mktemp("upload-limits")) as srv:
+    with serving(tmp_path_factory.mktemp("upload-limits"), KB_HOLD_UPLOADS="false",
+                 KB_CONFIRM_SHRINK_RATIO="0") as srv:
         make_admin(srv.app)
         http = requests.Session()
         page = http.get(srv.url + "/logs-ui/login").text

@@ -211,10 +211,14 @@ def analytics():
     groups = question_groups(period)
     unanswered = sorted((g for g in groups if g.unanswered),
                         key=lambda g: (-g.unanswered, -(g.last_at.timestamp() if g.last_at else 0)))
+    from .review import review_stats
+
+    reviews = review_stats(period.start, period.end)
     chart = bar_chart(s.per_day, f"Звонков в день с {period.first:%d.%m.%Y} по {period.last:%d.%m.%Y}")
     return render_template("admin/analytics.html", form=form, errors=errors, period=period, s=s, chart=chart,
                            top=groups[:TOP_QUESTIONS], n_groups=len(groups),
-                           unanswered=unanswered[:UNANSWERED_SHOWN], n_unanswered_groups=len(unanswered))
+                           unanswered=unanswered[:UNANSWERED_SHOWN], n_unanswered_groups=len(unanswered),
+                           reviews=reviews)
 
 
 @bp.app_template_filter("percent")

@@ -84,4 +84,7 @@ def call(call_id: int):
     turns = db.session.scalars(select(Turn).where(Turn.call_id == call_id).order_by(Turn.seq, Turn.id)).all()
     views = [turn_view(t, row, terms) for t in turns]
     recording = row.recording_url if (row.recording_url or "").startswith(("https://", "http://")) else None
-    return render_template("admin/call.html", call=row, turns=views, flt=flt, recording=recording)
+    from .review import ReviewForm, reviews_of_call
+
+    return render_template("admin/call.html", call=row, turns=views, flt=flt, recording=recording,
+                           reviews=reviews_of_call(call_id), review_form=ReviewForm(formdata=None))

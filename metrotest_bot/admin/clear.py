@@ -5,10 +5,10 @@ from datetime import timedelta
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import and_, delete, func, select, true
+from sqlalchemy import and_, delete, func, select, true, update
 
 from ..extensions import db
-from ..models import OUTCOME_IN_PROGRESS, AuditLog, Call, Turn
+from ..models import OUTCOME_IN_PROGRESS, AnswerReview, AuditLog, Call, Turn
 from ..search import get_index
 from ..timeutil import utcnow
 from . import bp
@@ -32,6 +32,9 @@ def clear_log(username: str | None) -> dict:
     n_calls = db.session.scalar(select(func.count(Call.id)).where(doomed))
     n_turns = db.session.scalar(select(func.count(Turn.id)).where(doomed_turns))
     get_index().clear(keep=keep)
+    # Answer marks (and the test questions they made) outlive the log: they keep their own copy.
+    db.session.execute(update(AnswerReview).where(AnswerReview.turn_id.in_(select(Turn.id).where(doomed_turns)))
+                       .values(turn_id=None))
     db.session.execute(delete(Turn).where(doomed_turns))
     db.session.execute(delete(Call).where(doomed))
     details = {"calls": n_calls, "turns": n_turns, "kept_live_calls": len(keep)}

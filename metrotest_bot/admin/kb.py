@@ -205,6 +205,14 @@ def kb_activate(version_id: int):
     if row.status != KB_STATUS_READY:
         flash("Эту версию нельзя сделать действующей: она не проиндексирована.", "error")
         return redirect(url_for("admin.kb"), 303)
+    if row.held_reason or row.activated_at is None:
+        # Never in force yet: a held candidate is published from its replay page, and so is any
+        # version whose publication needs a confirmation (a sharp shrink, more refusals).
+        from .replay import latest_run, risks
+
+        if row.held_reason or risks(row, latest_run(version_id)).reasons:
+            flash("Эта версия ждёт публикации: посмотрите проверку на вопросах абонентов и опубликуйте её.", "error")
+            return redirect(url_for("admin.kb_replay", version_id=version_id), 303)
     previous = db.session.scalar(select(KBVersion.id).where(KBVersion.active.is_(True)))
     try:
         activate_version(version_id)

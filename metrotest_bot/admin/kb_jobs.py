@@ -202,6 +202,14 @@ def run(app, version_id: int, requested_at=None) -> None:
                 _set(version_id, (KB_STATUS_INDEXING,), status=KB_STATUS_READY)
                 log.info("KB version %s ready; version %s, put in force since, stays", version_id, newer)
                 return
+            from .replay import hold_reason, start as start_replay
+
+            held = hold_reason(app, version_id, result.n_passages)
+            if held:  # a candidate: replayed, then published by an admin (a sharp shrink: confirmed; admin/replay.py)
+                _set(version_id, (KB_STATUS_INDEXING,), status=KB_STATUS_READY, held_reason=held)
+                log.warning("KB version %s held for confirmation: %s", version_id, held)
+                start_replay(version_id, row.created_by)
+                return
             activate_version(version_id)  # ready and active in one commit
             log.info("KB version %s (%s) in force: %s passages", version_id, row.filename, result.n_passages)
         except Exception:
