@@ -8,3 +8,18 @@ document.addEventListener("submit", function (event) {
     }, 0);
   }
 });
+
+// On a phone the menu scrolls sideways: while more of it lies to the right, its edge fades out
+// (class "more-right"), so it is clear there is more than the items shown.
+(function () {
+  function hint(nav) {
+    nav.classList.toggle("more-right", nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 2);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".nav").forEach(function (nav) {
+      hint(nav);
+      nav.addEventListener("scroll", function () { hint(nav); }, { passive: true });
+      window.addEventListener("resize", function () { hint(nav); });
+    });
+  });
+})();
