@@ -122,6 +122,8 @@ class Config:
         # From a final prompt to the first spoken piece, whatever the model does (keep-alives, a slow trickle).
         # Where the panel's player may load call recordings from (CSP media-src): the telephony's storage.
         self.CSP_MEDIA_SRC = _env("CSP_MEDIA_SRC", "'self' https:")
+        # Seconds between sweeps closing calls a crashed worker left in progress (0: never).
+        self.ABANDONED_SWEEP_S = _env_float("ABANDONED_SWEEP_S", 300.0)
         self.FIRST_SPEECH_DEADLINE = _env_float("FIRST_SPEECH_DEADLINE", 3.0)
         # Longest silence between two pieces of a streaming answer before it is closed with a phrase.
         self.LLM_STALL_TIMEOUT = _env_float("LLM_STALL_TIMEOUT", 4.0)
@@ -212,6 +214,8 @@ class TestConfig(Config):
         # the tests of holding (tests/test_admin_replay.py) set both settings themselves.
         overrides.setdefault("KB_CONFIRM_SHRINK_RATIO", 0.0)
         overrides.setdefault("KB_HOLD_UPLOADS", False)
+        # Tests make calls "in progress" that started long ago; tests/test_voice_abandoned.py sweeps itself.
+        overrides.setdefault("ABANDONED_SWEEP_S", 0)
         db_url = overrides.pop("SQLALCHEMY_DATABASE_URI", None)
         super().__init__(**overrides)
         # TEST_DATABASE_URL runs the suite on PostgreSQL; SQLite in DATA_DIR otherwise.

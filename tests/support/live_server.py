@@ -80,6 +80,8 @@ def start_live_server(data_dir: Path, database_url: str, workers: int = 1, **env
         "GUNICORN_WORKERS": str(workers),
         # A call a test left open must not hold the server's stop for the production 30 s.
         "GUNICORN_GRACEFUL_TIMEOUT": "3",
+        # Tests make calls "in progress" that started long ago: no sweep closes them behind a test's back.
+        "ABANDONED_SWEEP_S": "0",
     }
     # The shell's own services must not leak into a test's server.
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ELASTICSEARCH_URL", "CRM_KIND"):
