@@ -280,7 +280,8 @@ def variants_eval(questions) -> dict:
             def fused(weight):
                 def retrieve(q):
                     parsed_q, docs = candidates(q)
-                    ranked = wide.run(documents=docs, parsed=parsed_q["parsed"])["documents"]
+                    ranked = wide.run(documents=docs, parsed=parsed_q["parsed"],
+                                      titles=index.stats.titles_covering(parsed_q["parsed"]))["documents"]
                     qv = _text_vector(navec, q)
                     ranked = sorted(ranked, key=lambda d: -(d.score + weight * cos(qv, d)))
                     return [d.meta["text"] for d in ranked[:3]], True

@@ -53,11 +53,13 @@ class SectionLeads:
     def __init__(self, stats: KBStats):
         self.stats = stats
 
-    @component.output_types(documents=list[Document])
+    @component.output_types(documents=list[Document], titles=list[str])
     def run(self, documents: list[Document], parsed: q.Query):
         have = {d.id for d in documents}
-        leads = [self.stats.leads[t] for t in self.stats.titles_covering(parsed)]
-        return {"documents": documents + [replace(d, score=0.0) for d in leads if d.id not in have]}
+        titles = self.stats.titles_covering(parsed)
+        leads = [self.stats.leads[t] for t in titles]
+        return {"documents": documents + [replace(d, score=0.0) for d in leads if d.id not in have],
+                "titles": titles}
 
 
 @component
@@ -69,7 +71,8 @@ class PassageRanker:
         self.top_k = top_k
 
     @component.output_types(documents=list[Document])
-    def run(self, documents: list[Document], parsed: q.Query):
+    def run(self, documents: list[Document], parsed: q.Query, titles: list[str]):
+        """`titles`: the section titles naming the question's topic (SectionLeads found them)."""
         if not documents:
             return {"documents": []}
         best_bm25 = max((d.score or 0.0) for d in documents) or 1.0
@@ -78,7 +81,7 @@ class PassageRanker:
             terms = set((doc.content or "").split())
             scored.append((doc, terms, coverage(parsed, terms, self.stats), match_score(parsed, terms, self.stats)))
         best_match = max(m for *_, m in scored) or 1.0
-        titles = set(self.stats.titles_covering(parsed))
+        titles = set(titles)
         rescored = []
         for doc, terms, cov, match in scored:
             score = 0.4 * cov + 0.4 * match / best_match + 0.2 * (doc.score or 0.0) / best_bm25
@@ -136,6 +139,7 @@ def build_pipeline(store, stats: KBStats, model: GateModel | None = None) -> Pip
     pipe.connect("analyzer.parsed", "ranker.parsed")
     pipe.connect("retriever.documents", "leads.documents")
     pipe.connect("leads.documents", "ranker.documents")
+    pipe.connect("leads.titles", "ranker.titles")
     pipe.connect("ranker.documents", "gate.documents")
     pipe.connect("analyzer.parsed", "gate.parsed")
     return pipe
@@ -163,8 +167,8 @@ def run_pipeline(pipe: Pipeline, question: str, previous: q.Query | None = None)
     analysed = component("analyzer").run(question=question, previous=previous)
     parsed = analysed["parsed"]
     docs = component("retriever").run(query=analysed["query"])["documents"]
-    docs = component("leads").run(documents=docs, parsed=parsed)["documents"]
-    docs = component("ranker").run(documents=docs, parsed=parsed)["documents"]
+    leads = component("leads").run(documents=docs, parsed=parsed)
+    docs = component("ranker").run(documents=leads["documents"], parsed=parsed, titles=leads["titles"])["documents"]
     gate = component("gate").run(documents=docs, parsed=parsed)
     return _retrieved(parsed, gate)
 

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import lexicon
-from .analysis import (M_ADDRESS, M_EMAIL, M_HOURS, M_MODEL, M_PHONE, M_PRICE, M_SELF, M_TERM, SELF_WORDS, Code,
-                       content_items, is_minor, is_verb, items, normalize, stem)
+from .analysis import (M_ADDRESS, M_EMAIL, M_HOURS, M_MODEL, M_PHONE, M_PRICE, M_SELF, M_TERM, SELF_WORDS, STOP,
+                       Code, content_items, is_minor, is_verb, items, normalize, stem)
 
 # Question words that ask for a kind of fact: marker → lemmas (rag/lexicon/intents.txt).
 _LEMMA_INTENTS = {"#" + k: frozenset(v) for k, v in lexicon.mapping("intents.txt").items()}
@@ -85,6 +85,7 @@ class Query:
     soft_markers: list[str] = field(default_factory=list)  # kinds of fact that help, not required
     asks_price: bool = False  # «сколько стоит…», «почём…»: only a passage with a price answers it
     carried: bool = False  # words of the previous question were carried into this follow-up
+    leans_back: bool = False  # a pronoun pointing back («такой», «его», «там») or «а …» opens it
     # What the conversation is about after this question, for the next follow-up: the words of the
     # topic-setting question that its best passage held (set after retrieval, see scoring.topic_of).
     topic: list = field(default_factory=list)
@@ -166,7 +167,8 @@ def analyze_question(question: str) -> Query:
     context = self_context_lemmas(text)
     slots: list[Slot] = []
     seen: set[str] = set()
-    for alts in content_items(question):
+    said = items(question)  # every word once: the content words below, the pointing-back words too
+    for alts in (a for a in said if a[0] not in STOP):
         if alts[0] in seen:
             continue
         seen.add(alts[0])
@@ -192,7 +194,8 @@ def analyze_question(question: str) -> Query:
         extra += ["компания", M_SELF]
         soft.append(M_SELF)
     return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
-                 list(dict.fromkeys(soft)), asks_price=bool(ASKS_PRICE.search(text)))
+                 list(dict.fromkeys(soft)), asks_price=bool(ASKS_PRICE.search(text)),
+                 leans_back=bool(_GOES_ON.search(text)) or any(alts[0] in ANAPHORA for alts in said))
 
 
 # --- follow-ups within a call ------------------------------------------------------------
@@ -208,11 +211,8 @@ _GOES_ON = re.compile(r"^\W*(?:(?:ну|вот|так)\s+)?(?:а|и)\b")
 def is_followup(query: "Query") -> bool:
     """Does the question lean on the previous one: a pronoun, «а …», or neither a subject of its own
     nor a kind of fact asked («где вы находитесь» asks for the address: a question of its own)?"""
-    text = normalize(query.question)
     subject = [s for s in query.slots if s.said and not s.verb and not s.context]
-    own_ask = subject or query.markers or query.extra
-    points_back = any(alts[0] in ANAPHORA for alts in items(query.question))
-    return bool(points_back or _GOES_ON.search(text) or not own_ask)
+    return query.leans_back or not (subject or query.markers or query.extra)
 
 
 def _is_code(slot: Slot) -> bool:
