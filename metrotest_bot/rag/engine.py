@@ -136,16 +136,19 @@ class Engine:
         kb_path = Path(self.config["KB_PATH"])
         return Target(default_index_name(kb_path), kb_path, None)
 
-    def _quick_to_load(self, target: Target) -> bool:
-        """Built here and small enough to load in place (milliseconds), so a switch is immediate."""
+    def _built(self, target: Target) -> dict | None:
+        """The manifest of the target's index when it is complete here (this DATA_DIR, or Elasticsearch)
+        and built by this analyser; None otherwise."""
         manifest = open_store(self.config, target.name).manifest()
-        return (manifest is not None and manifest.get("analyzer") == analysis.ANALYZER_VERSION
-                and int(manifest.get("n_passages") or 0) <= INLINE_LOAD_MAX)
+        return manifest if manifest is not None and manifest.get("analyzer") == analysis.ANALYZER_VERSION else None
 
     def _ready(self, target: Target) -> bool:
-        """The target's index is complete here (this DATA_DIR, or Elasticsearch)."""
-        manifest = open_store(self.config, target.name).manifest()
-        return manifest is not None and manifest.get("analyzer") == analysis.ANALYZER_VERSION
+        return self._built(target) is not None
+
+    def _quick_to_load(self, target: Target) -> bool:
+        """Built here and small enough to load in place (milliseconds), so a switch is immediate."""
+        manifest = self._built(target)
+        return manifest is not None and int(manifest.get("n_passages") or 0) <= INLINE_LOAD_MAX
 
     def _source(self, target: Target) -> Path:
         if target.version_id is None:

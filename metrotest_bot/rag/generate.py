@@ -90,7 +90,7 @@ class NoAnswerDetector:
         head = self._held.lstrip(" \n\t\"'«*[(")
         if not head:
             return ""
-        if head.upper().startswith(NO_ANSWER) or _normal(head).startswith(_normal(NO_ANSWER)):
+        if _normal(head).startswith(_normal(NO_ANSWER)):
             self.decided = self.no_answer = True
             return ""
         if _normal(NO_ANSWER).startswith(_normal(head)):
