@@ -372,8 +372,6 @@ def big_kb_timing(copies: int) -> dict:
 def run(compare: bool = True) -> str:
     if not KB.exists() or not EVAL.exists():
         return f"Skipped: {KB} or {EVAL} is not here."
-    from . import train_gate
-
     out = ["**How the answers are measured.** Every set below was written by a helper from the KB alone, as "
            "phone callers speak (ASR-style, fillers, introductions, slang, two-part questions, near-topic questions "
            "the KB does not answer), without reading the engine. Each was measured ONCE as written (\"first\"), "
@@ -390,18 +388,7 @@ def run(compare: bool = True) -> str:
             "set measured before, spelled model codes; v4: the shipped engine (150 trees of depth 4, follow-ups "
             "favour the previous answer's section, trained on held-out 5-10 and dialogues 1-3 too). **Held-out 11 "
             "and 12 are the figures for the engine as shipped**; sets of ~90 questions move by ±0.05 between "
-            "one another (9-10 vs 11-12), so read them together with the cross-validation below."]
-
-    data = train_gate.train(write=False)
-    cv, cvl = data["cv"], data["cv_logistic"]
-    out += ["", f"### Cross-validation of the gate ({cv['n']} labelled questions and dialogue turns, 5 folds)", "",
-            "Each question judged by a model trained on the other four folds "
-            "(`python -m bench train-gate` trains, cross-validates and writes `metrotest_bot/rag/gate_model.json`).",
-            "", "| model | " + " | ".join(KEYS) + " |", "|---|" + "---|" * len(KEYS),
-            "| boosted trees (shipped) | " + " | ".join(f"{cv[k]:.3f}" for k in KEYS) + " |",
-            "| logistic regression | " + " | ".join(f"{cvl[k]:.3f}" for k in KEYS) + " |",
-            "", "Features (all shares or flags against the KB in force, so the model is not tied to one KB): "
-            + ", ".join(f"`{f}`" for f in data["features"]) + "."]
+            "one another (9-10 vs 11-12), so read them together with the cross-validation (next section)."]
 
     ours = engine_eval()
     results = [("eval_dev", ours)] + [(n, engine_eval(load_eval(p))) for n, p in OWN_SETS if p.exists()]
