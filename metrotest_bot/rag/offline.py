@@ -19,20 +19,13 @@ from razdel import sentenize
 from . import analysis
 from .query import Query
 from .scoring import coverage, holds_asked_fact, match_score, max_match
+from .stats import KBStats
 from .types import Passage
 
 MAX_CHARS = 320
 
 
-class _FlatStats:
-    """Every term equally rare: used when no KB statistics are at hand."""
-
-    @staticmethod
-    def idf(term: str) -> float:
-        return 1.0
-
-
-def compose(parsed: Query, passages: list[Passage], stats=None, max_chars: int = MAX_CHARS) -> str:
+def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: int = MAX_CHARS) -> str:
     """A short spoken reply from the best passages (empty when there are none).
 
     Each sentence of the top passages is scored like a passage is (the
@@ -44,27 +37,22 @@ def compose(parsed: Query, passages: list[Passage], stats=None, max_chars: int =
     """
     if not passages:
         return ""
-    stats = stats or _FlatStats()
     lead = topic_lead(parsed, passages[0], stats)
     if lead:
         return trim(lead, max_chars)
-    scale = max_match(parsed, stats) if hasattr(stats, "df") else 0.0
+    scale = max_match(parsed, stats)
     top_score = passages[0].score or 0.0
     candidates = []  # (score, passage rank, position in passage, sentence, holds the fact asked for, slots held)
     for rank, passage in enumerate(passages[:3]):
         section_terms = set(analysis.index_terms(passage.section))
         # The ranker's order counts, but a sentence further down that holds more of the question wins.
         rank_factor = max(0.5, (passage.score / top_score)) if top_score else 1.0
-        for pos, s in enumerate(sentenize(passage.text)):
-            text = s.text.strip()
-            if not text:
-                continue
-            terms = set(analysis.index_terms(text))
-            if scale:
+        # The sentences' terms as the gate's features read them (kept per passage by the KB's statistics).
+        for pos, (text, terms) in enumerate(stats.sentences(passage.id, passage.text)):
+            score = 0.0
+            if scale:  # a question with no word to match scores every sentence 0
                 score = (coverage(parsed, terms | section_terms, stats)
                          + 0.5 * min(1.0, match_score(parsed, terms, stats) / scale))
-            else:
-                score = match_score(parsed, terms, stats) + 0.3 * match_score(parsed, section_terms | terms, stats)
             score *= rank_factor
             holds = holds_asked_fact(parsed, terms)
             if not holds:

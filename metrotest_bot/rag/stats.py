@@ -33,7 +33,7 @@ class KBStats:
             if t.isalpha() and len(t) >= 4:
                 self._by_prefix.setdefault(t[:4], []).append(t)
         self._related: dict[str, tuple[str, ...]] = {}
-        self._sentences: dict[str, list[frozenset[str]]] = {}  # passage id → its sentences' terms
+        self._sentences: dict[str, list[tuple[str, frozenset[str]]]] = {}  # passage id → its sentences
         # Each section's leading passage and its title's terms (for questions that name a section's topic).
         self.leads: dict[str, Document] = {}
         for doc in sorted(documents, key=lambda d: d.meta.get("position", 0)):
@@ -83,16 +83,19 @@ class KBStats:
     def section_terms(self, title: str) -> frozenset[str]:
         return self.title_terms.get(title, frozenset())
 
-    def sentence_terms(self, doc: Document) -> list[frozenset[str]]:
-        """Index terms of each sentence of a passage, computed on first use and kept (bounded)."""
-        cached = self._sentences.get(doc.id)
+    def sentences(self, passage_id: str, text: str) -> list[tuple[str, frozenset[str]]]:
+        """Each sentence of a passage with its index terms, computed on first use and kept (bounded):
+        the gate's features and the offline answer read the same ones."""
+        cached = self._sentences.get(passage_id)
         if cached is None:
-            text = doc.meta.get("text", "")
-            cached = [frozenset(analysis.index_terms(s.text)) for s in sentenize(text) if s.text.strip()]
+            cached = [(t, frozenset(analysis.index_terms(t))) for t in (s.text.strip() for s in sentenize(text)) if t]
             if len(self._sentences) >= SENTENCE_CACHE:
                 self._sentences.clear()  # a big KB: keep memory bounded, recompute the few asked again
-            self._sentences[doc.id] = cached
+            self._sentences[passage_id] = cached
         return cached
+
+    def sentence_terms(self, doc: Document) -> list[frozenset[str]]:
+        return [terms for _, terms in self.sentences(doc.id, doc.meta.get("text", ""))]
 
     def idf(self, term: str) -> float:
         df = self.df.get(term, 0)
