@@ -404,12 +404,15 @@ class CallSession:
             return
         self._transfer_to(target, settings.transfer_phrase)
 
+    def _whole_phrase_turn(self, kind: str, phrase: str) -> BotTurn:
+        """The bot turn of a phrase said whole in a `transfer` or `end` frame (not as answer pieces)."""
+        return BotTurn(kind=kind, answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
+                       spoken=speech_form(phrase), source="phrase", seq=self.log.next_seq())
+
     def _transfer_to(self, target: str, phrase: str) -> None:
-        spoken = speech_form(phrase)
-        turn = BotTurn(kind="transfer", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       spoken=spoken, source="phrase", seq=self.log.next_seq())
+        turn = self._whole_phrase_turn("transfer", phrase)
         self.outcome, self.transferred_to = OUTCOME_TRANSFERRED, target
-        self.send(frames.transfer_frame(target, spoken))
+        self.send(frames.transfer_frame(target, turn.spoken))
         self.log.save_bot_turn(turn)
 
     def on_silence(self) -> None:
@@ -424,13 +427,10 @@ class CallSession:
             self.goodbye(reason="silence")
 
     def goodbye(self, reason: str = "goodbye") -> None:
-        phrase = self.settings().goodbye
-        spoken = speech_form(phrase)
-        turn = BotTurn(kind="goodbye", answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       spoken=spoken, source="phrase", seq=self.log.next_seq())
+        turn = self._whole_phrase_turn("goodbye", self.settings().goodbye)
         if self.outcome != OUTCOME_NO_OPERATOR:  # a goodbye after no one could take the call keeps that outcome
             self.outcome = OUTCOME_COMPLETED
-        self.send(frames.end_frame(reason, spoken))
+        self.send(frames.end_frame(reason, turn.spoken))
         self.log.save_bot_turn(turn)
 
     # -- answers ------------------------------------------------------------
