@@ -57,7 +57,7 @@ def load_eval(path: Path = EVAL) -> list[dict]:
 
 
 def _hit(strings, texts) -> bool:
-    return any(s in t for s in strings for t in texts)
+    return any(s.lower() in t.lower() for s in strings for t in texts)
 
 
 def _pct(values, q):
