@@ -15,7 +15,10 @@ streaming server of the tests as its LLM and real WebSocket calls (bench/fault_s
 4. A client that never reads: the worker's RSS at idle vs while one socket sends prompts (and frames
    that each get an `error`) for NEVER_READ_S seconds without reading a byte.
 
-`python -m bench faults`. The schedule is fixed (no randomness), so runs compare across code changes.
+`python -m bench faults` (about 2 minutes). The schedule is fixed (no randomness), so runs compare
+across code changes. BENCH_FAULT_PARTS ("outage,kill,slow,never") picks parts, BENCH_FAULT_CALLS (20)
+the calls of the outage and the kill. The log is counted until everything said is in it, or it has
+not changed for some seconds (bounded): a spool that replays later is waited for, within reason.
 """
 from __future__ import annotations
 
