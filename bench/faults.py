@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -263,29 +264,36 @@ PARTS = [p for p in os.environ.get("BENCH_FAULT_PARTS", "outage,kill,slow,never"
 
 
 def run() -> str:
-    from tests.support.pg_cluster import PgCluster
-
     load_before = os.getloadavg()[0]
     out: dict = {"kill": {}}
     base = Path(tempfile.mkdtemp(prefix="bench-faults-"))
+    try:
+        with llm_server() as llm:
+            _run_parts(out, base, llm)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return report(out, load_before)
+
+
+def _run_parts(out: dict, base: Path, llm) -> None:
+    from tests.support.pg_cluster import PgCluster
+
     # ABANDONED_SWEEP_S: the production default, so a worker sweeps at its start.
     env = dict(ABANDONED_SWEEP_S="300")
-    with llm_server() as llm:
-        if {"outage", "kill"} & set(PARTS):
-            with PgCluster() as pg, worker(base / "pg", pg.url, llm, **env) as (srv, qs):
-                if "outage" in PARTS:
-                    out["outage"] = _timed("outage", outage, srv, pg, llm, qs)
-                if "kill" in PARTS:
-                    out["kill"]["PostgreSQL"] = _timed("kill (PostgreSQL)", kill, srv, llm, qs)
-        if {"slow", "never", "kill"} & set(PARTS):
-            with worker(base / "sqlite", f"sqlite:///{base / 'sqlite' / 'calls.db'}", llm, **env) as (srv, qs):
-                if "slow" in PARTS:
-                    out["slow"] = _timed("slow models", slow_models, srv, llm, qs)
-                if "never" in PARTS:
-                    out["never"] = _timed("never-reader", never_reader, srv, llm, qs)
-                if "kill" in PARTS:
-                    out["kill"]["SQLite"] = _timed("kill (SQLite)", kill, srv, llm, qs)
-    return report(out, load_before)
+    if {"outage", "kill"} & set(PARTS):
+        with PgCluster() as pg, worker(base / "pg", pg.url, llm, **env) as (srv, qs):
+            if "outage" in PARTS:
+                out["outage"] = _timed("outage", outage, srv, pg, llm, qs)
+            if "kill" in PARTS:
+                out["kill"]["PostgreSQL"] = _timed("kill (PostgreSQL)", kill, srv, llm, qs)
+    if {"slow", "never", "kill"} & set(PARTS):
+        with worker(base / "sqlite", f"sqlite:///{base / 'sqlite' / 'calls.db'}", llm, **env) as (srv, qs):
+            if "slow" in PARTS:
+                out["slow"] = _timed("slow models", slow_models, srv, llm, qs)
+            if "never" in PARTS:
+                out["never"] = _timed("never-reader", never_reader, srv, llm, qs)
+            if "kill" in PARTS:
+                out["kill"]["SQLite"] = _timed("kill (SQLite)", kill, srv, llm, qs)
 
 
 def _timed(name, fn, *args):
