@@ -48,6 +48,8 @@ class Call(db.Model):
     transferred_to: Mapped[str | None] = mapped_column(String(128))
     # The post-call report: topics asked, answered or not, outcome (reports/summary.py).
     summary: Mapped[str | None] = mapped_column(Text)
+    # Who wrote it: "extractive", or the LLM ("pending" → "working" → "llm"; reports/llm_summary.py).
+    summary_source: Mapped[str | None] = mapped_column(String(16), index=True)
 
     # What the CRM returned at setup (issue: caller context).
     crm_data: Mapped[dict | None] = mapped_column(JSON)
@@ -309,12 +311,14 @@ REPLAY_FAILED = "failed"
 
 class ReplayRun(db.Model):
     """A replay of callers' questions and the saved test questions against a candidate KB
-    version and the KB in force (admin/replay.py); its diff is kept in `result`."""
+    version and the KB in force (admin/replay.py); its diff is kept in `result`. A replay of a
+    candidate system prompt (admin/prompt_replay.py) has no version and holds the `prompt`."""
 
     __tablename__ = "replay_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("kb_versions.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("kb_versions.id", ondelete="CASCADE"), index=True)
+    prompt: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=REPLAY_RUNNING)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     n_questions: Mapped[int] = mapped_column(Integer, default=0)
