@@ -233,6 +233,8 @@ def execute(app, run_id: int) -> None:
                     _set(run_id, progress=round(done / max(total, 1), 3), heartbeat_at=utcnow())
 
             result = compare(in_force, candidate, questions, settings, app.config, progress, candidate_settings)
+            if run.prompt is not None:  # the page shows what the candidate was compared with
+                result["prompt_in_force"] = settings.system_prompt
             _set(run_id, status=REPLAY_DONE, progress=1.0, result=result, finished_at=utcnow(), heartbeat_at=utcnow())
             log.info("replay %s of %s: %s questions in %.1f s", run_id,
                      "a prompt" if run.prompt is not None else f"KB version {run.version_id}",
