@@ -154,6 +154,8 @@ class Config:
         # on an error or past the timeout (seconds) the extractive summary stays.
         self.CALL_SUMMARY_LLM = _env_bool("CALL_SUMMARY_LLM", True)
         self.CALL_SUMMARY_TIMEOUT = _env_float("CALL_SUMMARY_TIMEOUT", 10.0)
+        # A note with the summary on the caller's CRM card after the call (bitrix24/amocrm; reports/crm_note.py).
+        self.CRM_CALL_NOTES = _env_bool("CRM_CALL_NOTES", True)
         self.COMPANY_TZ = _env("COMPANY_TZ", "Asia/Yekaterinburg")
 
         self.VOICE_IDLE_TIMEOUT = _env_float("VOICE_IDLE_TIMEOUT", 120.0)

@@ -243,13 +243,15 @@ class CallWebhook(db.Model):
     Written in the transaction that finishes the call, so a report is never
     lost to a crash; deleted once delivered. The body is kept as sent (and
     signed): clearing the call log does not change what the CRM receives.
-    No foreign key for the same reason.
+    No foreign key for the same reason. The same outbox carries the call's note
+    to the CRM (`target` "crm", reports/crm_note.py); null is the webhook.
     """
 
     __tablename__ = "call_webhooks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[int] = mapped_column(Integer, index=True)
+    target: Mapped[str | None] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=WEBHOOK_PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

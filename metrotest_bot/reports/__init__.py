@@ -12,11 +12,10 @@ from sqlalchemy import select
 from ..models import Call, Turn
 from . import llm_summary, webhook
 from .summary import call_summary
-from .webhook import enqueue
 
 
 def finalize_call(session, call_id: int, config) -> bool:
-    """Store the call's summary and queue its webhook (when configured), in the caller's transaction.
+    """Store the call's summary and queue its webhook and CRM note (when configured), in the caller's transaction.
 
     Returns True when there is work after the commit (a webhook queued, a summary for the model):
     the caller then calls wake(app).
@@ -31,10 +30,7 @@ def finalize_call(session, call_id: int, config) -> bool:
         call.summary_source = llm_summary.PENDING
         return True
     call.summary_source = llm_summary.EXTRACTIVE
-    if not config.get("CALL_WEBHOOK_URL"):
-        return False
-    enqueue(session, call, turns)
-    return True
+    return webhook.queue(session, call, turns, config)
 
 
 def wake(app) -> None:

@@ -5,7 +5,7 @@ The call's end stores the extractive summary at once (summary.py) and marks the 
 (a background thread, a greenlet under gunicorn's gevent worker) asks the model for one or two
 Russian sentences, within CALL_SUMMARY_TIMEOUT, and in one transaction stores them
 (`"llm"`) — or, on any error, keeps the extractive summary (`"extractive"`) — and queues the
-webhook with the summary the call ended up with. So the call never waits for the model, and
+webhook and the CRM note with the summary the call ended up with. So the call never waits for the model, and
 the webhook always carries the summary shown in the panel.
 
 Durable and shared like the webhook outbox: a call is claimed with a compare-and-set
@@ -28,7 +28,7 @@ from ..models import Call, Turn
 from ..outcomes import outcome_label
 from ..rag.generate import NO_ANSWER, get_client, llm_enabled
 from ..timeutil import utcnow
-from .webhook import enqueue
+from .webhook import queue
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +167,7 @@ class Summarizer(BackgroundWorker):
             if text:
                 call.summary = text
             call.summary_source = source
-            queued = bool(cfg.get("CALL_WEBHOOK_URL"))
-            if queued:
-                enqueue(db.session, call, _turns(call_id))
+            queued = queue(db.session, call, _turns(call_id), cfg)
             db.session.commit()
         if queued:
             from .webhook import wake

@@ -1,4 +1,5 @@
-"""calls.summary_source (LLM summaries); replay_runs.prompt, version_id nullable (prompt replays)
+"""calls.summary_source (LLM summaries); replay_runs.prompt, version_id nullable (prompt replays);
+call_webhooks.target (CRM notes)
 
 Revision ID: b7c4e2a91d06
 Revises: 37438a947d54
@@ -46,6 +47,8 @@ def upgrade():
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.add_column(sa.Column('summary_source', sa.String(length=16), nullable=True))
         batch_op.create_index(batch_op.f('ix_calls_summary_source'), ['summary_source'], unique=False)
+    with op.batch_alter_table('call_webhooks', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('target', sa.String(length=16), nullable=True))
     with op.batch_alter_table('replay_runs', schema=None, copy_from=_replay_runs(False, False)) as batch_op:
         batch_op.add_column(sa.Column('prompt', sa.Text(), nullable=True))
         batch_op.alter_column('version_id', existing_type=sa.Integer(), nullable=True)
@@ -56,6 +59,8 @@ def downgrade():
     with op.batch_alter_table('replay_runs', schema=None, copy_from=_replay_runs(True, True)) as batch_op:
         batch_op.alter_column('version_id', existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column('prompt')
+    with op.batch_alter_table('call_webhooks', schema=None) as batch_op:
+        batch_op.drop_column('target')
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_calls_summary_source'))
         batch_op.drop_column('summary_source')
