@@ -112,6 +112,8 @@ class Config:
         self.KB_HOLD_UPLOADS = _env_bool("KB_HOLD_UPLOADS", True)
         self.KB_CONFIRM_SHRINK_RATIO = _env_float("KB_CONFIRM_SHRINK_RATIO", 0.5)
         self.REPLAY_QUESTIONS = _env_int("REPLAY_QUESTIONS", 200)
+        # With an LLM configured a replay asks the model, at most this many answers at once.
+        self.REPLAY_LLM_CONCURRENCY = _env_int("REPLAY_LLM_CONCURRENCY", 4)
 
         self.OPENAI_API_KEY = _env("OPENAI_API_KEY")
         self.OPENAI_BASE_URL = _env("OPENAI_BASE_URL")
@@ -148,6 +150,12 @@ class Config:
         self.CALL_WEBHOOK_RETRY_MAX = _env_float("CALL_WEBHOOK_RETRY_MAX", 3600.0)
         self.CALL_WEBHOOK_MAX_ATTEMPTS = _env_int("CALL_WEBHOOK_MAX_ATTEMPTS", 20)
         self.CALL_WEBHOOK_POLL = _env_float("CALL_WEBHOOK_POLL", 30.0)  # idle look for work other workers left
+        # The post-call summary worded by the LLM when one is configured (reports/llm_summary.py);
+        # on an error or past the timeout (seconds) the extractive summary stays.
+        self.CALL_SUMMARY_LLM = _env_bool("CALL_SUMMARY_LLM", True)
+        self.CALL_SUMMARY_TIMEOUT = _env_float("CALL_SUMMARY_TIMEOUT", 10.0)
+        # A note with the summary on the caller's CRM card after the call (bitrix24/amocrm; reports/crm_note.py).
+        self.CRM_CALL_NOTES = _env_bool("CRM_CALL_NOTES", True)
         self.COMPANY_TZ = _env("COMPANY_TZ", "Asia/Yekaterinburg")
 
         self.VOICE_IDLE_TIMEOUT = _env_float("VOICE_IDLE_TIMEOUT", 120.0)
