@@ -82,7 +82,7 @@ class Call(Protocol):
     dialogue: Dialogue
 
     def plan(self, question: str): ...
-    def phrases(self) -> phrases.Phrases: ...
+    def phrasebook(self) -> phrases.Phrases: ...
     def transfer_to(self, line: phrases.Line) -> None: ...
     def answer_over(self, task: "AnswerTask") -> None: ...
 
@@ -199,7 +199,7 @@ class AnswerTask:
             if self._advance(State.DELIVERED):
                 self.frames.piece("", last=True)
             return
-        line = self.call.phrases().engine_failed()
+        line = self.call.phrasebook().engine_failed()
         if line.transfer_to:
             with self._lock:
                 if self.state not in RUNNING:

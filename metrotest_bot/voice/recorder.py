@@ -42,8 +42,8 @@ class AnswerRecord:
 
 
 class CallRecorder:
-    def __init__(self, log_: CallLog):
-        self.log = log_
+    def __init__(self, app):
+        self.log = CallLog(app)
         self.recent: OrderedDict[str, BotTurn] = OrderedDict()  # the last turns an interrupt may name
 
     @property
@@ -168,10 +168,8 @@ class CallRecorder:
         if turn.turn_id is None and not turn.planned_text and not turn.pieces:
             return  # cut before a word of it existed: nothing was said or planned to log
         self._wait_for_question(record)
-        # Remembered before its write, which may yield: an interrupt naming it meanwhile finds it
-        # (CallLog serializes the two saves, the second writes only what changed).
-        self._remember(turn)
         self.log.save_bot_turn(turn)
+        self._remember(turn)
 
     def wait_for_question(self, record: AnswerRecord) -> None:
         """Before a write that follows an answer's question in the log (the transfer replacing it)."""

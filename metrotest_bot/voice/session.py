@@ -24,7 +24,6 @@ from ..rag.dialogue import Dialogue
 from . import frames, intents, limits, phrases
 from .answer_task import KILL_WAIT_S, AnswerTask
 from .caller import CallerProfile, profile_for
-from .calllog import CallLog
 from .recorder import CallRecorder
 from .sender import FrameSender, SocketQueue, abort_socket, close_within
 
@@ -91,7 +90,7 @@ class CallSession:
         self.max_frame_bytes = cfg["VOICE_MAX_FRAME_BYTES"]
         self.max_json_depth = cfg.get("VOICE_MAX_JSON_DEPTH", frames.MAX_JSON_DEPTH)
         self.idle_timeout = cfg["VOICE_IDLE_TIMEOUT"]
-        self.recorder = CallRecorder(CallLog(app))
+        self.recorder = CallRecorder(app)
         # Bounded sockets (issue #13): what a socket may send us, and what we hold for it.
         self.guard = limits.SocketGuard(self.send_error, cfg["VOICE_MAX_FRAMES_PER_SECOND"],
                                         cfg["VOICE_MAX_PROMPTS_PER_SECOND"], cfg["VOICE_RATE_LIMIT_CLOSE_AFTER"])
