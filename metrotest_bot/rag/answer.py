@@ -32,10 +32,13 @@ class _Reader:
 
     _END = object()
 
-    def __init__(self, stream):
+    def open(self, opener, until: float):
+        """The stream opener() returns, read from now on (opening is bounded by the HTTP timeouts)."""
+        stream = opener()
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, args=(stream,), name="llm-reader", daemon=True)
         self._thread.start()
+        return stream
 
     def _run(self, stream):
         try:
@@ -70,12 +73,30 @@ class _GreenletReader:
     The timer may fire only while this greenlet waits inside next(): `pause()` stops it before
     the answer yields a piece, so it can never land in the caller's code (a socket send)."""
 
-    def __init__(self, stream):
-        self._deltas = stream.deltas()
+    def __init__(self):
+        self._deltas = None
         self._timer = None
         self._until = None
 
+    def open(self, opener, until: float):
+        """The stream opener() returns, under the deadline too: a model that never even sends its
+        response headers is given up at `until`, not after the HTTP read timeout."""
+        self._arm(until)
+        stream = self._bounded(opener)
+        self._deltas = stream.deltas()
+        return stream
+
     def next(self, until: float) -> str | None:
+        self._arm(until)
+        return self._bounded(self._next_delta)
+
+    def _next_delta(self) -> str | None:
+        for delta in self._deltas:
+            if delta:
+                return delta
+        return None
+
+    def _arm(self, until: float) -> None:
         from gevent import Timeout
 
         if self._timer is None or until != self._until:
@@ -84,11 +105,12 @@ class _GreenletReader:
             if remaining <= 0:
                 raise TimeoutError("LLM deadline")
             self._timer, self._until = Timeout.start_new(remaining), until
+
+    def _bounded(self, fn):
+        from gevent import Timeout
+
         try:
-            for delta in self._deltas:
-                if delta:
-                    return delta
-            return None
+            return fn()
         except Timeout as exc:
             if exc is not self._timer:
                 raise
@@ -101,13 +123,13 @@ class _GreenletReader:
             timer.close()
 
 
-def _reader(stream):
-    """The stream's reader: in this greenlet under gevent, else from a thread."""
+def _reader():
+    """A reader of the LLM stream: in this greenlet under gevent, else from a thread."""
     try:
         from gevent import monkey
     except ImportError:
-        return _Reader(stream)
-    return _GreenletReader(stream) if monkey.is_module_patched("socket") else _Reader(stream)
+        return _Reader()
+    return _GreenletReader() if monkey.is_module_patched("socket") else _Reader()
 
 
 class Answer:
@@ -200,12 +222,12 @@ class Answer:
         try:
             messages = generate.build_messages(self.question, self.passages, self._settings.system_prompt,
                                                self._caller, self._dialogue.messages() if self._dialogue else None)
-            stream = generate.open_stream(cfg, messages)
+            chunks = _reader()
+            stream = chunks.open(lambda: generate.open_stream(cfg, messages), min(first_deadline, total_deadline))
             with self._lock:
                 self._http = stream
                 if self._closed:
                     return
-            chunks = _reader(stream)
             while True:
                 if self._closed:
                     return
