@@ -32,7 +32,7 @@ def read(stream):
 def pools():
     transport = generate.get_client(cfg)._client._transport
     if hasattr(transport, "_free"):  # lanes: a pool of one connection each
-        return [lane._pool for lane in transport._free]
+        return [lane._pool for lane, _ in transport._free]
     return [transport._pool]
 
 streams = [generate.open_stream(cfg, messages) for _ in range(n)]  # all open at once
@@ -68,3 +68,37 @@ def test_connections_are_kept_alive_and_reused_without_walking_them_all(fake_ope
     # Three more answers, each taking a connection and giving it back: their own connection
     # checked, not the N kept alive (httpcore's single pool checked all N twice per answer).
     assert got["checked"] <= 3 * 2
+
+
+EXPIRY_PROBE = r'''
+from gevent import monkey
+monkey.patch_all()
+import json, sys, time
+import openai
+from metrotest_bot.rag.llm_http import lane_pool
+
+pool = lane_pool(10, 0.3)  # connections kept alive 0.3 s
+http = openai.DefaultHttpxClient(transport=pool)
+url = sys.argv[1] + "/chat/completions"
+body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+responses = [http.send(http.build_request("POST", url, json=body), stream=True) for _ in range(5)]
+for r in responses:  # all five open at once: five lanes
+    r.read()
+    r.close()
+kept = len(pool._free)
+time.sleep(0.5)  # past the expiry
+r = http.send(http.build_request("POST", url, json=body), stream=True)
+r.read()
+r.close()
+print(json.dumps({"kept": kept, "after_expiry": len(pool._free)}))
+'''
+
+
+def test_lanes_unused_past_the_keep_alive_expiry_are_closed(fake_openai):
+    fake_openai.first_token_delay = 0.3
+    done = subprocess.run([sys.executable, "-c", EXPIRY_PROBE, fake_openai.base_url], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["kept"] == 5
+    assert got["after_expiry"] == 1  # the four left idle were closed; the one just used is kept

@@ -6,7 +6,9 @@ at once that walk was a third of the LLM client's CPU per answer (issue #16). He
 a free list of lanes, each an httpx transport holding at most one connection: taking one and
 giving it back are O(1), and the lane given back last (its connection the warmest) is taken
 first, so keep-alive works as before. A lane's own pool still does everything per request
-(expiry, a connection the server closed, TLS), over its single connection.
+(expiry, a connection the server closed, TLS), over its single connection; lanes left unused
+past the keep-alive expiry are closed from the cold end of the list (their sockets would else
+stay open until the next burst of calls).
 
 The openai client is built on this transport (`http_client=...(transport=LanePool(...))`), so
 its request building, auth, timeouts and error mapping are unchanged.
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
+from collections import deque
 
 
 def httpx_module():
@@ -31,7 +35,7 @@ def lane_pool(max_lanes: int, keepalive_expiry: float | None):
 
     class LanePool(httpx.BaseTransport):
         def __init__(self):
-            self._free: list = []  # lanes not in use, the last given back at the end
+            self._free: deque = deque()  # (lane, given back at) not in use, the last given back at the right
             self._lock = threading.Lock()
             self._slots = threading.BoundedSemaphore(max_lanes)
             # One TLS context for every lane: making one loads the CA bundle (milliseconds).
@@ -45,7 +49,7 @@ def lane_pool(max_lanes: int, keepalive_expiry: float | None):
             if not self._slots.acquire(timeout=timeout):
                 raise httpx.PoolTimeout("no LLM connection free within the pool timeout", request=request)
             with self._lock:
-                lane = self._free.pop() if self._free else None
+                lane = self._free.pop()[0] if self._free else None
             if lane is None:
                 lane = httpx.HTTPTransport(verify=self._ssl, limits=self._limits)
             try:
@@ -57,19 +61,24 @@ def lane_pool(max_lanes: int, keepalive_expiry: float | None):
             return response
 
         def _give_back(self, lane) -> None:
+            now = time.monotonic()
+            stale = []
             with self._lock:
-                closed = self._closed
-                if not closed:
-                    self._free.append(lane)
-            if closed:
-                lane.close()
+                if self._closed:
+                    stale.append(lane)
+                else:
+                    self._free.append((lane, now))
+                    while keepalive_expiry is not None and now - self._free[0][1] > keepalive_expiry:
+                        stale.append(self._free.popleft()[0])
             self._slots.release()
+            for old in stale:
+                old.close()
 
         def close(self) -> None:
             with self._lock:
                 self._closed = True
-                lanes, self._free = self._free, []
-            for lane in lanes:
+                lanes, self._free = self._free, deque()
+            for lane, _ in lanes:
                 lane.close()
 
     class _LaneStream(httpx.SyncByteStream):
