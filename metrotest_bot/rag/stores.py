@@ -59,19 +59,29 @@ def read_json_array(path: Path) -> list:
     parts.append(decoder.decode(b"", final=True))
     text = "".join(parts)
     del parts
-    skip = re.compile(r"\s*,?\s*").match
-    raw_decode = json.JSONDecoder().raw_decode
+    space = re.compile(r"\s*").match
+    raw_decode = json.JSONDecoder().raw_decode  # one item at a time; ValueError on anything malformed
     items: list = []
-    pos = skip(text, 0).end()
+    pos = space(text, 0).end()
     if not text.startswith("[", pos):
         raise ValueError(f"{path}: not a JSON array")
-    pos = skip(text, pos + 1).end()
-    while not text.startswith("]", pos):
-        if pos >= len(text):
-            raise ValueError(f"{path}: truncated JSON array")
-        item, pos = raw_decode(text, pos)
-        items.append(item)
-        pos = skip(text, pos).end()
+    pos = space(text, pos + 1).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            item, pos = raw_decode(text, pos)
+            items.append(item)
+            pos = space(text, pos).end()
+            if text.startswith(",", pos):
+                pos = space(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise ValueError(f"{path}: not a JSON array (at character {pos})")
+    if space(text, pos).end() != len(text):
+        raise ValueError(f"{path}: data after the JSON array")
     return items
 
 
