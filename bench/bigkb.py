@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def _run() -> str:
                 gunicorn.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 gunicorn.kill()
+        shutil.rmtree(tmp, ignore_errors=True)  # ~110 MB: the big KB and its index
     errors = [c.error for c in callers if c.error]
     end = in_force_at if in_force_at is not None else float("inf")
     rows = []
