@@ -111,7 +111,7 @@ def settings():
             flash("Изменений нет: настройки остались прежними.", "info")
             return redirect(url_for("admin.settings"), 303)
         row = save_bot_settings({**in_force, **data}, current_user.username)
-        ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
+        ttl = current_app.config["SHARED_STATE_TTL"]
         flash(f"Настройки сохранены (версия №{row.id}). Следующие звонки получат их на всех серверах "
               f"в течение {seconds(ttl)} с.", "success")
         return redirect(url_for("admin.settings"), 303)
