@@ -181,6 +181,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GUNICORN_WORKERS", int, lambda c: os.cpu_count() or 1, "gevent workers, each holding hundreds of calls",
             shown="the CPU count", read_by="gunicorn"),
     Setting("GUNICORN_BIND", str, "0.0.0.0:8000", "address and port gunicorn listens on", read_by="gunicorn"),
+    Setting("GUNICORN_WORKER_CONNECTIONS", int, 1000, "connections (calls) one worker holds at most", read_by="gunicorn"),
+    Setting("GUNICORN_TIMEOUT", int, 30, "seconds a worker's hub may block before the master restarts it",
+            read_by="gunicorn"),
+    Setting("GUNICORN_GRACEFUL_TIMEOUT", int, 30, "seconds for calls in progress to end on a restart; those still "
+            "open are then closed and logged as lost", read_by="gunicorn"),
+    Setting("GUNICORN_KEEPALIVE", int, 5, "idle HTTP keep-alive in seconds; set it above your load balancer's idle "
+            "timeout", read_by="gunicorn"),
+    Setting("GUNICORN_CONTROL_SOCKET", str, None, "path of gunicorn's control socket (off when unset)",
+            read_by="gunicorn"),
+    Setting("FORWARDED_ALLOW_IPS", str, "127.0.0.1,::1", "proxies whose X-Forwarded-* headers are trusted",
+            read_by="gunicorn"),
+    Setting("LOG_LEVEL", str, "info", "gunicorn's and the app's log level", read_by="gunicorn"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 # Plain defaults (not worked out at start) for code handed a partial mapping, such as a test's dict.

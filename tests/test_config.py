@@ -96,8 +96,17 @@ def test_gunicorn_reads_the_declared_defaults(monkeypatch):
         if s.read_by == "gunicorn":
             monkeypatch.delenv(s.name, raising=False)
     conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert conf["bind"] == SETTINGS_BY_NAME["GUNICORN_BIND"].default
-    assert conf["workers"] == SETTINGS_BY_NAME["GUNICORN_WORKERS"].default(None)
+    declared = {s.name: s.default(None) if callable(s.default) else s.default
+                for s in SETTINGS if s.read_by == "gunicorn"}
+    assert conf["bind"] == declared["GUNICORN_BIND"]
+    assert conf["workers"] == declared["GUNICORN_WORKERS"]
+    assert conf["worker_connections"] == declared["GUNICORN_WORKER_CONNECTIONS"]
+    assert conf["timeout"] == declared["GUNICORN_TIMEOUT"]
+    assert conf["graceful_timeout"] == declared["GUNICORN_GRACEFUL_TIMEOUT"]
+    assert conf["keepalive"] == declared["GUNICORN_KEEPALIVE"]
+    assert conf.get("control_socket_disable") is True and declared["GUNICORN_CONTROL_SOCKET"] is None
+    assert conf["forwarded_allow_ips"] == declared["FORWARDED_ALLOW_IPS"]
+    assert conf["loglevel"] == declared["LOG_LEVEL"]
 
 
 def _config_reads():
