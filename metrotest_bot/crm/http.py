@@ -11,6 +11,7 @@ single slow CRM answer can outlive the budget.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -47,7 +48,11 @@ def pool() -> httpx.Client:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = httpx.Client(limits=POOL_LIMITS, follow_redirects=True, max_redirects=3,
+                # httpcore writes a request's headers and body in two sends: without TCP_NODELAY the
+                # body of a POST may wait for the server's delayed ACK (up to 40 ms on Linux).
+                transport = httpx.HTTPTransport(limits=POOL_LIMITS,
+                                                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+                _pool = httpx.Client(transport=transport, follow_redirects=True, max_redirects=3,
                                      headers={"User-Agent": USER_AGENT})
     return _pool
 
