@@ -117,6 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
             "never put in force without an explicit confirmation (0: no check)"),
     Setting("REPLAY_QUESTIONS", int, 200,
             "how many of the callers' latest distinct questions a replay asks (besides the saved test questions)"),
+    Setting("REPLAY_LLM_CONCURRENCY", int, 4,
+            "with an LLM configured, replays ask the model; at most this many answers at once"),
     # answers
     Setting("OPENAI_API_KEY", str, None, "LLM key", shown="none: offline answers"),
     Setting("OPENAI_BASE_URL", str, None, "any OpenAI-compatible endpoint", shown="OpenAI's"),
@@ -162,6 +164,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CALL_WEBHOOK_RETRY_MAX", float, 3600.0, "… up to this many seconds"),
     Setting("CALL_WEBHOOK_MAX_ATTEMPTS", int, 20, "attempts before a report is given up (kept in `call_webhooks` as `failed`)"),
     Setting("CALL_WEBHOOK_POLL", float, 30.0, "seconds between looks for reports other workers left"),
+    Setting("CALL_SUMMARY_LLM", _bool, True, "with an LLM configured, the post-call summary is worded by the model "
+            "after the call (false: always the extractive one)"),
+    Setting("CALL_SUMMARY_TIMEOUT", float, 10.0,
+            "seconds the model has for a summary; on an error or past it the extractive summary stays"),
+    Setting("CRM_CALL_NOTES", _bool, True, "with `CRM_KIND` bitrix24 or amocrm, a call whose caller the CRM knew "
+            "leaves a note with its summary on the caller's card (below)"),
     # the admin panel
     Setting("COMPANY_TZ", str, "Asia/Yekaterinburg", "the zone the admin panel shows times in"),
     Setting("ADMIN_PAGE_SIZE", int, 50, "calls per page of the panel's call list"),

@@ -74,7 +74,7 @@ class Client:
     def get(self, url: str, params: dict | None = None) -> Response:
         return self._send("GET", url, params=params)
 
-    def post_json(self, url: str, body: dict) -> Response:
+    def post_json(self, url: str, body: dict | list) -> Response:
         data = json.dumps(body, ensure_ascii=False).encode()
         return self._send("POST", url, content=data, headers={"Content-Type": "application/json"})
 

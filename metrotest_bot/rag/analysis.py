@@ -174,6 +174,21 @@ def _spelled_codes(raw: list[tuple[str, ...]], tokens: list[str]) -> None:
         i -= 1
 
 
+def _spelled_units(raw: list[tuple[str, ...]], tokens: list[str]) -> None:
+    """«пятьсот кэ эн» → 500 кн, «триста дэ жэ» → 300 дж: consonant names after a number spell its unit."""
+    i = len(raw) - 2
+    while i >= 0:
+        if raw[i][0].isdigit() and not isinstance(raw[i], Code):
+            end = i + 1
+            while end < len(raw) and tokens[end] in LETTERS and tokens[end] not in _VOWEL_WORDS and end - i <= 3:
+                end += 1
+            if end - i - 1 >= 2:
+                unit = "".join(LETTERS[t] for t in tokens[i + 1:end])
+                raw[i + 1:end] = [(unit,)]
+                tokens[i + 1:end] = [unit]
+        i -= 1
+
+
 def items(text: str) -> list[tuple[str, ...]]:
     """Lemma alternatives of every word in order (stop words kept), number words joined into digits."""
     raw: list[tuple[str, ...]] = []
@@ -185,6 +200,7 @@ def items(text: str) -> list[tuple[str, ...]]:
     for start, end, value in reversed(number_runs([alts[0] for alts in raw])):
         raw[start:end] = [(value,)]
         tokens[start:end] = [value]
+    _spelled_units(raw, tokens)
     _spelled_codes(raw, tokens)
     for i in range(len(raw) - 1):
         # Machines are rated in kilonewtons; callers say tons of force («на тридцать тонн»): 1 тс ≈ 10 кН.
