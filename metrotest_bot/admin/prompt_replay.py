@@ -54,7 +54,7 @@ def prompt_replay(run_id: int):
     in_force = load_from_db().system_prompt
     return render_template("admin/prompt_replay.html", run=run, in_force=in_force, live=run.prompt == in_force,
                            refusals=replay.refusal_risk(run), form=replay.ReplayForm(formdata=None),
-                           limit=current_app.config.get("REPLAY_QUESTIONS", 200))
+                           limit=current_app.config["REPLAY_QUESTIONS"])
 
 
 @bp.route(f"/settings/prompt/<int(max={MAX_ID}):run_id>/replay", methods=["POST"])
@@ -83,7 +83,7 @@ def prompt_publish(run_id: int):
                             details={"replay": run.id, "settings_version": row.id, "confirmed": risk,
                                      "previous_chars": len(previous), "chars": len(run.prompt)}))
     db.session.commit()
-    ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
+    ttl = current_app.config["SHARED_STATE_TTL"]
     flash(f"Новая системная инструкция опубликована (версия настроек №{row.id}). Следующие звонки получат её "
           f"на всех серверах в течение {str(ttl).replace('.', ',')} с.", "success")
     return redirect(url_for("admin.settings"), 303)

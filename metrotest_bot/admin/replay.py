@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 
 from ..bot_settings import load_from_db
 from ..extensions import db
+from ..morph import fold_yo
 from ..models import (KB_STATUS_READY, REPLAY_DONE, REPLAY_FAILED, REPLAY_RUNNING, ROLE_BOT, AuditLog, KBVersion,
                       ReplayRun, TestQuestion, Turn)
 from ..rag import KBError, get_engine
@@ -59,7 +60,7 @@ class ReplayForm(RussianForm):
 # --- the questions --------------------------------------------------------------------------
 
 def question_key(text: str) -> str:
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.lower().replace("ё", "е")).split())
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in fold_yo(text.lower())).split())
 
 
 def replay_questions(limit: int) -> list[tuple[str, bool]]:
@@ -141,7 +142,7 @@ def refusal_risk(run: ReplayRun | None) -> str | None:
 
 
 def risks(row: KBVersion, run: ReplayRun | None) -> Risks:
-    ratio = float(current_app.config.get("KB_CONFIRM_SHRINK_RATIO", 0.5))
+    ratio = float(current_app.config["KB_CONFIRM_SHRINK_RATIO"])
     shrink = shrink_reason(row.n_passages or 0, in_force_passages(), ratio)
     return Risks(shrink, refusal_risk(run))
 
@@ -152,7 +153,7 @@ CANDIDATE = "новая версия ждёт публикации: провер
 def hold_reason(app, version_id: int, n_passages: int) -> str | None:
     """Called by the upload job before it puts a version in force: why it is held, or None
     (then it goes live at once). A sharp shrink is always held; with KB_HOLD_UPLOADS, every upload."""
-    ratio = float(app.config.get("KB_CONFIRM_SHRINK_RATIO", 0.5))
+    ratio = float(app.config["KB_CONFIRM_SHRINK_RATIO"])
     shrink = None
     if ratio > 0:
         try:
@@ -161,7 +162,7 @@ def hold_reason(app, version_id: int, n_passages: int) -> str | None:
             log.warning("KB in force unreadable; upload %s not compared", version_id, exc_info=True)
     if shrink:
         return shrink + " Опубликовать её можно только с подтверждением."
-    return CANDIDATE if app.config.get("KB_HOLD_UPLOADS", True) else None
+    return CANDIDATE if app.config["KB_HOLD_UPLOADS"] else None
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def execute(app, run_id: int) -> None:
     with app.app_context():
         try:
             run = db.session.get(ReplayRun, run_id)
-            questions = replay_questions(int(app.config.get("REPLAY_QUESTIONS", 200)))
+            questions = replay_questions(int(app.config["REPLAY_QUESTIONS"]))
             _set(run_id, n_questions=len(questions))
             engine = get_engine()
             engine.refresh()
@@ -271,7 +272,7 @@ def kb_replay(version_id: int):
     run = latest_run(version_id)
     return render_template("admin/replay.html", version=row, run=run, risks=risks(row, run),
                            in_force=in_force_passages(), form=ReplayForm(formdata=None),
-                           limit=current_app.config.get("REPLAY_QUESTIONS", 200),
+                           limit=current_app.config["REPLAY_QUESTIONS"],
                            llm_configured=llm_enabled(current_app.config))
 
 

@@ -130,7 +130,7 @@ def compare(in_force, candidate, questions: list[tuple[str, bool]], settings, co
     started = time.monotonic()
     sides = ((in_force, settings), (candidate, candidate_settings or settings))
     llm = llm_enabled(config)
-    concurrency = max(1, int(config.get("REPLAY_LLM_CONCURRENCY") or 4))
+    concurrency = max(1, int(config["REPLAY_LLM_CONCURRENCY"]))
     if llm:
         pairs = _ask_all_llm(sides, questions, config, progress, concurrency)
     else:
@@ -149,7 +149,7 @@ def compare(in_force, candidate, questions: list[tuple[str, bool]], settings, co
     rows.sort(key=lambda r: (order[r["kind"]], not r["test"]))
     return {"questions": len(questions), "tests": sum(1 for _, t in questions if t), "counts": counts,
             "refused": refused, "rows": rows, "seconds": round(time.monotonic() - started, 2),
-            "llm": {"model": config.get("LLM_MODEL") or "gpt-4o-mini", "concurrency": concurrency,
+            "llm": {"model": config["LLM_MODEL"], "concurrency": concurrency,
                     "errors": sum(a["llm_error"] for pair in pairs for a in pair)} if llm else None,
             "in_force": {"name": in_force.target.name if in_force else None,
                          "version_id": in_force.target.version_id if in_force else None,

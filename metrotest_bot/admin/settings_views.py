@@ -122,7 +122,7 @@ def settings():
             changed.discard("system_prompt")
         if changed:
             row = save_bot_settings({**in_force, **data}, current_user.username)
-            ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
+            ttl = current_app.config["SHARED_STATE_TTL"]
             flash(f"Настройки сохранены (версия №{row.id}). Следующие звонки получат их на всех серверах "
                   f"в течение {seconds(ttl)} с.", "success")
         if candidate is not None:

@@ -211,9 +211,9 @@ class Answer:
         or LLM_TOTAL_TIMEOUT overall → the stream is closed and the cut-short phrase ends the
         answer (never a stray half-sentence). SSE keep-alives reset no deadline."""
         cfg = self._config
-        total_deadline = self._started + float(cfg.get("LLM_TOTAL_TIMEOUT") or 20.0)
-        first_deadline = self._started + float(cfg.get("FIRST_SPEECH_DEADLINE") or 3.0)
-        stall = float(cfg.get("LLM_STALL_TIMEOUT") or 4.0)
+        total_deadline = self._started + float(cfg["LLM_TOTAL_TIMEOUT"])
+        first_deadline = self._started + float(cfg["FIRST_SPEECH_DEADLINE"])
+        stall = float(cfg["LLM_STALL_TIMEOUT"])
         splitter = PieceSplitter()
         verdict = generate.NoAnswerDetector()
         spoken_any = False

@@ -253,7 +253,7 @@ class Engine:
 
     def current(self) -> LoadedIndex | None:
         """The loaded index in force, re-checked at most every SHARED_STATE_TTL seconds."""
-        ttl = float(self.config.get("SHARED_STATE_TTL", 2.0))
+        ttl = float(self.config["SHARED_STATE_TTL"])
         if self._index is not None and time.monotonic() - self._checked_at < ttl:
             return self._index
         with self._lock:

@@ -26,7 +26,7 @@ def get_client(config):
 
     from .llm_http import httpx_module, lane_pool
 
-    first = float(config.get("LLM_FIRST_TOKEN_TIMEOUT") or 4.0)
+    first = float(config["LLM_FIRST_TOKEN_TIMEOUT"])
     key = (config.get("OPENAI_API_KEY"), config.get("OPENAI_BASE_URL"), first)
     with _clients_lock:
         client = _clients.get(key)
@@ -143,11 +143,11 @@ def open_stream(config, messages: list[dict]):
 
     client = get_client(config)
     body = {
-        "model": config.get("LLM_MODEL") or "gpt-4o-mini",
+        "model": config["LLM_MODEL"],
         "messages": messages,
         "stream": True,
         "temperature": 0.2,
-        "max_tokens": int(config.get("LLM_MAX_TOKENS") or 300),
+        "max_tokens": int(config["LLM_MAX_TOKENS"]),
     }
     # The raw-response header "stream" makes the client return the HTTP response unread.
     response = client.post("/chat/completions", cast_to=_http_response_type(), body=body,

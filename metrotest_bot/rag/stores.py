@@ -299,5 +299,5 @@ def open_store(config, name: str, embedding_dim: int | None = None) -> KBStore:
     """The store for KB index `name` on the configured backend."""
     url = config.get("ELASTICSEARCH_URL")
     if url:
-        return ElasticStore(url, config.get("ELASTICSEARCH_PREFIX") or "metrotest", name, embedding_dim)
+        return ElasticStore(url, config["ELASTICSEARCH_PREFIX"], name, embedding_dim)
     return EmbeddedStore(Path(config["DATA_DIR"]), name)

@@ -10,28 +10,27 @@ delays a call, and a restart loses nothing. The note goes on the card the lookup
 - amoCRM: `POST /api/v4/{contacts|companies}/{id}/notes` with [{"note_type": "common",
   "params": {"text": ...}}] and the long-lived token (CRM_TOKEN); 200 with `_embedded.notes`.
 
-Plain urllib like the webhook (cooperative under the gevent worker), independent of the
-lookup's client (crm/http.py), whose budget is a call's setup.
+Sent through the CRM's pooled httpx client (crm/http.py), each note bound to its own
+deadline (CALL_WEBHOOK_TIMEOUT), not to the lookup's budget of a call's setup.
 """
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import time
 from zoneinfo import ZoneInfo
 
+from ..crm.http import Client, CRMError
 from ..models import WEBHOOK_PENDING, CallWebhook
 from ..outcomes import outcome_label
 from ..timeutil import as_utc, utcnow
 
 TARGET = "crm"
 KINDS = ("bitrix24", "amocrm")
-USER_AGENT = "metrotest-voice-bot/1.0"
 MAX_TEXT = 4000
 
 
 def enabled(config) -> bool:
-    return bool(config.get("CRM_CALL_NOTES", True)) and (config.get("CRM_KIND") or "").strip().lower() in KINDS
+    return bool(config["CRM_CALL_NOTES"]) and (config["CRM_KIND"] or "").strip().lower() in KINDS
 
 
 def card_of(call) -> tuple[str, int] | None:
@@ -64,7 +63,7 @@ def enqueue(session, call, config) -> bool:
     card = card_of(call) if enabled(config) else None
     if card is None:
         return False
-    tz = ZoneInfo(config.get("COMPANY_TZ") or "Asia/Yekaterinburg")
+    tz = ZoneInfo(config["COMPANY_TZ"])
     body = json.dumps({"kind": config["CRM_KIND"].strip().lower(), "entity": card[0], "id": card[1],
                        "text": note_text(call, tz)}, ensure_ascii=False)
     session.add(CallWebhook(call_id=call.id, target=TARGET, body=body, status=WEBHOOK_PENDING, attempts=0,
@@ -74,10 +73,10 @@ def enqueue(session, call, config) -> bool:
 
 # --- delivery (WebhookSender.post for rows with target "crm") ------------------------------------
 
-def request_for(config, note: dict) -> urllib.request.Request:
-    url = (config.get("CRM_URL") or "").strip()
-    headers = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json",
-               "User-Agent": USER_AGENT}
+def request_for(config, note: dict) -> tuple[str, object, dict]:
+    """(URL, JSON payload, headers) of the note's POST."""
+    url = (config["CRM_URL"] or "").strip()
+    headers = {}
     if note["kind"] == "bitrix24":
         url = (url if url.endswith("/") else url + "/") + "crm.timeline.comment.add"
         payload = {"fields": {"ENTITY_ID": note["id"], "ENTITY_TYPE": note["entity"], "COMMENT": note["text"]}}
@@ -86,25 +85,22 @@ def request_for(config, note: dict) -> urllib.request.Request:
         base = base[: -len("/api/v4")] if base.endswith("/api/v4") else base
         url = f"{base}/api/v4/{note['entity']}s/{note['id']}/notes"
         payload = [{"note_type": "common", "params": {"text": note["text"]}}]
-        headers["Authorization"] = f"Bearer {(config.get('CRM_TOKEN') or '').strip()}"
-    return urllib.request.Request(url, data=json.dumps(payload, ensure_ascii=False).encode(), headers=headers,
-                                  method="POST")
+        headers["Authorization"] = f"Bearer {(config['CRM_TOKEN'] or '').strip()}"
+    return url, payload, headers
 
 
 def deliver(config, body: str, timeout: float) -> str | None:
     """Post one note; None when the CRM took it, else what went wrong (retried by the outbox)."""
     note = json.loads(body)
+    url, payload, headers = request_for(config, note)
     try:
-        with urllib.request.urlopen(request_for(config, note), timeout=timeout) as response:
-            data = json.loads(response.read(1024 * 1024) or b"null")
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(2000).decode("utf-8", "replace")
-        return f"HTTP {exc.code} {detail}".strip()
-    except (OSError, ValueError) as exc:  # refused, timed out, bad URL, not JSON
-        return f"{type(exc).__name__}: {exc}"
+        response = Client(deadline=time.monotonic() + timeout, headers=headers).post_json(url, payload)
+    except CRMError as exc:  # refused, timed out, bad URL, not JSON
+        return str(exc)
+    data, status = response.data, response.status
     if not 200 <= status < 300:
-        return f"HTTP {status}"
+        detail = json.dumps(data, ensure_ascii=False)[:2000] if data is not None else ""
+        return f"HTTP {status} {detail}".strip()
     if note["kind"] == "bitrix24" and not (isinstance(data, dict) and data.get("result")):
         error = data.get("error_description") or data.get("error") if isinstance(data, dict) else None
         return f"Bitrix24: {error or 'answer without result'}"

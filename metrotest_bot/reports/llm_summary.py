@@ -46,7 +46,7 @@ INSTRUCTION = (
 
 
 def enabled(config) -> bool:
-    return bool(config.get("CALL_SUMMARY_LLM", True)) and llm_enabled(config)
+    return bool(config["CALL_SUMMARY_LLM"]) and llm_enabled(config)
 
 
 # --- asking the model -------------------------------------------------------------------------
@@ -81,9 +81,9 @@ def clean(text: str | None) -> str:
 
 def ask_model(config, prompt: list[dict]) -> str:
     """One non-streamed completion, bounded by CALL_SUMMARY_TIMEOUT (no retries: the extractive one stands)."""
-    timeout = float(config.get("CALL_SUMMARY_TIMEOUT") or 10.0)
+    timeout = float(config["CALL_SUMMARY_TIMEOUT"])
     client = get_client(config).with_options(timeout=timeout, max_retries=0)
-    reply = client.chat.completions.create(model=config.get("LLM_MODEL") or "gpt-4o-mini",
+    reply = client.chat.completions.create(model=config["LLM_MODEL"],
                                            messages=prompt, temperature=0.2, max_tokens=MAX_TOKENS)
     return clean(reply.choices[0].message.content if reply.choices else None)
 
@@ -102,7 +102,7 @@ class Summarizer(BackgroundWorker):
         self.app = app
 
     def _run(self) -> None:
-        poll = float(self.app.config.get("CALL_WEBHOOK_POLL", 30.0))
+        poll = float(self.app.config["CALL_WEBHOOK_POLL"])
         while not self._stopped.is_set():
             self._wake.clear()
             try:

@@ -127,7 +127,7 @@ class WebhookSender(BackgroundWorker):
 
     # -- the thread -----------------------------------------------------------------
     def _run(self) -> None:
-        poll = float(self.cfg.get("CALL_WEBHOOK_POLL", 30.0))
+        poll = float(self.cfg["CALL_WEBHOOK_POLL"])
         wait = 0.0
         while not self._stopped.is_set():
             if wait:

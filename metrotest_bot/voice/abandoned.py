@@ -29,7 +29,7 @@ MARGIN_S = 300.0  # beyond the idle timeout: clocks of other machines, a slow la
 def close_abandoned_calls(app) -> int:
     """Close every call abandoned by a dead worker; returns how many were closed."""
     cfg = app.config
-    quiet_for = timedelta(seconds=float(cfg.get("VOICE_IDLE_TIMEOUT", 120.0)) + MARGIN_S)
+    quiet_for = timedelta(seconds=float(cfg["VOICE_IDLE_TIMEOUT"]) + MARGIN_S)
     closed = queued = 0
     with app.app_context():
         cutoff = utcnow() - quiet_for
@@ -70,7 +70,7 @@ class AbandonedCallSweeper(BackgroundWorker):
         self.app = app
 
     def _run(self) -> None:
-        every = float(self.app.config.get("ABANDONED_SWEEP_S", 300.0))
+        every = float(self.app.config["ABANDONED_SWEEP_S"])
         while not self._stopped.is_set():
             try:
                 close_abandoned_calls(self.app)
@@ -84,5 +84,5 @@ def init_app(app) -> None:
     """Sweep from this worker's first request on (a forked worker starts its own thread)."""
     sweeper = AbandonedCallSweeper(app)
     app.extensions["abandoned_calls"] = sweeper
-    if app.config.get("ABANDONED_SWEEP_S", 300.0):
+    if app.config["ABANDONED_SWEEP_S"]:
         app.before_request(sweeper.ensure_running)
