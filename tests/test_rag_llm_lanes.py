@@ -20,9 +20,10 @@ from gevent import monkey
 monkey.patch_all()
 import json, sys
 import gevent
+from config import DEFAULTS
 from metrotest_bot.rag import generate
 
-cfg = {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": sys.argv[1], "LLM_FIRST_TOKEN_TIMEOUT": 10}
+cfg = {**DEFAULTS, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": sys.argv[1], "LLM_FIRST_TOKEN_TIMEOUT": 10}
 messages = [{"role": "user", "content": "сколько стоит доставка"}]
 n = int(sys.argv[2])
 
