@@ -279,3 +279,30 @@ def test_the_voice_modules_import_one_way():
     assert back == []
     assert "metrotest_bot.voice.calllog" not in graph["metrotest_bot.voice.session"]  # the recorder's alone
     assert "metrotest_bot.voice.calllog" not in graph["metrotest_bot.voice.answer_task"]
+
+
+def test_an_interrupt_while_the_finished_answer_is_being_logged_marks_it(call, app, monkeypatch):
+    """The answer is all sent; its final log write is slow (a busy database). The caller barges in then,
+    while the speech still plays: the interrupt names a known answer, never `unknown_answer`."""
+    import gevent.event
+
+    slow = gevent.event.Event()
+    save = call.recorder.log.save_bot_turn
+
+    def slow_final_save(turn):
+        if turn.total_ms is not None:  # the answer's final write
+            slow.wait(5)
+        return save(turn)
+
+    monkeypatch.setattr(call.recorder.log, "save_bot_turn", slow_final_save)
+    task, stream = ask(call)
+    stream.say(*PIECES)
+    stream.end()
+    settle(lambda: call.outlet.of(task.id) and call.outlet.of(task.id)[-1]["last"])
+
+    send(call, type="interrupt", answerId=task.id, utteranceUntilInterrupt=HEARD)
+    slow.set()
+    settle(lambda: task.state is State.FINISHED)
+
+    assert not [f for f in call.outlet.frames if f.get("type") == "error"]
+    assert turn_of(app, task.id) == (task.id, PIECES[0], HEARD, " ".join(PIECES), True)

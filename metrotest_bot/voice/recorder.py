@@ -167,9 +167,10 @@ class CallRecorder:
         turn = record.turn
         if turn.turn_id is None and not turn.planned_text and not turn.pieces:
             return  # cut before a word of it existed: nothing was said or planned to log
+        # Known before its write: an interrupt may name it while the write waits (its speech still plays).
+        self._remember(turn)
         self._wait_for_question(record)
         self.log.save_bot_turn(turn)
-        self._remember(turn)
 
     def wait_for_question(self, record: AnswerRecord) -> None:
         """Before a write that follows an answer's question in the log (the transfer replacing it)."""
