@@ -124,6 +124,11 @@ class Config:
         self.CSP_MEDIA_SRC = _env("CSP_MEDIA_SRC", "'self' https:")
         # Seconds between sweeps closing calls a crashed worker left in progress (0: never).
         self.ABANDONED_SWEEP_S = _env_float("ABANDONED_SWEEP_S", 300.0)
+        # The call log's writer commits the records of all calls at most this often (a kill -9 loses at
+        # most that much); while the database is away they wait in DATA_DIR/calllog-spool, retried with a
+        # backoff up to CALLLOG_RETRY_MAX_S seconds.
+        self.CALLLOG_FLUSH_MS = _env_float("CALLLOG_FLUSH_MS", 250.0)
+        self.CALLLOG_RETRY_MAX_S = _env_float("CALLLOG_RETRY_MAX_S", 5.0)
         self.FIRST_SPEECH_DEADLINE = _env_float("FIRST_SPEECH_DEADLINE", 3.0)
         # Longest silence between two pieces of a streaming answer before it is closed with a phrase.
         self.LLM_STALL_TIMEOUT = _env_float("LLM_STALL_TIMEOUT", 4.0)

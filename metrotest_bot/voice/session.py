@@ -511,7 +511,7 @@ class CallSession:
                     return
                 if answer.turn.first_piece_ms is None:
                     answer.turn.first_piece_ms = ms_since(answer.received_at)
-                    self._save_progress(answer)  # something was said: it is in the log from now on
+                self._save_progress(answer)  # each piece in the log as it is said (the writer groups them)
             answer.finishing = True
             self.send_piece(answer, "", last=True)
         except ConnectionClosed:
