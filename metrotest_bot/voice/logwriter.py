@@ -48,6 +48,7 @@ class CallLogWriter(BackgroundWorker):
         self.handled = 0  # records committed or spooled
         self.orphans_done = threading.Event()
         self._busy = threading.Lock()  # one batch at a time: the thread, or the last flush at exit
+        self._put_lock = threading.Lock()
         self._now = False
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -58,8 +59,9 @@ class CallLogWriter(BackgroundWorker):
     # -- the calls' side ---------------------------------------------------------------
 
     def put(self, record: dict) -> None:
-        self.queue.append(record)
-        self.enqueued += 1
+        with self._put_lock:  # the count is what flush() waits for
+            self.queue.append(record)
+            self.enqueued += 1
         if not self._alive():
             self.ensure_running()
         self._wake.set()
@@ -207,8 +209,8 @@ class CallLogWriter(BackgroundWorker):
             self.calls.pop(key, None)
 
     def close(self, timeout: float = 5.0) -> None:
-        """At process exit: what is still queued is committed, or spooled for the next process."""
-        if not self.queue:
+        """At process exit: what is still queued (or being committed) is committed, or spooled for the next process."""
+        if self.handled >= self.enqueued:
             return
         if self._alive():
             self.flush(timeout)
