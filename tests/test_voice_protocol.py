@@ -442,7 +442,7 @@ def test_error_frames_never_reach_the_log_of_other_calls(server):
         frames = b.ask(ANSWERED_QUESTION)
         assert frames[-1]["last"] is True
         assert finished_call(server, a.call_id).outcome == "hangup"
-        assert call_snapshot(server, b.call_id).outcome == "in_progress"
+        assert eventually(lambda: call_snapshot(server, b.call_id)).outcome == "in_progress"
     finally:
         a.close()
         b.close()

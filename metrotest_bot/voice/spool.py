@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +27,17 @@ READ_CHUNK_RECORDS = 500  # records replayed per transaction
 
 def spool_dir(config) -> Path:
     return Path(config["DATA_DIR"]) / "calllog-spool"
+
+
+def _fsync(fd: int) -> None:
+    """Under gevent, in the hub's thread pool: a disk flush must not stall every call of the worker."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        import gevent
+
+        gevent.get_hub().threadpool.apply(os.fsync, (fd,))
+    else:
+        os.fsync(fd)
 
 
 def _read_offset(path: Path) -> int:
@@ -89,7 +101,7 @@ class Spool:
         data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
                        for r in records).encode()
         os.write(self._fd, data)
-        os.fsync(self._fd)
+        _fsync(self._fd)
         self.size += len(data)
 
     def read(self) -> tuple[list[dict], int]:
