@@ -15,6 +15,7 @@ itself). The Call row, written once per call, stays an ORM object.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -239,6 +240,9 @@ def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) 
             with write_lock():  # SQLite: one writer at a time (database.py)
                 for rec in coalesce(records):
                     batch.apply(session, rec)
+                    # Under gevent: let the calls run between records, so a big batch is no pause of
+                    # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
+                    time.sleep(0)
                 batch.counters(session, batch.dirty)
                 session.commit()
         except BaseException:
