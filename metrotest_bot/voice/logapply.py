@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TURNS = Turn.__table__
 CALLS = Call.__table__
+COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
 
 
 @dataclass
@@ -137,15 +138,18 @@ class Batch:
         key, cols = (rec["call"], rec["seq"]), rec["cols"]
         known = self._known_turn(key)
         tid = None
+        counted = True  # whether the Call counters may change
         if known is not None:
             tid, old = known
             changed = {k: v for k, v in cols.items() if k not in old or old[k] != v}
             if not changed:
                 return
+            counted = not COUNTED.isdisjoint(changed)
             if session.execute(update(TURNS).where(TURNS.c.id == tid).values(**changed)).rowcount:
-                self._index(session, rec["call"], cid, tid, cols, inserted=False)
+                if "text" in changed or "spoken_text" in changed:  # else no new words to index
+                    self._index(session, rec["call"], cid, tid, cols, inserted=False)
             else:
-                tid = None  # the row is gone (the log was cleared): written anew
+                tid, counted = None, True  # the row is gone (the log was cleared): written anew
         elif self.replay:
             tid = session.scalar(select(TURNS.c.id).where(TURNS.c.call_id == cid, TURNS.c.seq == rec["seq"])
                                  .order_by(TURNS.c.id).limit(1))
@@ -159,7 +163,8 @@ class Batch:
             tid = session.execute(insert(TURNS).values(**values)).inserted_primary_key[0]
             self._index(session, rec["call"], cid, tid, cols, inserted=True)
         self.turns[key] = (tid, cols)
-        self.dirty.add(cid)
+        if counted:
+            self.dirty.add(cid)
 
     def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
         """What the ORM flush hooks would do for this turn (search/hooks.py)."""
