@@ -241,3 +241,33 @@ def test_a_torn_last_line_is_skipped_and_a_second_replay_adds_nothing(tmp_path, 
     assert calls == expected and n_turns == 2
     assert any("torn last line" in r.getMessage() for r in caplog.records)
     assert not path.exists() and not copy.exists()  # both replayed (idempotently) and removed
+
+
+# -- the abandoned-call sweep waits for a dead worker's spool ------------------------------------
+
+
+def test_the_sweep_replays_a_dead_workers_spool_before_judging_its_calls(app):
+    """A call whose newest turns wait in a dead worker's spool is alive, not abandoned."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from metrotest_bot.voice.abandoned import close_abandoned_calls
+    from tests.support.admin_data import make_call
+
+    now = datetime.now(timezone.utc)
+    started = now - timedelta(minutes=45)
+    cid = make_call(app, started, [("caller", "сколько стоит доставка")], outcome="in_progress",
+                    vox_call_id="vox-alive")
+    record = {"op": "turn", "call": "k-alive", "vox": "vox-alive", "t0": started.isoformat(), "seq": 1,
+              "at": (now - timedelta(seconds=30)).isoformat(),
+              "cols": {"role": "caller", "kind": "speech", "text": "а в Казань доставляете?", "confidence": None}}
+    folder = app.config["DATA_DIR"] / "calllog-spool"
+    folder.mkdir(parents=True)
+    (folder / "4242-dead.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n")
+
+    assert close_abandoned_calls(app) == 0
+    with app.app_context():
+        call = db.session.get(Call, cid)
+        assert call.outcome == "in_progress" and [t.text for t in call.turns][-1] == "а в Казань доставляете?"
+        assert call.n_turns == 2
+    assert not (folder / "4242-dead.jsonl").exists()
