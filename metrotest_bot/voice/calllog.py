@@ -114,6 +114,8 @@ class CallLog:
         self._put("recording", url=url)
 
     def finish(self, outcome: str, *, reason: str | None = None, transferred_to: str | None = None) -> None:
+        if self._started_at is None:
+            return  # never started: there is no call to end
         ended = utcnow()
         values = dict(outcome=outcome, ended_at=ended.isoformat(),
                       duration_s=round((ended - self._started_at).total_seconds(), 3))
