@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-SECTIONS = ["retrieval", "train_gate", "dialogue", "load", "admin_search", "replay"]
+SECTIONS = ["retrieval", "train_gate", "dialogue", "load", "bigkb", "admin_search", "replay", "faults"]
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 

@@ -418,7 +418,8 @@ COMPONENTS = [
     ("answer plumbing (rag/answer.py)", ("rag/answer.py",)),
     ("call socket (simple_websocket, wsproto, sender, frames)", ("simple_websocket/", "wsproto/", "voice/sender.py",
                                                                   "voice/frames.py", "flask_sock/")),
-    ("call session (voice/session.py, the rest)", ("voice/session.py",)),
+    ("call session (voice/session.py, the rest)", ("voice/session.py", "voice/answer_task.py", "voice/recorder.py",
+                                                   "voice/phrases.py")),
     ("gevent hub, HTTP server, other", ("",)),
 ]
 

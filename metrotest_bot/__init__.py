@@ -20,7 +20,7 @@ def create_app(config=None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # A partitioned database must fail a call's log write fast, not hang it.
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-        options["connect_args"] = {"connect_timeout": app.config.get("DB_CONNECT_TIMEOUT", 5),
+        options["connect_args"] = {"connect_timeout": app.config["DB_CONNECT_TIMEOUT"],
                                    **options.get("connect_args", {})}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 

@@ -6,9 +6,9 @@ the admin panel on one worker is in force on every worker within seconds.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import asdict, dataclass, fields
 
+from cachetools import TTLCache
 from flask import current_app
 
 from .extensions import db
@@ -48,18 +48,21 @@ class BotSettings:
 
 
 class _Cache:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.value: BotSettings | None = None
-        self.loaded_at = 0.0
+    """This app's settings for SHARED_STATE_TTL seconds, and the last ones read, for when the database is away."""
 
-
-_caches: dict[int, _Cache] = {}
+    def __init__(self, ttl: float):
+        self.lock = threading.Lock()  # cachetools' caches are not thread-safe
+        self.fresh = TTLCache(maxsize=1, ttl=ttl) if ttl > 0 else None  # 0: read the database every time
+        self.last: BotSettings | None = None
 
 
 def _cache_for_app() -> _Cache:
-    # One cache per app object: tests create many apps in one process.
-    return _caches.setdefault(id(current_app._get_current_object()), _Cache())
+    # Kept on the app object: tests create many apps in one process, each with its own TTL.
+    app = current_app._get_current_object()
+    cache = app.extensions.get("bot_settings_cache")
+    if cache is None:
+        cache = app.extensions.setdefault("bot_settings_cache", _Cache(float(app.config["SHARED_STATE_TTL"])))
+    return cache
 
 
 def defaults() -> BotSettings:
@@ -80,19 +83,21 @@ def load_from_db() -> BotSettings:
 def get_bot_settings() -> BotSettings:
     """Settings in force, at most SHARED_STATE_TTL seconds old."""
     cache = _cache_for_app()
-    ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
-    now = time.monotonic()
-    if cache.value is not None and now - cache.loaded_at < ttl:
-        return cache.value
+    with cache.lock:
+        value = cache.fresh.get("settings") if cache.fresh is not None else None
+    if value is not None:
+        return value
     try:
         value = load_from_db()
     except Exception as exc:  # database briefly down: keep talking with what we had
         current_app.logger.warning("bot settings: database unavailable (%s), using cached/default values",
                                    exc.__class__.__name__)
         db.session.rollback()
-        return cache.value or defaults()
+        return cache.last or defaults()
     with cache.lock:
-        cache.value, cache.loaded_at = value, now
+        if cache.fresh is not None:
+            cache.fresh["settings"] = value
+        cache.last = value
     return value
 
 
@@ -107,4 +112,6 @@ def save_bot_settings(data: dict, username: str | None) -> BotSettingsVersion:
 def invalidate() -> None:
     cache = _cache_for_app()
     with cache.lock:
-        cache.value, cache.loaded_at = None, 0.0
+        if cache.fresh is not None:
+            cache.fresh.clear()
+        cache.last = None

@@ -48,6 +48,8 @@ class Call(db.Model):
     transferred_to: Mapped[str | None] = mapped_column(String(128))
     # The post-call report: topics asked, answered or not, outcome (reports/summary.py).
     summary: Mapped[str | None] = mapped_column(Text)
+    # Who wrote it: "extractive", or the LLM ("pending" → "working" → "llm"; reports/llm_summary.py).
+    summary_source: Mapped[str | None] = mapped_column(String(16), index=True)
 
     # What the CRM returned at setup (issue: caller context).
     crm_data: Mapped[dict | None] = mapped_column(JSON)
@@ -241,13 +243,15 @@ class CallWebhook(db.Model):
     Written in the transaction that finishes the call, so a report is never
     lost to a crash; deleted once delivered. The body is kept as sent (and
     signed): clearing the call log does not change what the CRM receives.
-    No foreign key for the same reason.
+    No foreign key for the same reason. The same outbox carries the call's note
+    to the CRM (`target` "crm", reports/crm_note.py); null is the webhook.
     """
 
     __tablename__ = "call_webhooks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[int] = mapped_column(Integer, index=True)
+    target: Mapped[str | None] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=WEBHOOK_PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -309,12 +313,14 @@ REPLAY_FAILED = "failed"
 
 class ReplayRun(db.Model):
     """A replay of callers' questions and the saved test questions against a candidate KB
-    version and the KB in force (admin/replay.py); its diff is kept in `result`."""
+    version and the KB in force (admin/replay.py); its diff is kept in `result`. A replay of a
+    candidate system prompt (admin/prompt_replay.py) has no version and holds the `prompt`."""
 
     __tablename__ = "replay_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("kb_versions.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("kb_versions.id", ondelete="CASCADE"), index=True)
+    prompt: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=REPLAY_RUNNING)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     n_questions: Mapped[int] = mapped_column(Integer, default=0)

@@ -32,7 +32,7 @@ HEADERS = {
 
 
 def init_app(app: Flask) -> None:
-    headers = {"Content-Security-Policy": content_security_policy(app.config.get("CSP_MEDIA_SRC") or "'self' https:"),
+    headers = {"Content-Security-Policy": content_security_policy(app.config["CSP_MEDIA_SRC"]),
                **HEADERS}
 
     def add_security_headers(response):

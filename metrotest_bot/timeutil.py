@@ -10,7 +10,7 @@ def utcnow() -> datetime:
 
 
 def company_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config.get("COMPANY_TZ", "Asia/Yekaterinburg"))
+    return ZoneInfo(current_app.config["COMPANY_TZ"])
 
 
 def as_utc(dt: datetime | None) -> datetime | None:

@@ -15,7 +15,7 @@ from metrotest_bot.models import BotSettingsVersion
 
 from .support.admin_data import ADMIN, PASSWORD, csrf_token, make_admin, make_call
 from .support.browser import phone_tab, screenshot, sign_in_browser
-from .test_admin2_settings import form_values
+from .test_admin_bot_settings import form_values
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

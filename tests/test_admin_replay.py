@@ -6,7 +6,6 @@ shrink the KB in force below half its passages or refusals would rise, only with
 The test client covers the rules; Chromium the two pages a person sees; a timing of 200
 questions offline.
 """
-import io
 import re
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from metrotest_bot.admin import kb_jobs, replay
 from metrotest_bot.extensions import db
 from metrotest_bot.models import AuditLog, KBVersion, ReplayRun, TestQuestion
 
-from .support.admin_data import ADMIN, PASSWORD, csrf_token, make_admin, make_call, sign_in
+from .support.admin_data import ADMIN, PASSWORD, csrf_token, make_admin, make_call, sign_in, upload_id, upload_kb
 from .support.apps import dispose, make_app
 from .support.browser import screenshot, sign_in_browser
 from .support.kb_samples import PRICE_A, QUESTION, kb_a_cp1251, spoken_answer
@@ -55,11 +54,7 @@ def held_client(held_app):
 
 
 def upload(client, data: bytes, filename: str) -> int:
-    token = csrf_token(client.get("/logs-ui/kb").get_data(as_text=True))
-    response = client.post("/logs-ui/kb/upload", data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
-                           content_type="multipart/form-data")
-    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
-    vid = int(re.search(r"upload=(\d+)", response.headers["Location"]).group(1))
+    vid = upload_id(upload_kb(client, data, filename))
     kb_jobs.wait(vid)
     replay.wait()
     return vid

@@ -114,3 +114,28 @@ def test_cache_is_bounded_and_expires():
 def test_zero_budget_asks_nobody(fake_crm):
     assert lookup_caller(BITRIX_CONTACT_PHONE, config=fake_crm.settings("bitrix24", CRM_TIMEOUT_MS=0)) is None
     assert fake_crm.requests == []
+
+
+def test_lookups_share_pooled_connections(fake_crm, monkeypatch):
+    """A Bitrix24 lookup sends four requests; the process's one pool keeps their connection open."""
+    accepted = []
+    finish = fake_crm._server.finish_request
+    monkeypatch.setattr(fake_crm._server, "finish_request",
+                        lambda request, address: (accepted.append(address), finish(request, address)))
+    settings = fake_crm.settings("bitrix24", CRM_CACHE_TTL=0)
+    for _ in range(3):
+        assert lookup_caller(BITRIX_CONTACT_PHONE, config=settings).address == "Иван Петрович"
+    assert len(fake_crm.calls("/rest/")) >= 12
+    assert len(accepted) <= 1  # none when an earlier test left the connection open in the pool
+
+
+def test_a_lookup_on_a_kept_alive_connection_pays_no_nagle_delay(fake_crm):
+    """Four requests on one pooled connection: a write held for a delayed ACK costs 40 ms each."""
+    settings = fake_crm.settings("bitrix24", CRM_CACHE_TTL=0)
+    lookup_caller(BITRIX_CONTACT_PHONE, config=settings)  # the connection is open from here on
+    took = []
+    for _ in range(9):
+        started = time.monotonic()
+        assert lookup_caller(BITRIX_CONTACT_PHONE, config=settings) is not None
+        took.append(time.monotonic() - started)
+    assert sorted(took)[4] < 0.08

@@ -14,9 +14,27 @@ from metrotest_bot.rag.stores import es_index_settings, es_mapping
     (["сорок", "четвертый", "закон"], ["44", "закон"]),
     (["5", "тысяча"], ["5000"]),
     (["пресс"], ["пресс"]),
+    # digit groups read one after another, as a model number is read on the phone (ИР 5057)
+    (["пятьдесят", "пятьдесят", "семь"], ["5057"]),
+    # but single digits in a row are a range, never one number nor a sum
+    (["два", "три", "день"], ["2", "3", "день"]),
+    (["пятнадцать", "пять"], ["15", "5"]),
+    (["двадцать", "пять", "тысяча", "триста"], ["25300"]),
+    # compound ordinals: «пресс пи двухтысячный»
+    (["пи", "двухтысячный"], ["пи", "2000"]),
+    (["трехсотый"], ["300"]),
 ])
 def test_number_words(words, expected):
     assert join_number_words(words) == expected
+
+
+def test_spelled_unit_after_a_number_is_the_unit():
+    spoken = set(query.analyze_question("пресс на пятьсот кэ эн сколько стоит").weights())
+    written = set(analysis.index_terms("ПИ-500 (500 кН)"))
+    assert {"500", "кн"} <= spoken & written
+    assert analysis.items("копёр на триста дэ жэ")[-1] == ("дж",)
+    # letters before the number still spell a model code
+    assert analysis.items("кэ эм триста кэ эн")[0][0] == "км-300"
 
 
 def test_word_forms_meet_in_one_lemma():

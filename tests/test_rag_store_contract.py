@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from config import DEFAULTS
 from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.rag import get_engine
 from metrotest_bot.rag.indexer import build_index
@@ -46,7 +47,8 @@ def kb_file(tmp_path):
 
 
 def config_for(tmp_path, backend):
-    return {"DATA_DIR": tmp_path, "ELASTICSEARCH_PREFIX": "metrotest", **backend}
+    """The declared defaults, as an app's config has them, with this test's DATA_DIR and backend."""
+    return {**DEFAULTS, "DATA_DIR": tmp_path, **backend}
 
 
 def test_write_read_count_delete(tmp_path, backend, kb_file):

@@ -12,13 +12,11 @@ import pytest
 import requests
 
 from metrotest_bot.admin import kb_jobs
-from metrotest_bot.extensions import db
-from metrotest_bot.models import KBVersion
 from metrotest_bot.rag import KBError
 from metrotest_bot.rag.ingest import parse_bytes, parse_file
 from metrotest_bot.rag.upload_limits import IngestLimits
 
-from .support.admin_data import PASSWORD, csrf_token, make_admin, sign_in
+from .support.admin_data import PASSWORD, csrf_token, kb_version, make_admin, sign_in, upload_id, upload_kb
 from .support.apps import dispose, make_app
 from .support.kb_samples import PRICE_A, kb_a_cp1251, spoken_answer
 from .support.live_server import serving
@@ -62,19 +60,9 @@ def inflating_pdf(inflated: int = 40 * MIB, n_pages: int = 12) -> bytes:
     return raw_pdf(n_pages, LINE * (inflated // len(LINE)))
 
 
-def upload(client, data: bytes, filename: str):
-    token = csrf_token(client.get("/logs-ui/kb").get_data(as_text=True))
-    response = client.post("/logs-ui/kb/upload", data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
-                           content_type="multipart/form-data")
-    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
-    return int(re.search(r"upload=(\d+)", response.headers["Location"]).group(1))
+def upload(client, data: bytes, filename: str) -> int:
+    return upload_id(upload_kb(client, data, filename))
 
-
-def version(app, vid: int) -> KBVersion:
-    with app.app_context():
-        row = db.session.get(KBVersion, vid)
-        db.session.expunge(row)
-        return row
 
 
 def refused(app, client, data: bytes, filename: str, message: str) -> float:
@@ -85,13 +73,13 @@ def refused(app, client, data: bytes, filename: str, message: str) -> float:
     vid = upload(client, data, filename)
     kb_jobs.wait(vid)
     took = time.monotonic() - started
-    row = version(app, vid)
+    row = kb_version(app, vid)
     assert (row.status, row.active) == ("failed", False)
     assert message in row.error, row.error
     html = client.get(f"/logs-ui/kb?upload={vid}").get_data(as_text=True)
     assert f"Файл «{filename}» не принят" in html and message in html
     assert client.get(f"/logs-ui/kb/versions/{vid}/status").get_json()["error"] == row.error
-    assert version(app, good).active  # the KB in force is untouched
+    assert kb_version(app, good).active  # the KB in force is untouched
     assert PRICE_A in spoken_answer(app)
     return took
 
@@ -131,7 +119,7 @@ def test_each_limit_is_a_clear_refusal_in_the_panel(tmp_path, database_url, over
         if "KB_MAX_TEXT_CHARS" in overrides:  # the good file is over it too: start from the sample KB
             vid = upload(client, data, filename)
             kb_jobs.wait(vid)
-            row = version(app, vid)
+            row = kb_version(app, vid)
             assert row.status == "failed" and message in row.error and not row.active
             assert f"Файл «{filename}» не принят" in client.get(f"/logs-ui/kb?upload={vid}").get_data(as_text=True)
         else:

@@ -59,3 +59,4 @@ def bad_request(exc):
 from . import account, auth, calls, clear, export, labels  # noqa: E402,F401
 from . import analytics, kb, settings_views, try_it  # noqa: E402,F401  (part 2: KB, bot's words, try, analytics)
 from . import replay, review  # noqa: E402,F401  (issue 15: answer review, replay before publishing)
+from . import prompt_replay  # noqa: E402,F401  (issue 15: a change of the prompt replayed before publishing)

@@ -114,7 +114,7 @@ class CallFilter:
 
 
 def page_size() -> int:
-    return int(current_app.config.get("ADMIN_PAGE_SIZE", 50))
+    return int(current_app.config["ADMIN_PAGE_SIZE"])
 
 
 def find_calls(flt: CallFilter) -> SearchPage:

@@ -286,7 +286,7 @@ def _fail(version_id: int, message: str, drop_file: str | None = None) -> None:
 
 def expire_stale_jobs() -> int:
     """Mark failed the jobs whose worker died (no heartbeat for KB_JOB_STALE_SECONDS)."""
-    cutoff = utcnow() - timedelta(seconds=float(current_app.config.get("KB_JOB_STALE_SECONDS", 60.0)))
+    cutoff = utcnow() - timedelta(seconds=float(current_app.config["KB_JOB_STALE_SECONDS"]))
     stale = and_(KBVersion.status.in_(IN_PROGRESS), or_(
         KBVersion.heartbeat_at < cutoff, and_(KBVersion.heartbeat_at.is_(None), KBVersion.created_at < cutoff)))
     ids = db.session.scalars(db.select(KBVersion.id).where(stale)).all()  # a read first: polls stay read-only

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from ..search.lemmas import morph, normalize, words
-
-FUNCTION_POS = frozenset({"PREP", "CONJ", "PRCL", "INTJ", "NPRO"})
+from ..morph import FUNCTION_POS, morph
+from ..search.lemmas import normalize, words
 
 # Lemmas that do not tell one question from another: politeness, fillers, the
 # verbs a caller wraps a question in, pronoun-like words pymorphy tags otherwise.

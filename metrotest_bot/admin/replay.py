@@ -4,12 +4,14 @@ A replay asks the last REPLAY_QUESTIONS (200) distinct questions callers asked (
 log) plus the saved test questions (admin/review.py) of two KBs — the KB in force and a
 candidate KBVersion — and keeps the diff in a ReplayRun row: newly refused, newly answered,
 changed answers (side by side), and the passage counts. It runs offline (the learned gate and
-the KB's own sentences, no LLM), in the background, with progress in the row, so any worker's
-page can follow it (/kb/versions/<id>/replay).
+the KB's own sentences), or through the model when an LLM is configured (replay_ask.py), in
+the background, with progress in the row, so any worker's page can follow it
+(/kb/versions/<id>/replay). A candidate system prompt is replayed by the same job against the
+prompt in force (prompt_replay.py).
 
 The candidate is opened beside the engine, never in its place: `open_index()` loads the
 version's index (built by the upload job, or here from the file kept in the database) as a
-rag.engine.LoadedIndex and runs the same retrieval pipeline and Answer as a call, offline.
+rag.engine.LoadedIndex and runs the same retrieval pipeline and Answer as a call.
 
 Holding: an upload with fewer than KB_CONFIRM_SHRINK_RATIO (half) of the passages in force is
 built but not put in force (`KBVersion.held_reason`); its replay starts by itself, and it goes
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,22 +31,24 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_login import current_user
 from sqlalchemy import select, update
 
-from ..bot_settings import get_bot_settings
+from ..bot_settings import load_from_db
 from ..extensions import db
+from ..morph import fold_yo
 from ..models import (KB_STATUS_READY, REPLAY_DONE, REPLAY_FAILED, REPLAY_RUNNING, ROLE_BOT, AuditLog, KBVersion,
                       ReplayRun, TestQuestion, Turn)
 from ..rag import KBError, get_engine
+from ..rag.generate import llm_enabled
 from ..timeutil import utcnow
 from . import bp
 from .forms import RussianForm
 from .ranges import MAX_ID
+from .replay_ask import CHANGED, ask, compare, kind_of, offline_config  # noqa: F401  (bench, tests)
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 0.5
 STALE_AFTER = timedelta(seconds=60)
 READ_FACTOR = 20  # caller turns read to find N distinct questions: at most N × this
-CHANGED = ("newly_refused", "newly_answered", "changed")
 
 _threads: dict[int, threading.Thread] = {}
 
@@ -56,7 +60,7 @@ class ReplayForm(RussianForm):
 # --- the questions --------------------------------------------------------------------------
 
 def question_key(text: str) -> str:
-    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.lower().replace("ё", "е")).split())
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in fold_yo(text.lower())).split())
 
 
 def replay_questions(limit: int) -> list[tuple[str, bool]]:
@@ -105,71 +109,6 @@ def open_index(config, version_id: int):
     return LoadedIndex(Target(name, Path(row.stored_path or ""), version_id), store, store.manifest() or {})
 
 
-def offline_config(config) -> dict:
-    return {**config, "OPENAI_API_KEY": None}
-
-
-def ask(index, question: str, settings, config) -> dict:
-    """One question against a loaded index, as a call would get it offline (no dialogue)."""
-    from ..rag.answer import Answer
-    from ..rag.engine import Found
-    from ..rag.pipeline import run_pipeline
-    from ..rag.types import Passage
-
-    started = time.monotonic()
-    found = None
-    if index is not None:
-        result = run_pipeline(index.pipeline, question, None)
-        if not result.query.is_empty():
-            found = Found(result, [Passage(id=d.id, text=d.meta.get("text", ""), section=d.meta.get("section", ""),
-                                           score=float(d.score or 0.0)) for d in result.documents])
-    answer = Answer(question=question, found=found, retrieval_ms=(time.monotonic() - started) * 1000,
-                    started=started, settings=settings, caller=None, config=config,
-                    stats=index.stats if index is not None else None)
-    text = answer.text()
-    return {"answered": bool(answer.answered), "text": text, "passages": len(answer.passages),
-            "sections": sorted({p.section for p in answer.passages if p.section})[:3]}
-
-
-def kind_of(old: dict, new: dict) -> str:
-    if old["answered"] and not new["answered"]:
-        return "newly_refused"
-    if new["answered"] and not old["answered"]:
-        return "newly_answered"
-    if old["answered"] and old["text"] != new["text"]:
-        return "changed"
-    return "same"
-
-
-def compare(in_force, candidate, questions: list[tuple[str, bool]], settings, config, progress=None) -> dict:
-    """Ask every question of both indexes; the diff as stored in ReplayRun.result."""
-    config = offline_config(config)
-    started = time.monotonic()
-    counts = {k: 0 for k in (*CHANGED, "same")}
-    refused = {"in_force": 0, "candidate": 0}
-    rows = []
-    for i, (question, is_test) in enumerate(questions):
-        old = ask(in_force, question, settings, config)
-        new = ask(candidate, question, settings, config)
-        refused["in_force"] += not old["answered"]
-        refused["candidate"] += not new["answered"]
-        kind = kind_of(old, new)
-        counts[kind] += 1
-        if kind != "same":
-            rows.append({"question": question, "test": is_test, "kind": kind, "old": old, "new": new})
-        if progress is not None:
-            progress(i + 1, len(questions))
-    order = {k: i for i, k in enumerate(CHANGED)}
-    rows.sort(key=lambda r: (order[r["kind"]], not r["test"]))
-    return {"questions": len(questions), "tests": sum(1 for _, t in questions if t), "counts": counts,
-            "refused": refused, "rows": rows, "seconds": round(time.monotonic() - started, 2),
-            "in_force": {"name": in_force.target.name if in_force else None,
-                         "version_id": in_force.target.version_id if in_force else None,
-                         "passages": in_force.count if in_force else 0},
-            "candidate": {"name": candidate.target.name, "version_id": candidate.target.version_id,
-                          "passages": candidate.count}}
-
-
 # --- holding and confirming -----------------------------------------------------------------
 
 def in_force_passages() -> int:
@@ -193,16 +132,19 @@ class Risks:
         return [r for r in (self.shrink, self.refusals) if r]
 
 
-def risks(row: KBVersion, run: ReplayRun | None) -> Risks:
-    ratio = float(current_app.config.get("KB_CONFIRM_SHRINK_RATIO", 0.5))
-    refusals = None
+def refusal_risk(run: ReplayRun | None) -> str | None:
     if run is not None and run.status == REPLAY_DONE and run.result:
         old, new = run.result["refused"]["in_force"], run.result["refused"]["candidate"]
         if new > old:
-            refusals = (f"Отказов станет больше: {new} из {run.result['questions']} вопросов вместо {old} "
-                        f"(новых отказов: {run.result['counts']['newly_refused']}).")
+            return (f"Отказов станет больше: {new} из {run.result['questions']} вопросов вместо {old} "
+                    f"(новых отказов: {run.result['counts']['newly_refused']}).")
+    return None
+
+
+def risks(row: KBVersion, run: ReplayRun | None) -> Risks:
+    ratio = float(current_app.config["KB_CONFIRM_SHRINK_RATIO"])
     shrink = shrink_reason(row.n_passages or 0, in_force_passages(), ratio)
-    return Risks(shrink, refusals)
+    return Risks(shrink, refusal_risk(run))
 
 
 CANDIDATE = "новая версия ждёт публикации: проверьте её на вопросах абонентов и опубликуйте."
@@ -211,7 +153,7 @@ CANDIDATE = "новая версия ждёт публикации: провер
 def hold_reason(app, version_id: int, n_passages: int) -> str | None:
     """Called by the upload job before it puts a version in force: why it is held, or None
     (then it goes live at once). A sharp shrink is always held; with KB_HOLD_UPLOADS, every upload."""
-    ratio = float(app.config.get("KB_CONFIRM_SHRINK_RATIO", 0.5))
+    ratio = float(app.config["KB_CONFIRM_SHRINK_RATIO"])
     shrink = None
     if ratio > 0:
         try:
@@ -220,7 +162,7 @@ def hold_reason(app, version_id: int, n_passages: int) -> str | None:
             log.warning("KB in force unreadable; upload %s not compared", version_id, exc_info=True)
     if shrink:
         return shrink + " Опубликовать её можно только с подтверждением."
-    return CANDIDATE if app.config.get("KB_HOLD_UPLOADS", True) else None
+    return CANDIDATE if app.config["KB_HOLD_UPLOADS"] else None
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -240,10 +182,11 @@ def expire_stale() -> None:
         db.session.commit()
 
 
-def start(version_id: int, username: str | None) -> int:
-    """Create a ReplayRun for `version_id` and run it in the background (this worker)."""
-    run = ReplayRun(version_id=version_id, status=REPLAY_RUNNING, created_by=username, created_at=utcnow(),
-                    heartbeat_at=utcnow())
+def start(version_id: int | None, username: str | None, prompt: str | None = None) -> int:
+    """Create a ReplayRun for KB version `version_id`, or for a candidate system `prompt`, and run
+    it in the background (this worker)."""
+    run = ReplayRun(version_id=version_id, prompt=prompt, status=REPLAY_RUNNING, created_by=username,
+                    created_at=utcnow(), heartbeat_at=utcnow())
     db.session.add(run)
     db.session.commit()
     app = current_app._get_current_object()
@@ -271,12 +214,16 @@ def execute(app, run_id: int) -> None:
     with app.app_context():
         try:
             run = db.session.get(ReplayRun, run_id)
-            questions = replay_questions(int(app.config.get("REPLAY_QUESTIONS", 200)))
+            questions = replay_questions(int(app.config["REPLAY_QUESTIONS"]))
             _set(run_id, n_questions=len(questions))
             engine = get_engine()
             engine.refresh()
             in_force = engine.current()
-            candidate = open_index(app.config, run.version_id)
+            settings, candidate_settings = load_from_db(), None
+            if run.prompt is not None:  # a candidate prompt: the same KB, the new instruction
+                candidate, candidate_settings = in_force, replace(settings, system_prompt=run.prompt)
+            else:
+                candidate = open_index(app.config, run.version_id)
             last = [time.monotonic()]
 
             def progress(done: int, total: int) -> None:
@@ -286,9 +233,12 @@ def execute(app, run_id: int) -> None:
                     last[0] = now
                     _set(run_id, progress=round(done / max(total, 1), 3), heartbeat_at=utcnow())
 
-            result = compare(in_force, candidate, questions, get_bot_settings(), app.config, progress)
+            result = compare(in_force, candidate, questions, settings, app.config, progress, candidate_settings)
+            if run.prompt is not None:  # the page shows what the candidate was compared with
+                result["prompt_in_force"] = settings.system_prompt
             _set(run_id, status=REPLAY_DONE, progress=1.0, result=result, finished_at=utcnow(), heartbeat_at=utcnow())
-            log.info("replay %s of KB version %s: %s questions in %.1f s", run_id, run.version_id,
+            log.info("replay %s of %s: %s questions in %.1f s", run_id,
+                     "a prompt" if run.prompt is not None else f"KB version {run.version_id}",
                      len(questions), result["seconds"])
         except KBError as exc:
             db.session.rollback()
@@ -322,7 +272,8 @@ def kb_replay(version_id: int):
     run = latest_run(version_id)
     return render_template("admin/replay.html", version=row, run=run, risks=risks(row, run),
                            in_force=in_force_passages(), form=ReplayForm(formdata=None),
-                           limit=current_app.config.get("REPLAY_QUESTIONS", 200))
+                           limit=current_app.config["REPLAY_QUESTIONS"],
+                           llm_configured=llm_enabled(current_app.config))
 
 
 @bp.route(f"/kb/versions/<int(max={MAX_ID}):version_id>/replay", methods=["POST"])

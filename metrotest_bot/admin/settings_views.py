@@ -2,7 +2,9 @@
 
 Each save is a new BotSettingsVersion row (who, when); the newest is in
 force. Workers re-read it within SHARED_STATE_TTL (bot_settings.py), so the
-next call on any worker uses it.
+next call on any worker uses it. With an LLM configured a new system prompt
+is not saved here but proposed: replayed first, published from its page
+(prompt_replay.py).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from ..bot_settings import BotSettings, defaults, load_from_db, save_bot_setting
 from ..phones import transfer_target
 from ..extensions import db
 from ..models import BotSettingsVersion
-from . import bp
+from ..rag.generate import llm_enabled
+from . import bp, prompt_replay
 from .forms import RussianForm
 from .ranges import MAX_ID
 
@@ -105,19 +108,34 @@ def seconds(value: float | None) -> str:
 def settings():
     in_force = load_from_db().to_dict()  # not this worker's cached copy: the page shows the database
     form = SettingsForm(data=in_force)
+    llm = llm_enabled(current_app.config)
     if form.validate_on_submit():
         data = form.values()
-        if all(in_force.get(k) == v for k, v in data.items()):
+        changed = {k for k, v in data.items() if in_force.get(k) != v}
+        if not changed:
             flash("Изменений нет: настройки остались прежними.", "info")
             return redirect(url_for("admin.settings"), 303)
-        row = save_bot_settings({**in_force, **data}, current_user.username)
-        ttl = current_app.config.get("SHARED_STATE_TTL", 2.0)
-        flash(f"Настройки сохранены (версия №{row.id}). Следующие звонки получат их на всех серверах "
-              f"в течение {seconds(ttl)} с.", "success")
+        candidate = None
+        if llm and "system_prompt" in changed:
+            # The prompt shapes every answer: a candidate, replayed before it goes live (prompt_replay.py).
+            candidate, data["system_prompt"] = data["system_prompt"], in_force["system_prompt"]
+            changed.discard("system_prompt")
+        if changed:
+            row = save_bot_settings({**in_force, **data}, current_user.username)
+            ttl = current_app.config["SHARED_STATE_TTL"]
+            flash(f"Настройки сохранены (версия №{row.id}). Следующие звонки получат их на всех серверах "
+                  f"в течение {seconds(ttl)} с.", "success")
+        if candidate is not None:
+            run_id = prompt_replay.propose(candidate, current_user.username)
+            flash("Новая системная инструкция ещё не действует: сначала она проверяется на вопросах абонентов. "
+                  "Посмотрите, что изменится, и опубликуйте её.", "info")
+            return redirect(url_for("admin.prompt_replay", run_id=run_id), 303)
+        if "system_prompt" in changed:
+            flash("LLM не подключена: системная инструкция сохранена, но на ответы бота сейчас не влияет.", "info")
         return redirect(url_for("admin.settings"), 303)
     status = 400 if form.is_submitted() else 200
-    return render_template("admin/settings.html", form=form, history=history(),
-                           llm_configured=bool(current_app.config.get("OPENAI_API_KEY"))), status
+    return render_template("admin/settings.html", form=form, history=history(), llm_configured=llm,
+                           candidate=prompt_replay.waiting_candidate() if llm else None), status
 
 
 @bp.route(f"/settings/versions/<int(max={MAX_ID}):version_id>/restore", methods=["POST"])

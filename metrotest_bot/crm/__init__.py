@@ -18,6 +18,8 @@ import time
 
 from flask import current_app, has_app_context
 
+from config import DEFAULTS
+
 from .. import phones
 from .amocrm import AmoCRM
 from .bitrix24 import Bitrix24
@@ -44,13 +46,14 @@ def clear_cache() -> None:
 def _settings(config) -> dict:
     if config is None:
         config = current_app.config if has_app_context() else {}
-    get = config.get if hasattr(config, "get") else (lambda k, d=None: getattr(config, k, d))
+    # A partial mapping (a script's, a test's) gets the declared defaults for what it leaves out.
+    values = {**DEFAULTS, **(config if hasattr(config, "keys") else vars(config))}
     return {
-        "kind": (get("CRM_KIND") or "").strip().lower(),
-        "url": (get("CRM_URL") or "").strip(),
-        "token": (get("CRM_TOKEN") or "").strip() or None,
-        "timeout_ms": int(get("CRM_TIMEOUT_MS", 1500) or 0),
-        "cache_ttl": float(get("CRM_CACHE_TTL", 300) or 0),
+        "kind": (values["CRM_KIND"] or "").strip().lower(),
+        "url": (values["CRM_URL"] or "").strip(),
+        "token": (values["CRM_TOKEN"] or "").strip() or None,
+        "timeout_ms": int(values["CRM_TIMEOUT_MS"] or 0),
+        "cache_ttl": float(values["CRM_CACHE_TTL"] or 0),
     }
 
 

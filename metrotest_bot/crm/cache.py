@@ -1,52 +1,47 @@
-"""A short per-number memory of CRM answers, per process, bounded in size.
+"""A short per-number memory of CRM answers, per process, bounded in size (cachetools' TLRUCache).
 
 A caller who rings back a minute later is greeted at once; "unknown" is
 remembered too, so a stream of calls from one unknown number does not hit
 the CRM each time. Failures (timeouts, errors) are not remembered: the next
-call asks again.
+call asks again. Each entry keeps the TTL in force when it was stored
+(CRM_CACHE_TTL may differ between apps of one process, as in tests).
 """
 from __future__ import annotations
 
 import copy
 import threading
-import time
-from collections import OrderedDict
 
-_MISSING = object()
+from cachetools import TLRUCache
+
+
+def _expires(_key, entry, now):
+    return now + entry[0]
 
 
 class TTLCache:
     def __init__(self, max_size: int = 1024):
-        self.max_size = max_size
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
+        self._data = TLRUCache(maxsize=max_size, ttu=_expires)
+        self._lock = threading.Lock()  # cachetools' caches are not thread-safe
 
     def get(self, key):
         """(True, value) for a fresh entry, (False, None) otherwise. Values come back as copies."""
-        now = time.monotonic()
         with self._lock:
-            entry = self._data.get(key, _MISSING)
-            if entry is _MISSING:
-                return False, None
-            expires, value = entry
-            if expires <= now:
-                del self._data[key]
-                return False, None
-            self._data.move_to_end(key)
-        return True, copy.deepcopy(value)
+            entry = self._data.get(key)
+        if entry is None:
+            return False, None
+        return True, copy.deepcopy(entry[1])
 
     def put(self, key, value, ttl: float) -> None:
         if ttl <= 0:
             return
         with self._lock:
-            self._data[key] = (time.monotonic() + ttl, copy.deepcopy(value))
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_size:
-                self._data.popitem(last=False)
+            self._data[key] = (ttl, copy.deepcopy(value))
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        with self._lock:
+            self._data.expire()
+            return len(self._data)

@@ -20,7 +20,7 @@ from . import clear_cache, greeting_for, lookup_caller
 def crm_lookup_command(number, as_json):
     """Look a caller's number up in the CRM (CRM_KIND, CRM_URL, CRM_TOKEN, CRM_TIMEOUT_MS)."""
     cfg = current_app.config
-    kind = cfg.get("CRM_KIND") or ""
+    kind = cfg["CRM_KIND"] or ""
     phone = phones.normalize_phone(number)
     clear_cache()  # ask the CRM itself, not this process's memory
     started = time.monotonic()
@@ -36,7 +36,7 @@ def crm_lookup_command(number, as_json):
     if not phone:
         click.echo(f"«{number}» — не номер телефона, который можно искать.")
         return
-    click.echo(f"CRM: {kind}, номер {phone}, {elapsed_ms:.0f} мс (бюджет {cfg.get('CRM_TIMEOUT_MS')} мс)")
+    click.echo(f"CRM: {kind}, номер {phone}, {elapsed_ms:.0f} мс (бюджет {cfg['CRM_TIMEOUT_MS']} мс)")
     if info is None:
         click.echo("Звонящий не найден, или CRM не ответила вовремя (подробности выше, в журнале).")
         return

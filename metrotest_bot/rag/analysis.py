@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..morph import morph
+from ..morph import EMAIL_RE, PHONE_RE, fold_yo, morph
 from . import lexicon
 from .numbers import number_runs
 
@@ -24,7 +24,7 @@ ANALYZER_VERSION = "12"
 
 @lru_cache(maxsize=200_000)
 def lemma(word: str) -> str:
-    return morph().parse(word)[0].normal_form.replace("ё", "е")
+    return fold_yo(morph().parse(word)[0].normal_form)
 
 
 @lru_cache(maxsize=200_000)
@@ -35,7 +35,7 @@ def lemma_alternatives(word: str) -> tuple[str, ...]:
     reading the analyzer prefers."""
     out: list[str] = []
     for parse in morph().parse(word):
-        form = parse.normal_form.replace("ё", "е")
+        form = fold_yo(parse.normal_form)
         if form not in out and (not out or parse.score >= 0.01):
             out.append(form)
         if len(out) == 3:
@@ -76,7 +76,6 @@ COMPOUNDS = lexicon.mapping("compounds.txt")
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")
 _TOKEN = re.compile(r"[a-zа-яё0-9]+(?:[-:][a-zа-яё0-9]+)*")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 STEM_LEN = 6
 
@@ -89,8 +88,8 @@ M_MODEL = "#модель"
 M_SELF = "#компания"  # a section about the company itself («О компании», «О нас»)
 
 _TEXT_MARKERS = [
-    (M_PHONE, re.compile(r"(?:\+7|\b8)[\s-]*\(?\d{3,5}\)?[\s-]*\d{1,3}[\s-]*\d{2}[\s-]*\d{2}\b")),
-    (M_EMAIL, _EMAIL),
+    (M_PHONE, PHONE_RE),
+    (M_EMAIL, EMAIL_RE),
     (M_ADDRESS, re.compile(r"\b(?:ул|пр|просп|пер|д|г)\.\s*[А-ЯЁA-Z0-9]|\bадрес", re.IGNORECASE)),
     # «бесплатно», «включено в стоимость» answer a price question too
     (M_PRICE, re.compile(r"\d[\d\s\u00a0]*\s*(?:руб|₽|р\.)|(?:стоимость|цена|стоит)\w*\b[^.]{0,60}\d|бесплатн|"
@@ -125,7 +124,7 @@ def normalize(text: str) -> str:
     # ё is kept for the analyser («на нём» is «он», «на нем» could be «немой»); lemmas fold it
     text = text.lower().replace("\u00ad", "")
     # an address is searched by its mailbox name: sales@… → «sales почта»
-    text = _EMAIL.sub(lambda m: " " + m.group(0).split("@")[0] + " почта ", text)
+    text = EMAIL_RE.sub(lambda m: " " + m.group(0).split("@")[0] + " почта ", text)
     # «1 250 000» → «1250000»: one term however the digits are grouped
     text = _NUM_GROUPS.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
     text = re.sub(r"[–—]", " ", text)
@@ -175,6 +174,21 @@ def _spelled_codes(raw: list[tuple[str, ...]], tokens: list[str]) -> None:
         i -= 1
 
 
+def _spelled_units(raw: list[tuple[str, ...]], tokens: list[str]) -> None:
+    """«пятьсот кэ эн» → 500 кн, «триста дэ жэ» → 300 дж: consonant names after a number spell its unit."""
+    i = len(raw) - 2
+    while i >= 0:
+        if raw[i][0].isdigit() and not isinstance(raw[i], Code):
+            end = i + 1
+            while end < len(raw) and tokens[end] in LETTERS and tokens[end] not in _VOWEL_WORDS and end - i <= 3:
+                end += 1
+            if end - i - 1 >= 2:
+                unit = "".join(LETTERS[t] for t in tokens[i + 1:end])
+                raw[i + 1:end] = [(unit,)]
+                tokens[i + 1:end] = [unit]
+        i -= 1
+
+
 def items(text: str) -> list[tuple[str, ...]]:
     """Lemma alternatives of every word in order (stop words kept), number words joined into digits."""
     raw: list[tuple[str, ...]] = []
@@ -186,6 +200,7 @@ def items(text: str) -> list[tuple[str, ...]]:
     for start, end, value in reversed(number_runs([alts[0] for alts in raw])):
         raw[start:end] = [(value,)]
         tokens[start:end] = [value]
+    _spelled_units(raw, tokens)
     _spelled_codes(raw, tokens)
     for i in range(len(raw) - 1):
         # Machines are rated in kilonewtons; callers say tons of force («на тридцать тонн»): 1 тс ≈ 10 кН.

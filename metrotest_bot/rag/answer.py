@@ -27,22 +27,22 @@ log = logging.getLogger(__name__)
 
 
 class _Reader:
-    """Pulls an LLM stream's text deltas into a queue, so the answer can wait on them with a deadline.
-
-    Under gunicorn's gevent worker `threading` is patched: the reader is a greenlet and the queue
-    cooperative. It ends when the stream ends or is closed (close() on the answer)."""
+    """Pulls an LLM stream's text deltas into a queue from a thread, so the answer can wait on them
+    with a deadline (without gevent: `flask ask`, tests). It ends when the stream ends or is closed."""
 
     _END = object()
 
-    def __init__(self, stream):
+    def open(self, opener, until: float):
+        """The stream opener() returns, read from now on (opening is bounded by the HTTP timeouts)."""
+        stream = opener()
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, args=(stream,), name="llm-reader", daemon=True)
         self._thread.start()
+        return stream
 
     def _run(self, stream):
         try:
-            for chunk in stream:
-                delta = chunk.choices[0].delta.content if chunk.choices else None
+            for delta in stream.deltas():
                 if delta:
                     self._queue.put(delta)
             self._queue.put(self._END)
@@ -60,6 +60,76 @@ class _Reader:
         if isinstance(item, BaseException):
             raise item
         return item
+
+    def pause(self) -> None:
+        """Nothing to do: the thread's wait is bounded per call."""
+
+
+class _GreenletReader:
+    """Under gevent (gunicorn's worker): the stream is read in the answer's own greenlet, with
+    no reader greenlet, queue or hop per chunk; the deadline is one gevent timer, armed again
+    only when the deadline moves (a spoken piece), not for every chunk.
+
+    The timer may fire only while this greenlet waits inside next(): `pause()` stops it before
+    the answer yields a piece, so it can never land in the caller's code (a socket send)."""
+
+    def __init__(self):
+        self._deltas = None
+        self._timer = None
+        self._until = None
+
+    def open(self, opener, until: float):
+        """The stream opener() returns, under the deadline too: a model that never even sends its
+        response headers is given up at `until`, not after the HTTP read timeout."""
+        self._arm(until)
+        stream = self._bounded(opener)
+        self._deltas = stream.deltas()
+        return stream
+
+    def next(self, until: float) -> str | None:
+        self._arm(until)
+        return self._bounded(self._next_delta)
+
+    def _next_delta(self) -> str | None:
+        for delta in self._deltas:
+            if delta:
+                return delta
+        return None
+
+    def _arm(self, until: float) -> None:
+        from gevent import Timeout
+
+        if self._timer is None or until != self._until:
+            self.pause()
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("LLM deadline")
+            self._timer, self._until = Timeout.start_new(remaining), until
+
+    def _bounded(self, fn):
+        from gevent import Timeout
+
+        try:
+            return fn()
+        except Timeout as exc:
+            if exc is not self._timer:
+                raise
+            self._timer = None
+            raise TimeoutError("LLM deadline") from None
+
+    def pause(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.close()
+
+
+def _reader():
+    """A reader of the LLM stream: in this greenlet under gevent, else from a thread."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return _Reader()
+    return _GreenletReader() if monkey.is_module_patched("socket") else _Reader()
 
 
 class Answer:
@@ -135,28 +205,29 @@ class Answer:
     def _llm_pieces(self):
         """The model's answer as pieces, under deadlines kept by a timer, not by chunk arrival.
 
-        A reader (thread, or greenlet under gevent) pulls the HTTP stream into a queue; this side
-        waits on the queue with a deadline: nothing spoken within FIRST_SPEECH_DEADLINE → the
+        A reader (under gevent: this greenlet, else a thread and a queue) gives the next text
+        delta or a timeout once the deadline passes: nothing spoken within FIRST_SPEECH_DEADLINE → the
         offline answer (or the refusal) instead; silence of LLM_STALL_TIMEOUT after a spoken piece,
         or LLM_TOTAL_TIMEOUT overall → the stream is closed and the cut-short phrase ends the
         answer (never a stray half-sentence). SSE keep-alives reset no deadline."""
         cfg = self._config
-        total_deadline = self._started + float(cfg.get("LLM_TOTAL_TIMEOUT") or 20.0)
-        first_deadline = self._started + float(cfg.get("FIRST_SPEECH_DEADLINE") or 3.0)
-        stall = float(cfg.get("LLM_STALL_TIMEOUT") or 4.0)
+        total_deadline = self._started + float(cfg["LLM_TOTAL_TIMEOUT"])
+        first_deadline = self._started + float(cfg["FIRST_SPEECH_DEADLINE"])
+        stall = float(cfg["LLM_STALL_TIMEOUT"])
         splitter = PieceSplitter()
         verdict = generate.NoAnswerDetector()
         spoken_any = False
         last_piece_at = self._started
+        chunks = None
         try:
             messages = generate.build_messages(self.question, self.passages, self._settings.system_prompt,
                                                self._caller, self._dialogue.messages() if self._dialogue else None)
-            stream = generate.open_stream(cfg, messages)
+            chunks = _reader()
+            stream = chunks.open(lambda: generate.open_stream(cfg, messages), min(first_deadline, total_deadline))
             with self._lock:
                 self._http = stream
                 if self._closed:
                     return
-            chunks = _Reader(stream)
             while True:
                 if self._closed:
                     return
@@ -168,6 +239,7 @@ class Answer:
                 except TimeoutError:
                     if not spoken_any:
                         raise TimeoutError("no speech from the LLM within the first-speech deadline") from None
+                    chunks.pause()
                     self.error = "LLM stalled mid-answer"
                     log.warning("LLM stalled after a spoken piece: closing the answer with a phrase")
                     self._close_http()
@@ -181,10 +253,14 @@ class Answer:
                 text = verdict.feed(delta)
                 if verdict.no_answer:
                     break
-                for piece in splitter.feed(text):
+                pieces = splitter.feed(text)
+                if pieces:
+                    chunks.pause()  # the caller's code runs at a yield: no deadline may fire there
+                for piece in pieces:
                     spoken_any = True
                     last_piece_at = time.monotonic()
                     yield self._emit(piece)
+            chunks.pause()
             if verdict.no_answer:
                 self._close_http()
                 yield from self._refusal_pieces()
@@ -200,6 +276,8 @@ class Answer:
         except GeneratorExit:
             raise
         except Exception as exc:  # network errors, deadlines, HTTP 5xx, bad chunks
+            if chunks is not None:
+                chunks.pause()
             if self._closed:
                 return
             self.error = f"{exc.__class__.__name__}: {exc}"
@@ -216,6 +294,9 @@ class Answer:
                 yield from self._offline_pieces()
             else:
                 yield from self._refusal_pieces()
+        finally:  # also when killed inside a read (GreenletExit): the timer must not outlive it
+            if chunks is not None:
+                chunks.pause()
 
     # --- cancelling ---------------------------------------------------------------
 

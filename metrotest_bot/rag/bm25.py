@@ -32,7 +32,10 @@ class IndexedBM25Retriever:
         damp = K1 * (1 - B + B * lengths / avg_len)
         rows: dict[str, list[int]] = {}
         tfs: dict[str, list[int]] = {}
-        for i, c in enumerate(counts):
+        # The scaffolding is freed a piece at a time as it is used: freed at once on return (millions
+        # of objects on a big KB) it would hold the GIL for a quarter second while a KB loads aside.
+        for i in range(len(counts)):
+            c, counts[i] = counts[i], None
             for term, tf in c.items():
                 rows.setdefault(term, []).append(i)
                 tfs.setdefault(term, []).append(tf)
@@ -40,9 +43,10 @@ class IndexedBM25Retriever:
         # term → (passages holding it, their BM25+ weight for it without the idf), and its idf
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.idfs: dict[str, float] = {}
-        for term, idx in rows.items():
+        for term in list(rows):
+            idx = rows.pop(term)
             idx_a = np.array(idx, dtype=np.int64)
-            tf = np.array(tfs[term], dtype=np.float64)
+            tf = np.array(tfs.pop(term), dtype=np.float64)
             self.postings[term] = (idx_a, tf * (1.0 + K1) / (tf + damp[idx_a]) + DELTA)
             self.idfs[term] = math.log(1 + (n - len(idx) + 0.5) / (len(idx) + 0.5))
         self._n = n

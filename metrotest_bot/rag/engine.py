@@ -93,6 +93,34 @@ def off_hub(fn, *args):
     return gevent.get_hub().threadpool.apply(fn, args)
 
 
+LOAD_SWITCH_INTERVAL = 0.001  # s: how soon the hub gets the GIL back from a load running aside
+
+
+def collector_paused(fn, *args):
+    """fn(*args), run aside, with the cyclic garbage collector paused and what it made then frozen.
+
+    Loading a big KB makes millions of objects: the collections they trigger (a full one took up
+    to half a second) hold the GIL, so every call of a gevent worker stalls though the load runs
+    in a thread of its own; frozen (gc.freeze), the loaded index is never scanned by a later
+    collection either (gunicorn.conf.py freezes the index loaded at start for the same reason).
+    Meanwhile the GIL changes hands every millisecond, not every 5: the hub takes it back after
+    each socket or SQLite call it makes, and each of those waited a full interval."""
+    import gc
+    import sys
+
+    if not gc.isenabled():  # paused by someone else (another load): leave it to them
+        return fn(*args)
+    gc.disable()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
+    try:
+        return fn(*args)
+    finally:
+        sys.setswitchinterval(interval)
+        gc.freeze()
+        gc.enable()
+
+
 def active_version(app) -> tuple[int, str] | None:
     """(id, stored_path) of the active KBVersion, read on a connection of its own
     (never the request's session, which may be inside a long call)."""
@@ -198,7 +226,7 @@ class Engine:
                 self._build(target, run=off_hub)
             # Loading is seconds of CPU on a big KB (documents, term statistics, postings): in a native
             # thread, so the worker's calls go on (in a greenlet it would stall every one of them).
-            loaded = off_hub(self._load, target)
+            loaded = off_hub(collector_paused, self._load, target)
             with self._lock:
                 if self._wanted == target.name:  # still the KB in force (no rollback meanwhile)
                     self._index = loaded
@@ -225,7 +253,7 @@ class Engine:
 
     def current(self) -> LoadedIndex | None:
         """The loaded index in force, re-checked at most every SHARED_STATE_TTL seconds."""
-        ttl = float(self.config.get("SHARED_STATE_TTL", 2.0))
+        ttl = float(self.config["SHARED_STATE_TTL"])
         if self._index is not None and time.monotonic() - self._checked_at < ttl:
             return self._index
         with self._lock:

@@ -20,28 +20,29 @@ def llm_enabled(config) -> bool:
 
 
 def get_client(config):
-    """One `openai.OpenAI` client per (key, URL, timeouts), shared: it pools connections."""
-    import httpx
+    """One `openai.OpenAI` client per (key, URL, timeouts), shared: its connections are pooled
+    in lanes (rag/llm_http.py), so opening and closing a stream costs the same with hundreds open."""
     from openai import OpenAI
 
-    first = float(config.get("LLM_FIRST_TOKEN_TIMEOUT") or 4.0)
+    from .llm_http import httpx_module, lane_pool
+
+    first = float(config["LLM_FIRST_TOKEN_TIMEOUT"])
     key = (config.get("OPENAI_API_KEY"), config.get("OPENAI_BASE_URL"), first)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             import openai
 
-            # A worker streams hundreds of answers at once: keep as many connections alive as it
-            # may open (openai's default keeps 100, so past that every answer connected anew).
+            httpx = httpx_module()
+            # A worker streams hundreds of answers at once: as many connections kept alive as
+            # it may open (openai's default keeps 100, so past that every answer connected anew).
             limits = openai.DEFAULT_CONNECTION_LIMITS
-            limits = type(limits)(max_connections=limits.max_connections,
-                                  max_keepalive_connections=limits.max_connections,
-                                  keepalive_expiry=limits.keepalive_expiry)
             client = OpenAI(
                 api_key=key[0], base_url=key[1] or None, max_retries=0,
                 # read= bounds the wait for the first token and every gap after it.
                 timeout=httpx.Timeout(connect=min(first, 3.0), read=first, write=5.0, pool=first),
-                http_client=openai.DefaultHttpxClient(limits=limits),
+                http_client=openai.DefaultHttpxClient(
+                    transport=lane_pool(limits.max_connections, limits.keepalive_expiry)),
             )
             _clients[key] = client
     return client
@@ -142,11 +143,11 @@ def open_stream(config, messages: list[dict]):
 
     client = get_client(config)
     body = {
-        "model": config.get("LLM_MODEL") or "gpt-4o-mini",
+        "model": config["LLM_MODEL"],
         "messages": messages,
         "stream": True,
         "temperature": 0.2,
-        "max_tokens": int(config.get("LLM_MAX_TOKENS") or 300),
+        "max_tokens": int(config["LLM_MAX_TOKENS"]),
     }
     # The raw-response header "stream" makes the client return the HTTP response unread.
     response = client.post("/chat/completions", cast_to=_http_response_type(), body=body,
@@ -224,6 +225,22 @@ class ChunkStream:
             yield rest.rstrip(b"\r").decode("utf-8")
 
     def __iter__(self):
+        for event in self._events():
+            yield Chunk(event)
+
+    def deltas(self):
+        """Only what an answer reads: each event's `choices[0].delta.content` (None when it has none)."""
+        for event in self._events():
+            choices = event.get("choices")
+            if choices and isinstance(choices, list) and isinstance(choices[0], dict):
+                delta = choices[0].get("delta")
+                content = delta.get("content") if isinstance(delta, dict) else None
+                yield content if isinstance(content, str) else None
+            else:
+                yield None
+
+    def _events(self):
+        """Each SSE event's JSON object, up to [DONE]."""
         import json
 
         data: list[str] = []
@@ -240,7 +257,8 @@ class ChunkStream:
                 if not data:
                     event = None
                     continue
-                payload, data = "\n".join(data), []
+                payload = data[0] if len(data) == 1 else "\n".join(data)
+                data = []
                 kind, event = event, None
                 if payload.startswith("[DONE]"):
                     self._drain(lines)
@@ -250,7 +268,7 @@ class ChunkStream:
                     continue
                 if kind == "error" or chunk.get("error"):
                     self._raise(chunk)
-                yield Chunk(chunk)
+                yield chunk
         finally:
             self.close()
 

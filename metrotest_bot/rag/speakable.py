@@ -18,6 +18,8 @@ import re
 
 from razdel import sentenize
 
+from ..morph import EMAIL, PHONE
+
 try:  # the characters razdel may cut a sentence at, and how far around one it looks
     from razdel.segmenters.sentenize import DELIMITERS as _RAZDEL_DELIMITERS
     from razdel.segmenters.sentenize import SentSplitter as _SentSplitter
@@ -39,8 +41,8 @@ MIN_CLAUSE = 35
 
 # Spans that must stay whole. A cut position inside any of them is refused.
 _PROTECTED = re.compile(
-    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail
-    r"|(?:\+7|8)[\s-]*\(?\d{3,5}\)?[\s-]*\d{1,3}[\s-]*\d{2}[\s-]*\d{2}"  # phone numbers
+    rf"{EMAIL}"
+    rf"|{PHONE}"
     r"|\d+(?:[\s\u00a0]\d{3})+(?:[.,]\d+)?"  # 1 250 000
     r"|\d{1,2}:\d{2}"  # 8:30
     r"|\d+(?:[.,]\d+)+"  # 0,5  9001-2015

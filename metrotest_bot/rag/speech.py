@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 
-from ..morph import morph
+from ..morph import EMAIL_DOMAIN, EMAIL_LOCAL, morph
 from .speech_numbers import (agree, context, int_words, number_words, ordinal_words, preposition_case,
                              read_digits)
 
@@ -52,7 +52,7 @@ NUMBER = re.compile(
     rf"(?P<sign>(?<![\w)])[+−-](?=\d))?(?P<a>{_NUM})(?![A-Za-z])(?:(?P<dash>\s?[–—]\s?|-)(?P<b>{_NUM}))?{_UNIT}?"
 )
 
-EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([\w-]+(?:\.[\w-]+)+)")
+EMAIL = re.compile(rf"(?<![\w.+-])({EMAIL_LOCAL})@({EMAIL_DOMAIN})")
 PHONE = re.compile(
     r"(?<![\w+])(?P<cc>\+\s?7|8)[\s\u00a0-]*(?:\((?P<area1>\d{3,5})\)|(?P<area2>\d{3}))[\s\u00a0-]*"
     r"(?P<rest>\d{1,3}(?:[\s\u00a0-]?\d{2}){2})(?!\d)"

@@ -44,6 +44,47 @@ class KBStore(Protocol):
 
 # --- embedded ------------------------------------------------------------------
 
+def read_json_array(path: Path) -> list:
+    """A JSON array file's items, decoded and parsed a piece at a time. A big KB's documents.json
+    is ~80 MB: one decode and one json.loads of it hold the GIL for half a second, and a gevent
+    worker loading a KB aside in a thread would freeze every call for as long."""
+    import codecs
+    import re
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parts = []
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            parts.append(decoder.decode(chunk))
+    parts.append(decoder.decode(b"", final=True))
+    text = "".join(parts)
+    del parts
+    space = re.compile(r"\s*").match
+    raw_decode = json.JSONDecoder().raw_decode  # one item at a time; ValueError on anything malformed
+    items: list = []
+    pos = space(text, 0).end()
+    if not text.startswith("[", pos):
+        raise ValueError(f"{path}: not a JSON array")
+    pos = space(text, pos + 1).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            item, pos = raw_decode(text, pos)
+            items.append(item)
+            pos = space(text, pos).end()
+            if text.startswith(",", pos):
+                pos = space(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise ValueError(f"{path}: not a JSON array (at character {pos})")
+    if space(text, pos).end() != len(text):
+        raise ValueError(f"{path}: data after the JSON array")
+    return items
+
+
 class EmbeddedStore:
     """InMemoryDocumentStore + a JSON file per KB version."""
 
@@ -84,8 +125,12 @@ class EmbeddedStore:
         if self._store is None:
             store = self._new_store()
             if self._docs_path.exists():
-                raw = json.loads(self._docs_path.read_text(encoding="utf-8"))
-                store.write_documents([Document.from_dict(d) for d in raw], policy=DuplicatePolicy.OVERWRITE)
+                raw = read_json_array(self._docs_path)
+                raw.reverse()
+                docs = []
+                while raw:  # each dict freed as it is used: freeing 75,000 at once holds the GIL too
+                    docs.append(Document.from_dict(raw.pop()))
+                store.write_documents(docs, policy=DuplicatePolicy.OVERWRITE)
             self._store = store
         return self._store
 
@@ -254,5 +299,5 @@ def open_store(config, name: str, embedding_dim: int | None = None) -> KBStore:
     """The store for KB index `name` on the configured backend."""
     url = config.get("ELASTICSEARCH_URL")
     if url:
-        return ElasticStore(url, config.get("ELASTICSEARCH_PREFIX") or "metrotest", name, embedding_dim)
+        return ElasticStore(url, config["ELASTICSEARCH_PREFIX"], name, embedding_dim)
     return EmbeddedStore(Path(config["DATA_DIR"]), name)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from pypdf.errors import LimitReachedError
 
+from config import DEFAULTS
+
 from .errors import KBError
 
 MB = 1024 * 1024
@@ -28,21 +30,21 @@ def _size(n: int) -> str:
 
 @dataclass(frozen=True)
 class IngestLimits:
-    max_bytes: int = 20 * MB  # the file itself, any format (KB_MAX_UPLOAD_BYTES)
-    max_text_chars: int = 20_000_000  # text after decoding or PDF extraction (KB_MAX_TEXT_CHARS)
-    pdf_max_pages: int = 2000  # KB_PDF_MAX_PAGES
-    pdf_max_inflated_bytes: int = 32 * MB  # page content streams once inflated, summed over pages
-    max_seconds: float = 300.0  # reading and indexing one file (KB_INDEX_TIMEOUT)
+    # Defaults are the declared settings' (config.SETTINGS), for a file read outside an app.
+    max_bytes: int = DEFAULTS["KB_MAX_UPLOAD_BYTES"]  # the file itself, any format
+    max_text_chars: int = DEFAULTS["KB_MAX_TEXT_CHARS"]  # text after decoding or PDF extraction
+    pdf_max_pages: int = DEFAULTS["KB_PDF_MAX_PAGES"]
+    pdf_max_inflated_bytes: int = DEFAULTS["KB_PDF_MAX_INFLATED_BYTES"]  # page content streams inflated, summed
+    max_seconds: float = DEFAULTS["KB_INDEX_TIMEOUT"]  # reading and indexing one file
 
     @classmethod
     def from_config(cls, config) -> "IngestLimits":
-        default = cls()
         return cls(
-            max_bytes=int(config.get("KB_MAX_UPLOAD_BYTES", default.max_bytes)),
-            max_text_chars=int(config.get("KB_MAX_TEXT_CHARS", default.max_text_chars)),
-            pdf_max_pages=int(config.get("KB_PDF_MAX_PAGES", default.pdf_max_pages)),
-            pdf_max_inflated_bytes=int(config.get("KB_PDF_MAX_INFLATED_BYTES", default.pdf_max_inflated_bytes)),
-            max_seconds=float(config.get("KB_INDEX_TIMEOUT", default.max_seconds)),
+            max_bytes=int(config["KB_MAX_UPLOAD_BYTES"]),
+            max_text_chars=int(config["KB_MAX_TEXT_CHARS"]),
+            pdf_max_pages=int(config["KB_PDF_MAX_PAGES"]),
+            pdf_max_inflated_bytes=int(config["KB_PDF_MAX_INFLATED_BYTES"]),
+            max_seconds=float(config["KB_INDEX_TIMEOUT"]),
         )
 
     # -- checks, each raising KBError with the admin's message ---------------------------------

@@ -11,6 +11,9 @@ on `attempts`, so any number of workers and machines can deliver side by side
 without a lock.
 
 Signature: `X-Metrotest-Signature: sha256=<hex HMAC-SHA256 of the raw body with CALL_WEBHOOK_SECRET>`.
+
+The same outbox and sender carry the call's note to the CRM (rows with `target` "crm",
+crm_note.py), so the sender runs when either is configured (`active()`).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from ..database import write_lock
 from ..extensions import db
 from ..models import ROLE_BOT, WEBHOOK_FAILED, WEBHOOK_PENDING, CallWebhook
 from ..timeutil import as_utc, utcnow
+from . import crm_note
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,20 @@ def enqueue(session, call, turns) -> None:
                             created_at=utcnow(), next_attempt_at=utcnow()))
 
 
+def active(config) -> bool:
+    """Anything to deliver after a call: the webhook, or notes to the CRM."""
+    return bool(config.get("CALL_WEBHOOK_URL")) or crm_note.enabled(config)
+
+
+def queue(session, call, turns, config) -> bool:
+    """Queue what leaves the call (the webhook, the CRM note) as configured; True when anything was."""
+    queued = False
+    if config.get("CALL_WEBHOOK_URL"):
+        enqueue(session, call, turns)
+        queued = True
+    return crm_note.enqueue(session, call, config) or queued
+
+
 def backoff_s(attempts: int, base: float, cap: float) -> float:
     """Seconds before attempt `attempts + 1`: base, 2·base, 4·base … up to cap."""
     return min(cap, base * (2 ** max(0, attempts - 1)))
@@ -109,7 +127,7 @@ class WebhookSender(BackgroundWorker):
 
     # -- the thread -----------------------------------------------------------------
     def _run(self) -> None:
-        poll = float(self.cfg.get("CALL_WEBHOOK_POLL", 30.0))
+        poll = float(self.cfg["CALL_WEBHOOK_POLL"])
         wait = 0.0
         while not self._stopped.is_set():
             if wait:
@@ -158,8 +176,8 @@ class WebhookSender(BackgroundWorker):
                 db.session.remove()
         return delivered
 
-    def _claim(self, row_id: int, seen_attempts: int) -> str | None:
-        """Take the row for one attempt; None when another worker took it first."""
+    def _claim(self, row_id: int, seen_attempts: int):
+        """Take the row for one attempt: (body, target); None when another worker took it first."""
         lease = utcnow() + timedelta(seconds=float(self.cfg["CALL_WEBHOOK_TIMEOUT"]) + LEASE_MARGIN_S)
         with _write_lock():
             taken = db.session.execute(
@@ -167,16 +185,20 @@ class WebhookSender(BackgroundWorker):
                 .where(CallWebhook.id == row_id, CallWebhook.attempts == seen_attempts,
                        CallWebhook.status == WEBHOOK_PENDING)
                 .values(attempts=seen_attempts + 1, next_attempt_at=lease)).rowcount
-            body = db.session.scalar(select(CallWebhook.body).where(CallWebhook.id == row_id)) if taken else None
+            row = db.session.execute(select(CallWebhook.body, CallWebhook.target)
+                                     .where(CallWebhook.id == row_id)).first() if taken else None
             db.session.commit()
-        return body
+        return row
 
     def _deliver_one(self, row_id: int, seen_attempts: int) -> int:
-        body = self._claim(row_id, seen_attempts)
-        if body is None:
+        row = self._claim(row_id, seen_attempts)
+        if row is None:
             return 0
         attempts = seen_attempts + 1
-        error = self.post(body.encode("utf-8"))
+        if row.target == crm_note.TARGET:
+            error = crm_note.deliver(self.cfg, row.body, float(self.cfg["CALL_WEBHOOK_TIMEOUT"]))
+        else:
+            error = self.post(row.body.encode("utf-8"))
         with _write_lock():
             if error is None:
                 db.session.execute(delete(CallWebhook).where(CallWebhook.id == row_id))
@@ -213,8 +235,8 @@ class WebhookSender(BackgroundWorker):
 
 
 def status(app) -> dict | None:
-    """For /healthz: reports waiting and given up; None when no webhook is configured (needs an app context)."""
-    if not app.config.get("CALL_WEBHOOK_URL"):
+    """For /healthz: reports waiting and given up; None when nothing is delivered after calls (needs an app context)."""
+    if not active(app.config):
         return None
     counts = dict(db.session.execute(select(CallWebhook.status, func.count()).group_by(CallWebhook.status)).all())
     return {"pending": int(counts.get(WEBHOOK_PENDING, 0)), "failed": int(counts.get(WEBHOOK_FAILED, 0))}
@@ -229,13 +251,13 @@ def sender(app) -> WebhookSender:
 
 def wake(app) -> None:
     """A report was committed: deliver it now (starts this process's sender when needed)."""
-    if app.config.get("CALL_WEBHOOK_URL"):
+    if active(app.config):
         sender(app).wake()
 
 
 def init_app(app) -> None:
-    """With CALL_WEBHOOK_URL set, a restarted worker resumes pending reports at its first request."""
-    if app.config.get("CALL_WEBHOOK_URL"):
+    """With CALL_WEBHOOK_URL set (or CRM notes), a restarted worker resumes pending reports at its first request."""
+    if active(app.config):
         app.before_request(sender(app).ensure_running)
-        if not app.config.get("CALL_WEBHOOK_SECRET"):
+        if app.config.get("CALL_WEBHOOK_URL") and not app.config.get("CALL_WEBHOOK_SECRET"):
             log.warning("CALL_WEBHOOK_URL is set without CALL_WEBHOOK_SECRET: reports go out unsigned")

@@ -223,14 +223,14 @@ class ElasticTranscriptIndex:
         self.app = app
         cfg = app.config
         self.sql = SqlTranscriptIndex(app)
-        self.store = TranscriptStore(make_client(cfg["ELASTICSEARCH_URL"], cfg.get("ELASTICSEARCH_TIMEOUT", 5.0)),
-                                     cfg.get("ELASTICSEARCH_PREFIX") or "metrotest")
+        self.store = TranscriptStore(make_client(cfg["ELASTICSEARCH_URL"], cfg["ELASTICSEARCH_TIMEOUT"]),
+                                     cfg["ELASTICSEARCH_PREFIX"])
         # After a failed request the panel searches SQL for this long before trying Elasticsearch again.
-        self.down_for_s = float(cfg.get("SEARCH_OUTBOX_RETRY_MAX", 30.0))
+        self.down_for_s = float(cfg["SEARCH_OUTBOX_RETRY_MAX"])
         self._down_until = 0.0
         # /healthz asks Elasticsearch itself at most this often (a quiet panel never finds out otherwise).
         self.check_every_s = min(HEALTH_CHECK_EVERY, self.down_for_s)
-        self.check_timeout_s = min(HEALTH_CHECK_TIMEOUT, float(cfg.get("ELASTICSEARCH_TIMEOUT", 5.0)))
+        self.check_timeout_s = min(HEALTH_CHECK_TIMEOUT, float(cfg["ELASTICSEARCH_TIMEOUT"]))
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
         self.last_backend = self.name  # which backend answered the last search (the panel may say "degraded")

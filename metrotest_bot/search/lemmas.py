@@ -8,19 +8,16 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ..morph import morph  # noqa: F401  (re-exported for admin.questions)
+from ..morph import FUNCTION_POS, fold_yo, morph  # noqa: F401  (morph re-exported for admin.questions)
 from ..phones import is_russian, national, normalize_phone
 
 WORD_RE = re.compile(r"[0-9A-Za-zА-Яа-яЁё]+(?:-[0-9A-Za-zА-Яа-яЁё]+)*")
 
-# Parts of speech that carry no meaning of their own: prepositions, conjunctions,
-# particles, interjections, pronouns. Indexing them would only fill the table.
-FUNCTION_POS = frozenset({"PREP", "CONJ", "PRCL", "INTJ", "NPRO"})
 MAX_LEMMA_LEN = 64
 
 
 def normalize(word: str) -> str:
-    return word.lower().replace("ё", "е")
+    return fold_yo(word.lower())
 
 
 @lru_cache(maxsize=200_000)

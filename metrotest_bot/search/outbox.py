@@ -54,8 +54,8 @@ class Outbox(BackgroundWorker):
         super().__init__()
         self.app = app
         self.store = store
-        self.poll_s = float(app.config.get("SEARCH_OUTBOX_POLL", 10.0))
-        self.retry_max_s = float(app.config.get("SEARCH_OUTBOX_RETRY_MAX", 30.0))
+        self.poll_s = float(app.config["SEARCH_OUTBOX_POLL"])
+        self.retry_max_s = float(app.config["SEARCH_OUTBOX_RETRY_MAX"])
         self.last_error: str | None = None
         # A restarted worker resumes what an outage left behind at its first request.
         app.before_request(self.ensure_running)

@@ -16,7 +16,7 @@ def _socket_options(state):
     cfg.setdefault("SOCK_SERVER_OPTIONS", {
         "subprotocols": SUBPROTOCOLS,
         "ping_interval": cfg.get("VOICE_PING_INTERVAL") or None,
-        "max_message_size": max(HARD_FRAME_CAP_BYTES, 4 * cfg.get("VOICE_MAX_FRAME_BYTES", 0)),
+        "max_message_size": max(HARD_FRAME_CAP_BYTES, 4 * cfg["VOICE_MAX_FRAME_BYTES"]),
     })
 
 

@@ -33,7 +33,7 @@ def close_abandoned_calls(app) -> int:
     if not replay_orphans(app):
         return 0  # a dead worker's spool could not be replayed yet: its calls may look silent but are not
     cfg = app.config
-    quiet_for = timedelta(seconds=float(cfg.get("VOICE_IDLE_TIMEOUT", 120.0)) + MARGIN_S)
+    quiet_for = timedelta(seconds=float(cfg["VOICE_IDLE_TIMEOUT"]) + MARGIN_S)
     closed = queued = 0
     with app.app_context():
         cutoff = utcnow() - quiet_for
@@ -74,7 +74,7 @@ class AbandonedCallSweeper(BackgroundWorker):
         self.app = app
 
     def _run(self) -> None:
-        every = float(self.app.config.get("ABANDONED_SWEEP_S", 300.0))
+        every = float(self.app.config["ABANDONED_SWEEP_S"])
         while not self._stopped.is_set():
             try:
                 close_abandoned_calls(self.app)
@@ -88,5 +88,5 @@ def init_app(app) -> None:
     """Sweep from this worker's first request on (a forked worker starts its own thread)."""
     sweeper = AbandonedCallSweeper(app)
     app.extensions["abandoned_calls"] = sweeper
-    if app.config.get("ABANDONED_SWEEP_S", 300.0):
+    if app.config["ABANDONED_SWEEP_S"]:
         app.before_request(sweeper.ensure_running)

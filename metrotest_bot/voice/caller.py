@@ -1,9 +1,9 @@
 """Who is calling: the CRM lookup at setup, in one place.
 
 The session asks `profile_for()` once per call and then uses the profile for
-the greeting, the caller context the answer engine sees, the call log's CRM
-columns and the transfer target (the client's own manager when the CRM
-names one, else the operator number from the bot settings).
+the greeting (worded in phrases.py), the caller context the answer engine sees,
+the call log's CRM columns and the transfer target (the client's own manager
+when the CRM names one, else the operator number from the bot settings).
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ def caller_context(info: crm.CallerInfo | None) -> CallerContext | None:
 @dataclass
 class CallerProfile:
     info: crm.CallerInfo | None
-    greeting: str
 
     @property
     def context(self) -> CallerContext | None:
@@ -50,16 +49,11 @@ class CallerProfile:
         return settings.operator_phone or None
 
 
-def profile_for(number: str | None, settings: BotSettings) -> CallerProfile:
+def profile_for(number: str | None) -> CallerProfile:
     """Needs an app context. Never raises: an unknown or unreachable CRM means no profile."""
     info = None
     try:
         info = crm.lookup_caller(number)
     except Exception:  # the CRM has its own time budget; a bug there must not drop the call
         log.exception("CRM lookup failed for %s", number)
-    try:
-        greeting = crm.greeting_for(info, settings.greeting)
-    except Exception:
-        log.exception("CRM greeting failed")
-        greeting = settings.greeting
-    return CallerProfile(info=info, greeting=greeting or settings.greeting)
+    return CallerProfile(info=info)

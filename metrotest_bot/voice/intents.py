@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..morph import fold_yo
 from ..morph import morph as _analyzer
 
 TRANSFER = "transfer"
@@ -49,14 +50,14 @@ def _lemmas(word: str) -> frozenset[str]:
     if word.isdigit():
         return frozenset({"#num"})
     parses = _analyzer().parse(word)
-    forms = {p.normal_form.replace("ё", "е") for p in parses} | {word}
+    forms = {fold_yo(p.normal_form) for p in parses} | {word}
     if any(p.tag.POS == "NUMR" for p in parses):  # «десять», «пять»: a count, as digits are
         forms.add("#num")
     return frozenset(forms)
 
 
 def lemmatize(text: str) -> list[frozenset[str]]:
-    return [_lemmas(w.lower().replace("ё", "е")) for w in WORD_RE.findall(text)]
+    return [_lemmas(fold_yo(w.lower())) for w in WORD_RE.findall(text)]
 
 
 def detect(text: str) -> str | None:

@@ -39,8 +39,8 @@ class CallLogWriter(BackgroundWorker):
         super().__init__()
         self.app = app
         cfg = app.config
-        self.interval = max(float(cfg.get("CALLLOG_FLUSH_MS", 250)), 0.0) / 1000.0
-        self.retry_max = max(float(cfg.get("CALLLOG_RETRY_MAX_S", 5.0)), self.interval, 0.05)
+        self.interval = max(float(cfg["CALLLOG_FLUSH_MS"]), 0.0) / 1000.0
+        self.retry_max = max(float(cfg["CALLLOG_RETRY_MAX_S"]), self.interval, 0.05)
         self.queue: deque = deque()
         self.calls: dict[str, logapply.CallState] = {}
         self.spool = spool.Spool(spool.spool_dir(cfg))

@@ -1,24 +1,37 @@
-"""The outgoing side of a call socket: a bounded queue and a writer greenlet (issue #13).
+"""The outgoing side of a call socket: every frame of a call leaves through its FrameSender.
 
-simple-websocket's `send()` writes from the caller's greenlet and blocks for as
-long as the client does not read, with no timeout: the answer, then the whole
-call, waits forever. Here frames are encoded in order into a queue, and one
-writer greenlet puts them on the socket. A client that takes nothing for
-`stall_timeout` seconds, or lets more than `max_queued` bytes pile up beyond
-the kernel's buffers, is a slow consumer: the connection is cut (no close
-frame could get through anyway) and the session finalizes the call as lost.
+`FrameSender` is what the session and its answers talk to. It owns the send lock
+and the `seq` numbers of each answer's `text` frames: an answer's frames go out
+through an `AnswerFrames` that numbers them 0, 1, 2… and, once closed (barge-in),
+lets nothing more of that answer leave. It writes into an outlet: a
+`SocketQueue` on a real call, a list in unit tests.
+
+`SocketQueue` bounds the socket (issue #13). simple-websocket's `send()` writes
+from the caller's greenlet and blocks for as long as the client does not read,
+with no timeout: the answer, then the whole call, waits forever. Here frames are
+encoded in order into a queue, and one writer greenlet puts them on the socket.
+A client that takes nothing for `stall_timeout` seconds, or lets more than
+`max_queued` bytes pile up beyond the kernel's buffers, is a slow consumer: the
+connection is cut (no close frame could get through anyway) and the session
+finalizes the call as lost.
 """
 from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
+import uuid
 from collections import deque
+from typing import Protocol
 
 import gevent
 from gevent.event import Event
 from gevent.socket import wait_write
 from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
+
+from . import frames
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +65,88 @@ def close_within(ws, timeout: float, code: int, message: str | None = None) -> b
         timer.close()
 
 
+def new_answer_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Outlet(Protocol):
+    def put(self, frame: str) -> bool:
+        """Queue one frame's JSON text; False when it cannot go out."""
+
+
 class FrameSender:
+    """Every frame of one call, under one lock, in order; the `seq` numbers of each answer."""
+
+    def __init__(self, outlet: Outlet):
+        self.outlet = outlet
+        # Answers stream from greenlets of their own; one lock orders them with the socket's greenlet.
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.last_sent = time.monotonic()  # a call that is spoken to is not idle
+
+    def send(self, frame: str) -> bool:
+        with self._lock:
+            return self._put(frame)
+
+    def _put(self, frame: str) -> bool:
+        if self._stopped or not self.outlet.put(frame):
+            return False
+        self.last_sent = time.monotonic()
+        return True
+
+    def error(self, code: str, message: str) -> bool:
+        return self.send(frames.error_frame(code, message))
+
+    def transfer(self, to: str, text: str | None) -> bool:
+        return self.send(frames.transfer_frame(to, text))
+
+    def end(self, reason: str, text: str | None) -> bool:
+        return self.send(frames.end_frame(reason, text))
+
+    def answer(self, answer_id: str | None = None) -> "AnswerFrames":
+        """The `text` frames of one answer (a fresh id unless given: `greeting`)."""
+        return AnswerFrames(self, answer_id or new_answer_id())
+
+    def stop(self) -> None:
+        """The call is over: no frame is accepted from now on (what is queued still goes out)."""
+        with self._lock:
+            self._stopped = True
+
+
+class AnswerFrames:
+    """One answer's `text` frames: numbered from 0, and none once closed (rule 2 of PROTOCOL.md)."""
+
+    def __init__(self, sender: FrameSender, answer_id: str):
+        self.sender = sender
+        self.id = answer_id
+        self.next_seq = 0
+        self.closed = False
+
+    def piece(self, spoken: str, last: bool = False) -> bool:
+        """Send one piece (its speech form); False when it did not go out (closed, or the socket refused)."""
+        with self.sender._lock:
+            return self._piece(spoken, last)
+
+    def _piece(self, spoken: str, last: bool) -> bool:
+        if self.closed or not self.sender._put(frames.text_frame(self.id, self.next_seq, spoken, last)):
+            return False
+        self.next_seq += 1
+        return True
+
+    def whole(self, spoken: list[str]) -> int:
+        """A phrase's pieces in one go, `last` on the final one; returns how many went out."""
+        with self.sender._lock:
+            for i, piece in enumerate(spoken):
+                if not self._piece(piece, i == len(spoken) - 1):
+                    return i
+            return len(spoken)
+
+    def close(self) -> None:
+        """From the moment this returns, no frame of this answer leaves."""
+        with self.sender._lock:
+            self.closed = True
+
+class SocketQueue:
     def __init__(self, ws, max_queued: int, stall_timeout: float, call_label=lambda: None):
         self.ws = ws
         self.max_queued = max_queued

@@ -1,22 +1,19 @@
 """One phone call: everything the call knows lives in its CallSession.
 
-The socket's own greenlet reads frames and handles them in order; each answer
-runs in a greenlet of its own, so a barge-in can cancel it at once. Frames
-from both greenlets go out under one lock, and an answer's `cancelled` flag is
-set under that same lock: once an interrupt is handled, no further `text` of
-that answer can leave.
+The socket's own greenlet reads frames and handles them in order (this module);
+each answer runs in a greenlet of its own (answer_task.py), so a barge-in can
+cancel it at once. Frames leave through the call's FrameSender (sender.py), which
+numbers them and orders both greenlets' frames; every bot turn and log write goes
+through the call's recorder (recorder.py); the fixed phrases are chosen in
+phrases.py.
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import uuid
 import weakref
-from collections import OrderedDict
 
 import gevent
-from gevent.event import Event
 from simple_websocket import ConnectionClosed
 
 from ..bot_settings import BotSettings, get_bot_settings
@@ -24,21 +21,15 @@ from ..extensions import db
 from ..models import (OUTCOME_COMPLETED, OUTCOME_ERROR, OUTCOME_HANGUP, OUTCOME_LOST, OUTCOME_NO_OPERATOR,
                       OUTCOME_TRANSFER_FAILED, OUTCOME_TRANSFERRED)
 from ..rag.dialogue import Dialogue
-from ..rag.speakable import split_text
-from ..rag.speech import speech_form
-from . import frames, intents, limits
+from . import frames, intents, limits, phrases
+from .answer_task import KILL_WAIT_S, AnswerTask
 from .caller import CallerProfile, profile_for
-from .calllog import BotTurn, CallLog
-from .sender import FrameSender, abort_socket, close_within
+from .recorder import CallRecorder
+from .sender import FrameSender, SocketQueue, abort_socket, close_within
 
 log = logging.getLogger(__name__)
 
 GREETING_ID = "greeting"
-KEEP_RECENT_ANSWERS = 8  # answers an `interrupt` may still refer to (their TTS may still be playing)
-KILL_WAIT_S = 5.0
-QUESTION_LOG_WAIT_S = 15.0  # a guard only: the caller's turn is written (or given up) well before
-
-
 CLOSE_WAIT_S = 2.0
 GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
@@ -89,69 +80,32 @@ def close_socket(ws, code: int = 1000, message: str | None = None) -> None:
         thread.join(timeout=CLOSE_WAIT_S)
 
 
-def new_answer_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def ms_since(start: float) -> float:
-    return round((time.monotonic() - start) * 1000.0, 1)
-
-
-class Answer:
-    """One answer on its way out: its greenlet, what was sent, how it ended."""
-
-    def __init__(self, question: str, received_at: float, seq: int):
-        self.id = new_answer_id()
-        self.question = question
-        self.received_at = received_at  # when the caller's final prompt arrived
-        self.turn = BotTurn(kind="answer", answer_id=self.id, question=question, seq=seq)
-        self.greenlet: gevent.Greenlet | None = None
-        self.stream = None
-        self.next_seq = 0
-        self.sent: list[str] = []  # written pieces; the turn keeps their speech forms beside them
-        self.cancelled = False  # set under the session's send lock
-        self.finishing = False  # streaming is over; only the log write remains
-        self.waiting_for_piece = False  # inside next(stream): the one place it may be killed
-        self.done = False  # the final state is in the log (or was tried)
-        self.spoken: str | None = None  # utteranceUntilInterrupt, when the caller barged in
-        # Set once the caller's turn (the question) is written: the answer's own log writes wait
-        # for it, so the log holds the question before its answer, whichever greenlet runs first.
-        self.question_logged = Event()
-
-    @property
-    def sent_text(self) -> str:
-        return " ".join(self.sent)
-
-    @property
-    def sent_spoken(self) -> str:
-        return " ".join(self.turn.spoken_pieces)
-
-
 class CallSession:
-    def __init__(self, ws, app):
+    def __init__(self, ws, app, outlet=None, engine=None):
+        """`outlet` (where frames go, sender.py) and `engine` (rag's answer engine) are the socket's
+        queue and the app's engine unless given: unit tests drive a call without a socket."""
         self.ws = ws
         self.app = app
         cfg = app.config
         self.max_frame_bytes = cfg["VOICE_MAX_FRAME_BYTES"]
         self.max_json_depth = cfg.get("VOICE_MAX_JSON_DEPTH", frames.MAX_JSON_DEPTH)
         self.idle_timeout = cfg["VOICE_IDLE_TIMEOUT"]
-        self.log = CallLog(app)
+        self.recorder = CallRecorder(app)
         # Bounded sockets (issue #13): what a socket may send us, and what we hold for it.
         self.guard = limits.SocketGuard(self.send_error, cfg["VOICE_MAX_FRAMES_PER_SECOND"],
                                         cfg["VOICE_MAX_PROMPTS_PER_SECOND"], cfg["VOICE_RATE_LIMIT_CLOSE_AFTER"])
-        self.sender = FrameSender(ws, cfg["VOICE_SEND_QUEUE_BYTES"], cfg["VOICE_SEND_TIMEOUT"],
-                                  call_label=lambda: self.log.call_id)
-        self.send_lock = threading.Lock()
+        self.outlet = outlet or SocketQueue(ws, cfg["VOICE_SEND_QUEUE_BYTES"], cfg["VOICE_SEND_TIMEOUT"],
+                                            call_label=lambda: self.recorder.call_id)
+        self.sender = FrameSender(self.outlet)
+        self.engine = engine
         self.profile: CallerProfile | None = None
-        self.current: Answer | None = None
+        self.current: AnswerTask | None = None
         self.running: set[gevent.Greenlet] = set()  # answer greenlets not yet done with their log writes
-        self.recent: OrderedDict[str, BotTurn] = OrderedDict()
         self.outcome: str | None = None  # decided by the call itself: transferred or completed
         self.silences = 0  # `silence` frames since the caller last spoke or pressed a key
         self.transferred_to: str | None = None
-        self.open = True
         self.shutting_down = False
-        self.last_activity = time.monotonic()
+        self.last_heard = time.monotonic()
         self.dialogue = Dialogue()  # the call's memory: follow-ups and the LLM's view of the call
 
     @property
@@ -163,7 +117,7 @@ class CallSession:
     def shut_down(self) -> None:
         self.shutting_down = True
         try:
-            if self.sender.queue:  # a frame half written: a close frame now would garble it
+            if self.outlet.queue:  # a frame half written: a close frame now would garble it
                 abort_socket(self.ws)
             else:
                 close_within(self.ws, CLOSE_WAIT_S, GOING_AWAY, "server shutting down")
@@ -177,17 +131,17 @@ class CallSession:
         _open_sessions.add(self)
         try:
             while True:
-                if self.sender.failure:
-                    outcome, reason = OUTCOME_LOST, self.sender.failure
+                if self.outlet.failure:
+                    outcome, reason = OUTCOME_LOST, self.outlet.failure
                     break
-                idle_for = time.monotonic() - self.last_activity
+                idle_for = time.monotonic() - max(self.last_heard, self.sender.last_sent)
                 if self.current is None and idle_for >= self.idle_timeout:
                     outcome, reason = OUTCOME_LOST, "idle timeout"
                     break
                 raw = self.ws.receive(timeout=max(self.idle_timeout - idle_for, 0.5))
                 if raw is None:
                     continue
-                self.last_activity = time.monotonic()
+                self.last_heard = time.monotonic()
                 if not self.guard.frame():
                     continue  # over the frame rate: refused unread
                 ended = self.handle(raw)
@@ -195,30 +149,34 @@ class CallSession:
                     outcome, reason = ended
                     break
         except limits.Abuse as exc:
-            log.warning("call %s: closed for flooding: %s", self.log.call_id, exc)
+            log.warning("call %s: closed for flooding: %s", self.recorder.call_id, exc)
             outcome, reason, close_code = OUTCOME_LOST, "rate limit exceeded", POLICY_VIOLATION
         except ConnectionClosed:
             outcome, reason = OUTCOME_LOST, ("server shut down" if self.shutting_down
-                                             else self.sender.failure or "socket closed")
+                                             else self.outlet.failure or "socket closed")
         except gevent.GreenletExit:
             outcome, reason = OUTCOME_LOST, "server shut down"
             raise
         except Exception:
-            log.exception("call %s: unexpected error", self.log.call_id)
+            log.exception("call %s: unexpected error", self.recorder.call_id)
             outcome, reason = OUTCOME_ERROR, "server error"
         finally:
             _open_sessions.discard(self)
-            self.open = False
-            self.stop_answer()
-            # A cut answer may still be writing its last state (a barge-in never kills a database
-            # write): the call is finalized after its turns, so a finished call's log is whole.
-            gevent.joinall(list(self.running), timeout=KILL_WAIT_S)
-            if self.started:
-                outcome = self.outcome or outcome
-                self.log.finish(outcome, reason=reason, transferred_to=self.transferred_to)
-                log.info("call %s ended: %s (%s)", self.log.call_id, outcome, reason)
-            if self.sender.drain(CLOSE_WAIT_S):  # the last frames before the close frame
+            self.end(outcome, reason)
+            if self.outlet.drain(CLOSE_WAIT_S):  # the last frames before the close frame
                 close_socket(self.ws, close_code, reason if close_code != 1000 or reason == "idle timeout" else None)
+
+    def end(self, outcome: str, reason: str) -> None:
+        """The call is over: nothing more goes out, the answer is cut, the call is finalized."""
+        self.sender.stop()
+        self.stop_answer()
+        # A cut answer may still be writing its last state (a barge-in never kills a database
+        # write): the call is finalized after its turns, so a finished call's log is whole.
+        gevent.joinall(list(self.running), timeout=KILL_WAIT_S)
+        if self.started:
+            outcome = self.outcome or outcome
+            self.recorder.call_ended(outcome, reason, self.transferred_to)
+            log.info("call %s ended: %s (%s)", self.recorder.call_id, outcome, reason)
 
     def handle(self, raw) -> tuple[str, str] | None:
         """Handle one frame; returns (outcome, reason) when the call is over."""
@@ -243,7 +201,7 @@ class CallSession:
             elif isinstance(event, frames.Dtmf):
                 self.on_dtmf(event)
             elif isinstance(event, frames.Recording):
-                self.log.set_recording(event.url)
+                self.recorder.recording(event.url)
             elif isinstance(event, frames.Silence):
                 self.on_silence()
             elif isinstance(event, frames.Hangup):
@@ -257,90 +215,46 @@ class CallSession:
         except (ConnectionClosed, limits.Abuse):
             raise
         except Exception:  # one bad turn must not drop the call
-            log.exception("call %s: error handling %s", self.log.call_id, type(event).__name__)
+            log.exception("call %s: error handling %s", self.recorder.call_id, type(event).__name__)
             self.send_error("internal_error", "the server failed to handle this frame")
         return None
 
-    # -- sending ------------------------------------------------------------
-
-    def send(self, frame: str) -> bool:
-        with self.send_lock:
-            return self._send_locked(frame)
-
-    def _send_locked(self, frame: str) -> bool:
-        if not self.open or not self.sender.put(frame):
-            return False
-        self.last_activity = time.monotonic()
-        return True
+    # -- saying things ------------------------------------------------------
 
     def send_error(self, code: str, message: str) -> None:
-        log.info("call %s: error frame %s: %s", self.log.call_id, code, message)
-        self.send(frames.error_frame(code, message))
+        log.info("call %s: error frame %s: %s", self.recorder.call_id, code, message)
+        self.sender.error(code, message)
 
-    def send_piece(self, answer: Answer, text: str, last: bool = False) -> bool:
-        """Send one `text` frame of an answer unless the answer was cancelled.
-
-        `text` is the written piece; the frame carries its speech form (the one place
-        where pieces of answers become what TTS reads: rag/speech.py).
-        """
-        spoken = speech_form(text)
-        with self.send_lock:
-            if answer.cancelled or not self._send_locked(frames.text_frame(answer.id, answer.next_seq, spoken, last)):
-                return False
-            answer.next_seq += 1
-            if text:
-                answer.sent.append(text)
-                answer.turn.pieces.append(text)
-                answer.turn.spoken_pieces.append(spoken)
-            return True
-
-    def send_phrase(self, answer_id: str, phrase: str, turn: BotTurn) -> None:
-        """A configured phrase as one whole answer: its speakable pieces (sentences, as in answers) as
-        `text` frames in speech form, seq 0..n, `last` on the final one. So a barge-in reports the
-        sentences heard. The pieces sent go into `turn`, written and spoken.
-        """
-        pieces = split_text(phrase) or [""]  # an empty phrase still closes its answer
-        spoken = [speech_form(p) for p in pieces]
-        with self.send_lock:
-            for seq, piece in enumerate(pieces):
-                if not self._send_locked(frames.text_frame(answer_id, seq, spoken[seq], seq == len(pieces) - 1)):
-                    break
-                if piece:
-                    turn.pieces.append(piece)
-                    turn.spoken_pieces.append(spoken[seq])
-
-    def say(self, kind: str, phrase: str, answer_id: str | None = None) -> BotTurn:
-        """A configured phrase as one whole answer (send_phrase), logged as a bot turn."""
-        answer_id = answer_id or new_answer_id()
-        turn = BotTurn(kind=kind, answer_id=answer_id, planned_text=phrase, source="phrase", seq=self.log.next_seq())
-        self.send_phrase(answer_id, phrase, turn)
-        turn.text = turn.spoken_text = " ".join(turn.pieces)
-        turn.spoken = " ".join(turn.spoken_pieces)
-        self.log.save_bot_turn(turn)
-        self._remember(turn)
-        return turn
-
-    def _remember(self, turn: BotTurn) -> None:
-        self.recent[turn.answer_id] = turn
-        while len(self.recent) > KEEP_RECENT_ANSWERS:
-            self.recent.popitem(last=False)
+    def say(self, line: phrases.Line, answer_id: str | None = None) -> None:
+        """A phrase as one whole answer: its speakable pieces (sentences, as in answers) as `text`
+        frames in speech form, seq 0..n, `last` on the final one, so a barge-in reports the
+        sentences heard. Logged as a bot turn of the phrase's kind."""
+        out = self.sender.answer(answer_id)
+        turn = self.recorder.phrase(line.kind, out.id, line.text)
+        parts = phrases.pieces(line.text)
+        sent = out.whole([spoken for _, spoken in parts])
+        for written, spoken in parts[:sent]:
+            self.recorder.piece_sent(turn, written, spoken)
+        self.recorder.phrase_said(turn)
 
     def settings(self) -> BotSettings:
         # A short app context of its own: the settings read must not pin a pooled connection.
         with self.app.app_context():
             return get_bot_settings()
 
+    def phrasebook(self) -> phrases.Phrases:
+        """The phrases in force now (the panel may have changed them since the last turn)."""
+        return phrases.Phrases(self.settings(), self.profile)
+
     # -- events -------------------------------------------------------------
 
     def on_setup(self, event: frames.Setup) -> None:
         settings = self.settings()
         with self.app.app_context():
-            profile = profile_for(event.from_number, settings)
-        self.profile = profile
-        self.log.start(vox_call_id=event.call_id, vox_session_id=event.session_id, caller=event.from_number,
-                       dialled=event.to_number, **profile.call_columns())
-        log.info("call %s started (Voximplant call %s)", self.log.call_id, event.call_id)
-        self.say("greeting", profile.greeting, answer_id=GREETING_ID)
+            self.profile = profile_for(event.from_number)
+        self.recorder.call_started(event, self.profile)
+        log.info("call %s started (Voximplant call %s)", self.recorder.call_id, event.call_id)
+        self.say(phrases.Phrases(settings, self.profile).greeting(), answer_id=GREETING_ID)
 
     def on_prompt(self, event: frames.Prompt) -> None:
         if not event.last:
@@ -352,20 +266,18 @@ class CallSession:
         self.silences = 0
         # A new question while an answer streams cuts that answer (rule 2).
         self.stop_answer()
-        caller_seq = self.log.next_seq()
+        caller_seq = self.recorder.next_seq()
         intent = intents.detect(text)
         if intent is None:
-            answer = self.start_answer(text, received_at)
-            try:
+            task = self.start_answer(text, received_at)
+            with self.recorder.question_first(task.record):
                 # Let the answer run up to its first wait (the LLM request, or its own first log
                 # write) before this one: a SQLite commit does not yield, and the caller should
                 # not wait for it.
                 gevent.sleep(0)
-                self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
-            finally:
-                answer.question_logged.set()
+                self.recorder.caller_said(text, event.confidence, caller_seq)
             return
-        self.log.caller_turn(text, confidence=event.confidence, seq=caller_seq)
+        self.recorder.caller_said(text, event.confidence, caller_seq)
         if intent == intents.TRANSFER:
             self.transfer()
         else:
@@ -374,46 +286,21 @@ class CallSession:
     def on_interrupt(self, event: frames.Interrupt) -> None:
         current = self.current
         if current is not None and current.id == event.answer_id:
-            self.stop_answer(spoken=event.utterance)
+            self.stop_answer(heard=event.utterance)
             return
-        turn = self.recent.get(event.answer_id)
+        turn = self.recorder.turn_for(event.answer_id)
         if turn is None:
             self.send_error("unknown_answer", f"no answer {event.answer_id[:40]!r} on this call")
             return
         # The answer was all sent, but its speech was still playing when the caller spoke.
-        turn.interrupted = True
-        turn.text, turn.spoken = turn.heard(event.utterance)
-        turn.spoken_text = turn.text
-        self.log.save_bot_turn(turn)
+        self.recorder.barged_in(turn, event.utterance)
 
     def on_dtmf(self, event: frames.Dtmf) -> None:
         self.silences = 0
-        self.log.caller_turn(event.digit, kind="dtmf", seq=self.log.next_seq())
+        self.recorder.key_pressed(event.digit)
         if event.digit == "0":
             self.stop_answer()
             self.transfer()
-
-    # -- transfer and goodbye -------------------------------------------------
-
-    def transfer(self) -> None:
-        settings = self.settings()
-        target = self.profile.transfer_target(settings)
-        if not target:
-            self.outcome = OUTCOME_NO_OPERATOR  # an outcome of its own: admins count these callers
-            self.say("transfer", settings.no_operator_phrase)  # no number: tell how to reach the office
-            return
-        self._transfer_to(target, settings.transfer_phrase)
-
-    def _whole_phrase_turn(self, kind: str, phrase: str) -> BotTurn:
-        """The bot turn of a phrase said whole in a `transfer` or `end` frame (not as answer pieces)."""
-        return BotTurn(kind=kind, answer_id=None, text=phrase, planned_text=phrase, spoken_text=phrase,
-                       spoken=speech_form(phrase), source="phrase", seq=self.log.next_seq())
-
-    def _transfer_to(self, target: str, phrase: str) -> None:
-        turn = self._whole_phrase_turn("transfer", phrase)
-        self.outcome, self.transferred_to = OUTCOME_TRANSFERRED, target
-        self.send(frames.transfer_frame(target, turn.spoken))
-        self.log.save_bot_turn(turn)
 
     def on_silence(self) -> None:
         """The scenario heard nothing for its silenceMs: the panel's reprompt, the next time its goodbye
@@ -422,182 +309,61 @@ class CallSession:
             return  # an answer is still on its way: the caller is waiting, not silent
         self.silences += 1
         if self.silences == 1:
-            self.say("reprompt", self.settings().reprompt)
+            self.say(self.phrasebook().reprompt())
         else:
             self.goodbye(reason="silence")
 
+    # -- transfer and goodbye -------------------------------------------------
+
+    def transfer(self) -> None:
+        line = self.phrasebook().transfer()
+        if line.transfer_to is None:
+            self.outcome = OUTCOME_NO_OPERATOR  # an outcome of its own: admins count these callers
+            self.say(line)  # no number: tell how to reach the office
+            return
+        self.transfer_to(line)
+
+    def transfer_to(self, line: phrases.Line) -> None:
+        turn = self.recorder.whole_phrase(line.kind, line.text)
+        self.outcome, self.transferred_to = OUTCOME_TRANSFERRED, line.transfer_to
+        self.sender.transfer(line.transfer_to, turn.spoken)
+        self.recorder.whole_phrase_said(turn)
+
     def goodbye(self, reason: str = "goodbye") -> None:
-        turn = self._whole_phrase_turn("goodbye", self.settings().goodbye)
+        turn = self.recorder.whole_phrase(phrases.GOODBYE, self.phrasebook().goodbye().text)
         if self.outcome != OUTCOME_NO_OPERATOR:  # a goodbye after no one could take the call keeps that outcome
             self.outcome = OUTCOME_COMPLETED
-        self.send(frames.end_frame(reason, turn.spoken))
-        self.log.save_bot_turn(turn)
+        self.sender.end(reason, turn.spoken)
+        self.recorder.whole_phrase_said(turn)
 
-    # -- answers ------------------------------------------------------------
+    # -- answers (answer_task.py) -------------------------------------------
 
-    def start_answer(self, question: str, received_at: float) -> Answer:
-        answer = Answer(question, received_at, self.log.next_seq())
-        self.current = answer
-        answer.greenlet = gevent.spawn(self._answer_main, answer)
-        self.running.add(answer.greenlet)
-        answer.greenlet.link(self.running.discard)
-        return answer
+    def start_answer(self, question: str, received_at: float) -> AnswerTask:
+        task = AnswerTask(self, question, received_at)
+        self.current = task
+        greenlet = task.start()
+        self.running.add(greenlet)
+        greenlet.link(self.running.discard)
+        return task
 
-    def stop_answer(self, spoken: str | None = None) -> None:
-        """End the current answer now: nothing more of it goes out, its generation is cancelled.
+    def stop_answer(self, heard: str | None = None) -> None:
+        """Cut the current answer, if any (answer_task.AnswerTask.cut)."""
+        task, self.current = self.current, None
+        if task is not None:
+            task.cut(heard)
 
-        `spoken` is what the caller heard (utteranceUntilInterrupt); without it,
-        the pieces already sent are taken as spoken.
-        """
-        answer = self.current
-        if answer is None:
-            return
-        with self.send_lock:
-            answer.cancelled = True
-        self.current = None
-        if answer.finishing:
-            # Everything was sent; let its log write finish, then record the barge-in over it.
-            answer.greenlet.join(timeout=KILL_WAIT_S)
-            if spoken is not None:
-                answer.turn.interrupted = True
-                answer.turn.text, answer.turn.spoken = answer.turn.heard(spoken)
-                answer.turn.spoken_text = answer.turn.text
-                self.log.save_bot_turn(answer.turn)
-            return
-        answer.spoken = spoken
-        answer.turn.interrupted = True
-        if answer.waiting_for_piece:
-            # It waits on the LLM stream and holds no database connection: GreenletExit lands
-            # right there, and its finally closes the stream and logs the turn.
-            answer.greenlet.kill(block=True, timeout=KILL_WAIT_S)
-        else:
-            # In retrieval or a log write (or not started): never kill there, a greenlet killed
-            # inside a database call leaves a broken connection in the pool. Closing the stream
-            # stops the LLM now; the greenlet sees `cancelled` at its next step.
-            self._close_stream(answer)
-
-    def _answer_main(self, answer: Answer) -> None:
-        settings = None
-        try:
-            if answer.cancelled:
-                return
-            with self.app.app_context():
-                from ..rag import get_engine
-
-                settings = get_bot_settings()
-                stream = get_engine().answer(answer.question, settings, caller=self.profile.context,
-                                             dialogue=self.dialogue)
-                answer.stream = stream
-                # Retrieval is done: give its pooled connection back for the seconds of streaming.
-                db.session.remove()
-            if answer.cancelled:
-                return
-            answer.turn.answered = stream.answered
-            answer.turn.source = stream.source
-            answer.turn.passages = [p.to_dict() for p in (stream.passages or [])]
-            pieces = iter(stream)
-            while True:
-                answer.waiting_for_piece = True
-                try:
-                    piece = next(pieces)
-                except StopIteration:
-                    break
-                finally:
-                    answer.waiting_for_piece = False
-                piece = piece.strip()
-                if not piece:
-                    continue
-                if not self.send_piece(answer, piece):
-                    return
-                if answer.turn.first_piece_ms is None:
-                    answer.turn.first_piece_ms = ms_since(answer.received_at)
-                self._save_progress(answer)  # each piece in the log as it is said (the writer groups them)
-            answer.finishing = True
-            self.send_piece(answer, "", last=True)
-        except ConnectionClosed:
-            pass  # the socket's loop sees it too and finalizes the call
-        except Exception:
-            if not answer.cancelled:  # a stream closed under it by a barge-in may raise: that is no failure
-                log.exception("call %s: answer %s failed", self.log.call_id, answer.id)
-                self._answer_failed(answer, settings)
-        finally:
-            answer.finishing = True
-            self._finish_answer(answer)
-
-    def _close_stream(self, answer: Answer) -> None:
-        stream = answer.stream
-        if stream is not None:
-            try:
-                stream.close()  # closes the LLM's HTTP stream if it is still open
-            except Exception:
-                log.exception("call %s: closing answer stream failed", self.log.call_id)
-
-    def _answer_failed(self, answer: Answer, settings: BotSettings | None) -> None:
-        """The engine broke (its own LLM errors are handled inside it): the caller must not hear silence."""
-        if answer.cancelled:
-            return
-        settings = settings or self.settings()
-        if answer.sent:
-            self.send_piece(answer, "", last=True)
-            return
-        target = self.profile.transfer_target(settings)
-        if target:
-            with self.send_lock:
-                if answer.cancelled:
-                    return
-                answer.cancelled = True  # the transfer replaces this answer
-            self._wait_for_question(answer)  # the transfer turn is logged after the question too
-            self._transfer_to(target, settings.error_phrase)
-        else:
-            pieces = split_text(settings.no_operator_phrase) or [""]
-            for i, piece in enumerate(pieces):
-                if not self.send_piece(answer, piece, last=i == len(pieces) - 1):
-                    break
-
-    def _wait_for_question(self, answer: Answer) -> None:
-        """Before the answer's first log write: the caller's turn must be in the log first."""
-        if not answer.question_logged.wait(timeout=QUESTION_LOG_WAIT_S):
-            log.warning("call %s: the question of answer %s is not in the log yet", self.log.call_id, answer.id)
-
-    def _save_progress(self, answer: Answer) -> None:
-        self._wait_for_question(answer)
-        turn = answer.turn
-        turn.planned_text = self._planned(answer)
-        turn.text, turn.spoken = answer.sent_text, answer.sent_spoken
-        self.log.save_bot_turn(turn)
-
-    @staticmethod
-    def _planned(answer: Answer) -> str:
-        planned = getattr(answer.stream, "planned_text", None) if answer.stream is not None else None
-        return planned or answer.sent_text
-
-    def _finish_answer(self, answer: Answer) -> None:
-        if answer.done:
-            return
-        answer.done = True
-        self._close_stream(answer)
-        stream = answer.stream
-        turn = answer.turn
-        turn.planned_text = self._planned(answer)
-        if turn.interrupted and answer.spoken is not None:
-            turn.text, turn.spoken = turn.heard(answer.spoken)  # the utterance is in speech form
-            turn.spoken_text = turn.text
-        else:
-            turn.spoken_text = turn.text = answer.sent_text
-            turn.spoken = answer.sent_spoken
-        if stream is not None:
-            # With an LLM the verdict is final only once it has spoken (it may say the KB has no answer).
-            turn.answered, turn.source = stream.answered, stream.source
-            self.dialogue.add(answer.question, turn.spoken_text, getattr(stream, "query", None))
-        timings = getattr(stream, "timings", None)
-        if timings is not None:
-            turn.retrieval_ms = timings.retrieval_ms
-            turn.llm_first_token_ms = timings.llm_first_token_ms
-        turn.total_ms = ms_since(answer.received_at)
-        if self.current is answer:
+    def answer_over(self, task: AnswerTask) -> None:
+        """The answer's streaming is over (only its log write remains): the next one may start."""
+        if self.current is task:
             self.current = None
-        if turn.turn_id is None and not turn.planned_text and not answer.sent:
-            return  # cut before a word of it existed: nothing was said or planned to log
-        self._wait_for_question(answer)
-        self.log.save_bot_turn(turn)
-        self._remember(turn)
+
+    def plan(self, question: str):
+        """Retrieval and the engine's answer stream, in the answer's greenlet."""
+        with self.app.app_context():
+            from ..rag import get_engine
+
+            engine = self.engine or get_engine()
+            stream = engine.answer(question, get_bot_settings(), caller=self.profile.context, dialogue=self.dialogue)
+            # Retrieval is done: give its pooled connection back for the seconds of streaming.
+            db.session.remove()
+        return stream

@@ -5,13 +5,14 @@ transcript index is filled by its flush hook, not by the tests.
 """
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from metrotest_bot.extensions import db
-from metrotest_bot.models import AdminUser, Call, Turn
+from metrotest_bot.models import AdminUser, Call, KBVersion, Turn
 
 ADMIN = "admin"
 PASSWORD = "верный-пароль-1"
@@ -51,6 +52,27 @@ def csrf_token(html: str) -> str:
     match = CSRF_RE.search(html)
     assert match, "no csrf_token in the page"
     return match.group(1)
+
+
+def upload_kb(client, data: bytes, filename: str, token: str | None = None):
+    """A KB file sent through the panel's upload form; the response."""
+    token = token or csrf_token(client.get("/logs-ui/kb").get_data(as_text=True))
+    return client.post("/logs-ui/kb/upload", data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
+                       content_type="multipart/form-data")
+
+
+def upload_id(response) -> int:
+    """The KB version an accepted upload created (its redirect names it)."""
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return int(re.search(r"upload=(\d+)", response.headers["Location"]).group(1))
+
+
+def kb_version(app, vid: int) -> KBVersion:
+    """A KB version row as it is now, detached from the session."""
+    with app.app_context():
+        row = db.session.get(KBVersion, vid)
+        db.session.expunge(row)
+        return row
 
 
 def sign_in(client, username: str = ADMIN, password: str = PASSWORD, **environ):

@@ -11,6 +11,8 @@ Bitrix24 incoming webhook, POST {bitrix_url}<method> with a JSON body
 - crm.contact.get / crm.company.get {id}: {"result": {...}}; an unknown id is
   HTTP 400 {"error": "", "error_description": "Not found"}.
 - user.get {filter: {ID}} or {ID}: {"result": [users], "total": n}.
+- crm.timeline.comment.add {fields: {ENTITY_ID, ENTITY_TYPE (contact|company|lead|deal),
+  COMMENT}}: {"result": <comment id>}; a missing field or an unknown card is HTTP 400.
 - a wrong webhook secret: HTTP 401 {"error": "NO_AUTH_FOUND", ...}; an unknown
   method: HTTP 404 {"error": "ERROR_METHOD_NOT_FOUND", ...}.
 
@@ -19,6 +21,8 @@ amoCRM API v4 (`amo_url` = http://127.0.0.1:PORT), "Authorization: Bearer TOKEN"
   fields; application/hal+json {"_embedded": {"contacts": [...]}}, or
   204 No Content when nothing matches.
 - GET /api/v4/companies/{id}, /api/v4/users/{id}; 204 for an unknown id.
+- POST /api/v4/contacts|companies/{id}/notes [{"note_type": "common", "params": {"text"}}]:
+  200 {"_embedded": {"notes": [{"id", "entity_id", "request_id"}]}}; 400 for a bad body.
 - a missing or wrong token: 401 application/problem+json.
 
 Generic webhook (`webhook_url`): GET ?phone=+7XXXXXXXXXX -> 200 JSON
@@ -27,7 +31,8 @@ Generic webhook (`webhook_url`): GET ?phone=+7XXXXXXXXXX -> 200 JSON
 Modes for failure tests: `delay` seconds before any answer; mode "error500"
 (HTTP 500 in each API's error shape), "hang" (never answers until reset),
 "drip" (headers at once, then the body a byte at a time). `requests` records
-every request as (method, path, query dict, JSON body or None, headers).
+every request as (method, path, query dict, JSON body or None, headers);
+`notes` every note written on a card, as {crm, entity, id, text}.
 """
 from __future__ import annotations
 
@@ -152,6 +157,7 @@ class FakeCRM(HTTPFake):
         self.amo_contacts, self.amo_companies, self.amo_users = default_amo(self.url)
         self.webhook_records = default_webhook()
         self.webhook_token = None
+        self.notes: list[dict] = []
 
     def settings(self, kind: str, **overrides) -> dict:
         """CRM_* settings pointing at this server (for Config overrides or live_server_factory)."""
@@ -201,7 +207,7 @@ class FakeCRM(HTTPFake):
                 if path.startswith("/rest/"):
                     return self._bitrix(path, {**query, **(body or {})}, mode)
                 if path.startswith("/api/v4/"):
-                    return self._amo(path, query, mode)
+                    return self._amo(path, query, mode, body)
                 if path == "/crm/caller":
                     return self._webhook(query, mode)
                 return self._send(404, {"error": "not found"})
@@ -273,6 +279,19 @@ class FakeCRM(HTTPFake):
                     store = fake.bitrix_contacts if method == "crm.contact.get" else fake.bitrix_companies
                     item = store.get(int(raw_id))
                     return ok(item) if item else err(400, "", "Not found")
+                if method == "crm.timeline.comment.add":
+                    fields = params.get("fields") or {}
+                    entity, eid, text = (fields.get(k) for k in ("ENTITY_TYPE", "ENTITY_ID", "COMMENT"))
+                    if entity not in ("contact", "company", "lead", "deal") or not str(eid or "").isdigit():
+                        return err(400, "", "ENTITY_TYPE or ENTITY_ID is not defined or invalid.")
+                    if not text:
+                        return err(400, "", "COMMENT is not defined or invalid.")
+                    store = {"contact": fake.bitrix_contacts, "company": fake.bitrix_companies}.get(entity, {})
+                    if int(eid) not in store:
+                        return err(400, "", "Not found")
+                    with fake.lock:
+                        fake.notes.append({"crm": "bitrix24", "entity": entity, "id": int(eid), "text": text})
+                        return ok(len(fake.notes))
                 if method == "user.get":
                     flt = params.get("filter") or params.get("FILTER") or {}
                     uid = flt.get("ID", params.get("ID"))
@@ -282,7 +301,7 @@ class FakeCRM(HTTPFake):
 
             # amoCRM --------------------------------------------------------
 
-            def _amo(self, path, query, mode):
+            def _amo(self, path, query, mode, body=None):
                 problem = "application/problem+json"
                 if self.headers.get("Authorization") != f"Bearer {fake.amo_token}":
                     return self._send(401, {"title": "Unauthorized", "type": "https://httpstatus.es/401",
@@ -291,6 +310,22 @@ class FakeCRM(HTTPFake):
                     return self._send(500, {"title": "Internal Server Error", "type": "https://httpstatus.es/500",
                                             "status": 500, "detail": "Internal Server Error"}, problem)
                 hal = "application/hal+json"
+                note = re.match(r"^/api/v4/(contacts|companies|leads)/(\d+)/notes$", path)
+                if note and self.command == "POST":
+                    if not isinstance(body, list) or not body or not all(
+                            isinstance(n, dict) and n.get("note_type") == "common"
+                            and (n.get("params") or {}).get("text") for n in body):
+                        return self._send(400, {"title": "Bad Request", "status": 400,
+                                                "detail": "Request validation failed"}, problem)
+                    eid = int(note.group(2))
+                    with fake.lock:
+                        made = []
+                        for n in body:
+                            fake.notes.append({"crm": "amocrm", "entity": note.group(1)[:-1].replace("companie", "company"),
+                                               "id": eid, "text": n["params"]["text"]})
+                            made.append({"id": len(fake.notes), "entity_id": eid, "request_id": str(len(made))})
+                    return self._send(200, {"_links": {"self": {"href": f"{fake.url}{path}"}},
+                                            "_embedded": {"notes": made}}, hal)
                 m = re.match(r"^/api/v4/(contacts|companies|users)(?:/(\d+))?$", path)
                 if not m:
                     return self._send(404, {"title": "Not Found", "status": 404}, problem)

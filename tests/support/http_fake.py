@@ -14,6 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class QuietHandler(BaseHTTPRequestHandler):
     # HTTP/1.1 keeps connections alive, as the real services do; no request log on stderr.
     protocol_version = "HTTP/1.1"
+    # As nginx and the real services do: the handler writes headers and body in several small
+    # sends, which Nagle would hold for the client's delayed ACK (40 ms each on a kept-alive
+    # connection, so a pooled client would look slow for the fake's sake, not its own).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

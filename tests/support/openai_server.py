@@ -16,7 +16,9 @@ With `stall_after` = N, an "ok" stream stops after N tokens for `stall_seconds` 
 It records each request body (`requests`) and counts streams that ran to
 the end (`completed_streams`) and streams the client closed early
 (`closed_streams`) — the barge-in tests need to see that the LLM's HTTP
-stream was really closed.
+stream was really closed. `reply`, when set, answers each request from its
+body (`reply(body) -> text`); `max_active` is the most completions it was
+serving at once.
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ class FakeOpenAI(HTTPFake):
         self.requests: list[dict] = []
         self.completed_streams = 0
         self.closed_streams = 0
+        self.reply = None  # callable(request body) -> answer text, instead of `answer`
+        self.active = self.max_active = 0
         self.lock = threading.Lock()
         self.stream_closed = threading.Event()
         self.stream_completed = threading.Event()
@@ -62,6 +66,8 @@ class FakeOpenAI(HTTPFake):
         self.token_delay = self.first_token_delay = 0.0
         self.requests.clear()
         self.completed_streams = self.closed_streams = 0
+        self.reply = None
+        self.active = self.max_active = 0
         self.stream_closed.clear()
         self.stream_completed.clear()
 
@@ -81,14 +87,36 @@ class FakeOpenAI(HTTPFake):
                 if fake.mode == "hang":
                     time.sleep(3600)
                     return
+                with fake.lock:
+                    fake.active += 1
+                    fake.max_active = max(fake.max_active, fake.active)
+                self._left = False
+                try:
+                    self._complete(body)
+                finally:
+                    self._leave()
+
+            def _leave(self):
+                """No longer serving this completion: before its last bytes go out, so a client that
+                starts the next one on reading them is never counted twice."""
+                if not self._left:
+                    self._left = True
+                    with fake.lock:
+                        fake.active -= 1
+
+            def _answer(self, body):
+                return fake.reply(body) if fake.reply is not None else fake.answer
+
+            def _complete(self, body):
                 if body.get("stream"):
                     return self._stream(body)
                 time.sleep(fake.first_token_delay)
+                self._leave()
                 return self._json(200, {
                     "id": "chatcmpl-local", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "local"),
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": fake.answer}}],
+                                 "message": {"role": "assistant", "content": self._answer(body)}}],
                 })
 
             def _json(self, status, obj):
@@ -127,13 +155,14 @@ class FakeOpenAI(HTTPFake):
                                                       "finish_reason": None}]})
                     if fake.mode == "ping":
                         self._ping_for(3600)
-                    for i, token in enumerate(fake.chunks if fake.chunks is not None else tokenize(fake.answer)):
+                    for i, token in enumerate(fake.chunks if fake.chunks is not None else tokenize(self._answer(body))):
                         if fake.stall_after is not None and i == fake.stall_after:
                             self._ping_for(fake.stall_seconds)
                         self._chunk({**base, "choices": [{"index": 0, "delta": {"content": token},
                                                           "finish_reason": None}]})
                         if fake.token_delay:
                             time.sleep(fake.token_delay)
+                    self._leave()
                     self._chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                     self._chunk("[DONE]")
                     self.wfile.write(b"0\r\n\r\n")

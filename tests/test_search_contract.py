@@ -5,7 +5,7 @@ real Elasticsearch when ELASTICSEARCH_URL is set, for instance the one
 docker-compose.yml starts:
 
     docker compose up -d elasticsearch
-    ELASTICSEARCH_URL=http://localhost:9200 .venv/bin/pytest tests/test_scaleout_search_contract.py
+    ELASTICSEARCH_URL=http://localhost:9200 .venv/bin/pytest tests/test_search_contract.py
 
 Each test uses its own index prefix and deletes its indexes afterwards.
 """

@@ -1,4 +1,4 @@
-"""Admin panel part 2 in real Chromium against gunicorn with two gevent workers.
+"""The admin panel in real Chromium against gunicorn with two gevent workers.
 
 One live server for the module (two workers, so "every worker" is tested);
 calls are made over the call WebSocket with websocket-client. Which worker

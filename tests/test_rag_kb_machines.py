@@ -4,8 +4,6 @@ Apps with separate DATA_DIRs on one database stand for machines (without
 Elasticsearch, each keeps its KB index under its DATA_DIR); apps sharing a
 DATA_DIR stand for workers of one machine.
 """
-import io
-import re
 import threading
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from metrotest_bot.rag import get_engine
 from metrotest_bot.rag.sources import keep_file
 from metrotest_bot.rag.versions import activate_version, build_version
 
-from .support.admin_data import csrf_token, make_admin, sign_in
+from .support.admin_data import csrf_token, make_admin, sign_in, upload_id, upload_kb
 from .support.apps import dispose, make_app
 from .support.call_log import eventually
 from .support.kb_samples import PRICE_A, PRICE_B, kb_a_cp1251, kb_b_markdown, spoken_answer
@@ -29,11 +27,7 @@ HOURS = "во сколько вы открываетесь"  # the sample KB ans
 
 
 def upload(client, data: bytes, filename: str) -> int:
-    token = csrf_token(client.get("/logs-ui/kb").get_data(as_text=True))
-    response = client.post("/logs-ui/kb/upload", data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
-                           content_type="multipart/form-data")
-    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
-    vid = int(re.search(r"upload=(\d+)", response.headers["Location"]).group(1))
+    vid = upload_id(upload_kb(client, data, filename))
     kb_jobs.wait(vid)
     return vid
 

@@ -15,7 +15,7 @@ from metrotest_bot.extensions import db
 from metrotest_bot.models import AuditLog, KBVersion
 from metrotest_bot.timeutil import utcnow
 
-from .support.admin_data import csrf_token, make_admin, sign_in
+from .support.admin_data import csrf_token, kb_version, make_admin, sign_in, upload_id, upload_kb
 from .support.apps import dispose, make_app
 from .support.kb_samples import (BINARY_TXT, EXE, FAKE_PDF, PRICE_A, PRICE_B, kb_a_cp1251,
                                  kb_b_markdown, spoken_answer)
@@ -23,38 +23,20 @@ from .support.kb_samples import (BINARY_TXT, EXE, FAKE_PDF, PRICE_A, PRICE_B, kb
 CYRILLIC_NAME = "База знаний Метротест (филиал).txt"
 
 
-def upload(client, data: bytes, filename: str, token: str | None = None):
-    token = token or csrf_token(client.get("/logs-ui/kb").get_data(as_text=True))
-    return client.post("/logs-ui/kb/upload", data={"csrf_token": token, "file": (io.BytesIO(data), filename)},
-                       content_type="multipart/form-data")
-
-
-def upload_id(response) -> int:
-    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
-    return int(re.search(r"upload=(\d+)", response.headers["Location"]).group(1))
-
-
-def version(app, vid: int) -> KBVersion:
-    with app.app_context():
-        row = db.session.get(KBVersion, vid)
-        db.session.expunge(row)
-        return row
-
-
 def uploaded(app, client, data: bytes, filename: str) -> KBVersion:
-    vid = upload_id(upload(client, data, filename))
+    vid = upload_id(upload_kb(client, data, filename))
     kb_jobs.wait(vid)
-    return version(app, vid)
+    return kb_version(app, vid)
 
 
 def test_cp1251_upload_is_indexed_in_the_background_and_answers(app, admin_client):
     assert PRICE_A not in spoken_answer(app)  # the sample KB knows nothing of it
-    response = upload(admin_client, kb_a_cp1251(), CYRILLIC_NAME)
+    response = upload_kb(admin_client, kb_a_cp1251(), CYRILLIC_NAME)
     vid = upload_id(response)
     assert response.headers["Location"].endswith(f"/logs-ui/kb?upload={vid}#upload")
     kb_jobs.wait(vid)
 
-    row = version(app, vid)
+    row = kb_version(app, vid)
     assert (row.status, row.active, row.encoding, row.filename) == ("ready", True, "cp1251", CYRILLIC_NAME)
     assert (row.n_passages, row.n_sections, row.created_by, row.progress) == (3, 3, "admin", 1.0)
     stored = Path(row.stored_path)
@@ -97,7 +79,7 @@ def test_kb_text_is_searchable_by_word_forms(app, admin_client):
 ])
 def test_refused_at_once_and_nothing_stored(app, admin_client, data, filename, message):
     before = uploaded(app, admin_client, kb_a_cp1251(), "a.txt")
-    response = upload(admin_client, data, filename)
+    response = upload_kb(admin_client, data, filename)
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert message in html and "upload-error" in html
@@ -119,7 +101,7 @@ def test_refused_in_the_background_and_the_kb_in_force_stays(app, admin_client, 
     assert bad.status == "failed" and not bad.active
     assert message in bad.error
     assert not Path(bad.stored_path).exists()  # nothing to retry from an unusable file
-    assert version(app, good.id).active
+    assert kb_version(app, good.id).active
     assert PRICE_A in spoken_answer(app)
     html = admin_client.get(f"/logs-ui/kb?upload={bad.id}").get_data(as_text=True)
     assert f"Файл «{filename}» не принят" in html and message in html
@@ -133,16 +115,16 @@ def test_too_big_files(tmp_path, database_url):
         client = app.test_client()
         sign_in(client)
         # Over the KB limit but within the request limit: the view stops copying and says so.
-        response = upload(client, b"a" * 2001, "big.txt")
+        response = upload_kb(client, b"a" * 2001, "big.txt")
         assert response.status_code == 413
         assert "Файл слишком большой: можно загрузить не больше 2 КБ." in response.get_data(as_text=True)
         # Over the request limit (MAX_CONTENT_LENGTH): Flask's 413, with the same Russian page.
         token = csrf_token(client.get("/logs-ui/kb").get_data(as_text=True))
-        response = upload(client, b"a" * (app.config["MAX_CONTENT_LENGTH"] + 10), "huge.txt", token)
+        response = upload_kb(client, b"a" * (app.config["MAX_CONTENT_LENGTH"] + 10), "huge.txt", token)
         assert response.status_code == 413
         assert "Файл слишком большой" in response.get_data(as_text=True)
         assert not list((Path(app.config["DATA_DIR"]) / "kb" / "uploads").iterdir())
-        assert upload_id(upload(client, kb_a_cp1251(), "a.txt"))  # within the limit: accepted
+        assert upload_id(upload_kb(client, kb_a_cp1251(), "a.txt"))  # within the limit: accepted
         kb_jobs.wait()
     finally:
         dispose(app)
@@ -151,13 +133,13 @@ def test_too_big_files(tmp_path, database_url):
 def test_rollback_and_back_to_the_original_kb(app, admin_client):
     a = uploaded(app, admin_client, kb_a_cp1251(), "a.txt")
     b = uploaded(app, admin_client, kb_b_markdown(), "b.md")
-    assert version(app, b.id).active and not version(app, a.id).active
+    assert kb_version(app, b.id).active and not kb_version(app, a.id).active
     assert PRICE_B in spoken_answer(app)
 
     html = admin_client.get("/logs-ui/kb").get_data(as_text=True)
     response = admin_client.post(f"/logs-ui/kb/versions/{a.id}/activate", data={"csrf_token": csrf_token(html)})
     assert response.status_code == 303
-    assert version(app, a.id).active and not version(app, b.id).active
+    assert kb_version(app, a.id).active and not kb_version(app, b.id).active
     assert PRICE_A in spoken_answer(app)
     html = admin_client.get("/logs-ui/kb").get_data(as_text=True)
     assert f"Действует версия №{a.id} («a.txt»)" in html
@@ -176,7 +158,7 @@ def test_actions_need_csrf(app, admin_client):
     assert admin_client.post(f"/logs-ui/kb/versions/{a.id}/activate").status_code == 400
     assert admin_client.post("/logs-ui/kb/upload", data={"file": (io.BytesIO(kb_a_cp1251()), "x.txt")},
                              content_type="multipart/form-data").status_code == 400
-    assert not version(app, a.id).active
+    assert not kb_version(app, a.id).active
 
 
 def test_missing_file_and_not_ready_version(app, admin_client):
@@ -207,15 +189,15 @@ def test_a_job_lost_with_its_worker_is_marked_failed_and_can_be_retried(app, adm
 
     status = admin_client.get(f"/logs-ui/kb/versions/{lost_id}/status").get_json()
     assert status["status"] == "failed" and "Индексация прервалась" in status["error"]
-    assert version(app, fresh_id).status == "indexing"  # still beating: left alone
-    assert version(app, good.id).active and PRICE_A in spoken_answer(app)
+    assert kb_version(app, fresh_id).status == "indexing"  # still beating: left alone
+    assert kb_version(app, good.id).active and PRICE_A in spoken_answer(app)
 
     html = admin_client.get("/logs-ui/kb").get_data(as_text=True)
     assert "Повторить" in html
     response = admin_client.post(f"/logs-ui/kb/versions/{lost_id}/retry", data={"csrf_token": csrf_token(html)})
     assert response.status_code == 303
     kb_jobs.wait(lost_id)
-    row = version(app, lost_id)
+    row = kb_version(app, lost_id)
     assert (row.status, row.active, row.error) == ("ready", True, None)
     assert PRICE_B in spoken_answer(app)
 
@@ -232,9 +214,9 @@ def test_a_version_put_in_force_meanwhile_is_not_overridden(app, admin_client):
         db.session.commit()
         slow_id = slow.id
         kb_jobs.run(app, slow_id)
-    row = version(app, slow_id)
+    row = kb_version(app, slow_id)
     assert row.status == "ready" and not row.active
-    assert version(app, a.id).active
+    assert kb_version(app, a.id).active
     html = admin_client.get(f"/logs-ui/kb?upload={slow_id}").get_data(as_text=True)
     assert "но не включён" in html
 

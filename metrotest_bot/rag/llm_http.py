@@ -1,0 +1,103 @@
+"""The LLM's HTTP connections of a process, as lanes: a pool whose cost does not grow with its size.
+
+httpcore's connection pool walks every connection it holds on each request and on each
+response's close, and polls the socket of every idle one: with hundreds of answers streaming
+at once that walk was a third of the LLM client's CPU per answer (issue #16). Here the pool is
+a free list of lanes, each an httpx transport holding at most one connection: taking one and
+giving it back are O(1), and the lane given back last (its connection the warmest) is taken
+first, so keep-alive works as before. A lane's own pool still does everything per request
+(expiry, a connection the server closed, TLS), over its single connection; lanes left unused
+past the keep-alive expiry are closed from the cold end of the list (their sockets would else
+stay open until the next burst of calls).
+
+The openai client is built on this transport (`http_client=...(transport=LanePool(...))`), so
+its request building, auth, timeouts and error mapping are unchanged.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections import deque
+
+
+def httpx_module():
+    """The httpx package the openai client is built on (httpx2 for openai 3, httpx before)."""
+    import openai
+
+    client_cls = next(c for c in openai.DefaultHttpxClient.__mro__ if c.__name__ == "Client")
+    return importlib.import_module(client_cls.__module__.split(".")[0])
+
+
+def lane_pool(max_lanes: int, keepalive_expiry: float | None):
+    """A LanePool of at most `max_lanes` connections (an httpx BaseTransport)."""
+    httpx = httpx_module()
+
+    class LanePool(httpx.BaseTransport):
+        def __init__(self):
+            self._free: deque = deque()  # (lane, given back at) not in use, the last given back at the right
+            self._lock = threading.Lock()
+            self._slots = threading.BoundedSemaphore(max_lanes)
+            # One TLS context for every lane: making one loads the CA bundle (milliseconds).
+            self._ssl = httpx.create_ssl_context()
+            self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1,
+                                        keepalive_expiry=keepalive_expiry)
+            self._closed = False
+
+        def handle_request(self, request):
+            timeout = (request.extensions.get("timeout") or {}).get("pool")
+            if not self._slots.acquire(timeout=timeout):
+                raise httpx.PoolTimeout("no LLM connection free within the pool timeout", request=request)
+            with self._lock:
+                lane = self._free.pop()[0] if self._free else None
+            if lane is None:
+                lane = httpx.HTTPTransport(verify=self._ssl, limits=self._limits)
+            try:
+                response = lane.handle_request(request)
+            except BaseException:
+                self._give_back(lane)
+                raise
+            response.stream = _LaneStream(response.stream, self, lane)
+            return response
+
+        def _give_back(self, lane) -> None:
+            now = time.monotonic()
+            stale = []
+            with self._lock:
+                if self._closed:
+                    stale.append(lane)
+                else:
+                    self._free.append((lane, now))
+                    while keepalive_expiry is not None and now - self._free[0][1] > keepalive_expiry:
+                        stale.append(self._free.popleft()[0])
+            self._slots.release()
+            for old in stale:
+                old.close()
+
+        def close(self) -> None:
+            with self._lock:
+                self._closed = True
+                lanes, self._free = self._free, deque()
+            for lane, _ in lanes:
+                lane.close()
+
+    class _LaneStream(httpx.SyncByteStream):
+        """The response body; closing it gives the lane back (once)."""
+
+        __slots__ = ("_stream", "_pool", "_lane")
+
+        def __init__(self, stream, pool, lane):
+            self._stream, self._pool, self._lane = stream, pool, lane
+
+        def __iter__(self):
+            return iter(self._stream)
+
+        def close(self) -> None:
+            lane, self._lane = self._lane, None
+            try:
+                self._stream.close()
+            finally:
+                if lane is not None:
+                    self._pool._give_back(lane)
+
+    return LanePool()

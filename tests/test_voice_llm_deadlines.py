@@ -1,0 +1,72 @@
+"""The LLM's deadlines inside the gunicorn gevent worker, where the answer's greenlet reads the model's
+stream itself (rag/answer.py, _GreenletReader: one timer per piece, not a reader greenlet and a queue).
+
+A real WebSocket call against the live server, the real `openai` client against the local
+OpenAI-compatible server (tests/support/openai_server.py) in its slow modes.
+"""
+import time
+
+import pytest
+
+from tests.support.live_server import serving
+from tests.support.ws_client import CallClient, text_of
+
+DEADLINE = 1.0  # FIRST_SPEECH_DEADLINE here
+STALL = 1.0  # LLM_STALL_TIMEOUT here
+QUESTION = "во сколько вы открываетесь"  # the sample KB answers it (8:30), so the LLM is asked
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, _fake_openai_server):
+    with serving(tmp_path_factory.mktemp("voice-llm-deadlines"), OPENAI_API_KEY="test-key",
+                 OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=6,
+                 FIRST_SPEECH_DEADLINE=DEADLINE, LLM_STALL_TIMEOUT=STALL) as srv:
+        yield srv
+
+
+@pytest.fixture
+def call(server):
+    client = CallClient.connect(server, timeout=15)
+    client.setup()
+    yield client
+    client.close()
+
+
+def ask_timed(call, question=QUESTION):
+    """(the answer's frames, seconds to its first frame, seconds to its last)."""
+    started = time.monotonic()
+    frames = call.ask(question)
+    first = call.times[len(call.received) - len(frames)]
+    return frames, first - started, call.times[-1] - started
+
+
+@pytest.mark.parametrize("mode", ["ping", "hang"])
+def test_a_model_that_never_speaks_is_replaced_by_the_offline_answer_in_time(call, fake_openai, mode):
+    fake_openai.mode = mode  # keep-alives only, or not a byte
+    frames, first_s, _ = ask_timed(call)
+    assert first_s < DEADLINE + 0.7  # not the read timeout (30 s here)
+    assert "восьми тридцати" in text_of(frames)  # the offline answer (8:30), in speech form
+    if mode == "ping":
+        assert fake_openai.stream_closed.wait(5)  # the model's stream was given up
+
+
+def test_a_stall_after_a_sentence_ends_with_the_phrase_not_a_stray_word(call, fake_openai):
+    fake_openai.answer = "Мы работаем с понедельника по пятницу. А в субботу и воскресенье"
+    fake_openai.stall_after = 8  # the first sentence, then « А в» and keep-alives only
+    fake_openai.stall_seconds = 30
+    frames, first_s, last_s = ask_timed(call)
+    texts = [f["text"] for f in frames if f.get("text")]
+    assert texts[0] == "Мы работаем с понедельника по пятницу."
+    assert "ответ прервался" in texts[1] and "А в" not in text_of(frames)
+    assert last_s - first_s < STALL + 0.8
+
+
+def test_words_keep_flowing_across_pieces_under_the_stall_deadline(call, fake_openai):
+    # Each sentence takes longer than LLM_STALL_TIMEOUT from the previous piece's *start* of reading
+    # would allow if the timer were never re-armed: the deadline moves with every spoken piece.
+    fake_openai.answer = " ".join(f"Предложение номер {i} про часы работы." for i in range(1, 6))
+    fake_openai.token_delay = 0.12  # ~7 tokens a sentence: a piece every ~0.85 s, the whole ~4.3 s
+    frames, _, last_s = ask_timed(call)
+    texts = [f["text"] for f in frames if f.get("text")]
+    assert len(texts) == 5 and "прервался" not in text_of(frames)
+    assert last_s > 3 * STALL  # longer than one stall deadline: it was re-armed piece by piece
