@@ -140,6 +140,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPERATOR_PHONE", str, None, "where a caller is transferred"),
     Setting("ABANDONED_SWEEP_S", float, 300.0, "every worker closes calls a crashed worker left in progress (silent past "
             "the idle timeout + 5 min) as lost, with what was said; 0: never"),
+    Setting("CALLLOG_FLUSH_MS", float, 250.0, "the call log's writer commits the turns of all the worker's calls "
+            "together at most this often (a kill -9 loses at most that much)"),
+    Setting("CALLLOG_RETRY_MAX_S", float, 5.0, "while the database is away (turns wait in `DATA_DIR/calllog-spool`), "
+            "the longest pause between tries to replay them"),
     Setting("VOICE_IDLE_TIMEOUT", float, 120.0, "seconds a call socket may stay silent before it is closed and the call logged as lost"),
     Setting("VOICE_PING_INTERVAL", float, 20.0, "seconds between the server's WebSocket pings (0: none)"),
     Setting("VOICE_MAX_FRAME_BYTES", int, 64 * 1024, "largest call-socket frame accepted (else an `error` frame)"),

@@ -40,10 +40,11 @@ def create_app(config=None) -> Flask:
 
     app.register_blueprint(health_bp)
 
-    from .voice import abandoned
+    from .voice import abandoned, logwriter
     from .voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    logwriter.init_app(app)  # the call log's writer; it replays dead workers' spools first
     abandoned.init_app(app)
 
     from .admin import bp as admin_bp

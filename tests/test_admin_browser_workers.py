@@ -29,7 +29,7 @@ from metrotest_bot.rag.speech import speech_form
 
 from .support.admin_data import ADMIN, PASSWORD, make_admin
 from .support.browser import screenshot, sign_in_browser
-from .support.call_log import eventually
+from .support.call_log import eventually, finished_call
 from .support.kb_samples import (BINARY_TXT, EXE, PRICE_A, PRICE_B, QUESTION, kb_a_cp1251, kb_b_markdown,
                                  kb_text)
 from .support.live_server import serving
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.timeout(300)
 TTL = 0.5  # SHARED_STATE_TTL of the server
 STALE = 5  # KB_JOB_STALE_SECONDS of the server
 LIMIT = 10 * 1024 * 1024  # KB_MAX_UPLOAD_BYTES of the server
-CALL_STARTED = re.compile(r"\[(\d+)\] \[INFO\] metrotest_bot\.voice\.session: call \d+ started \(Voximplant call (vox-\w+)\)")
+CALL_STARTED = re.compile(r"\[(\d+)\] \[INFO\] metrotest_bot\.voice\.session: call \S+ started \(Voximplant call (vox-\w+)\)")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,7 @@ def make_call(server, question: str | None = None) -> CallResult:
         call.hangup()
     finally:
         call.close()
+    finished_call(server, call.call_id)  # its log is whole (written within CALLLOG_FLUSH_MS of the hangup)
     return CallResult(worker_of(server, call.call_id), greeting, answer, call.call_id)
 
 

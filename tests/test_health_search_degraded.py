@@ -23,6 +23,7 @@ def log_call(app) -> int:
     log.start(vox_call_id="vox-1", vox_session_id="s-1", caller="+79120000000", dialled="+73430000000")
     log.caller_turn("Сколько стоит доставка в Казань?", seq=log.next_seq())
     log.finish("completed")
+    assert log.flush()
     return log.call_id
 
 

@@ -57,6 +57,7 @@ def test_a_call_logged_by_the_voice_session_is_found_by_its_caller(app, admin_cl
               crm_data={"name": NAME, "company": COMPANY}, caller_name=NAME, caller_company=COMPANY)
     log.caller_turn("Какие сроки поставки?", seq=log.next_seq())
     log.finish("completed")
+    assert log.flush()
     assert listed(admin_client, "сидорова") == [log.call_id]
     assert listed(admin_client, "Бетонлаб") == [log.call_id]
     assert listed(admin_client, "+7 912 345-67-89") == [log.call_id]

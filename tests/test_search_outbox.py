@@ -47,7 +47,7 @@ def log_call(app, vox_call_id="vox-1", outcome="completed") -> int:
     bot.interrupted, bot.spoken_text = True, "К сожалению,"
     log.save_bot_turn(bot)
     log.finish(outcome)
-    assert log.call_id is not None
+    assert log.flush() and log.call_id is not None
     return log.call_id
 
 
@@ -212,6 +212,7 @@ def test_clearing_the_log_removes_documents_but_keeps_live_calls(app, fake_elast
     live = CallLog(app)
     live.start(vox_call_id="vox-live", vox_session_id=None, caller="+7", dialled="+7")
     live.caller_turn("Алло, доставка есть?", seq=live.next_seq())
+    assert live.flush()
     eventually(lambda: str(live.call_id) in fake_elasticsearch.docs(CALLS) and pending(app) == 0)
 
     with app.app_context():

@@ -21,6 +21,7 @@ from metrotest_bot.rag.speech import speech_form
 from metrotest_bot.rag.types import Timings
 from metrotest_bot.voice import answer_task
 from metrotest_bot.voice.answer_task import State
+from metrotest_bot.voice.logwriter import writer_for
 from metrotest_bot.voice.sender import FrameSender
 from metrotest_bot.voice.session import CallSession
 from tests.support.apps import dispose, make_app
@@ -142,6 +143,7 @@ def turn_of(app, answer_id):
 
 
 def turns_of(app):
+    assert writer_for(app).flush()  # the call log's writer commits within CALLLOG_FLUSH_MS: wait for it
     with app.app_context():
         call = db.session.execute(select(Call)).scalar_one()
         turns = sorted(call.turns, key=lambda t: t.seq)

@@ -3,7 +3,8 @@
 A live call is never silent longer than VOICE_IDLE_TIMEOUT: its socket closes it first. So a call still in
 progress whose last sign of life (its newest turn, or its start) is older than that plus a margin belongs to
 no worker any more, on any machine, and can be closed safely by any of them. Each worker sweeps at start and
-every ABANDONED_SWEEP_S seconds; the report (summary, webhook) follows as for any call.
+every ABANDONED_SWEEP_S seconds; the report (summary, webhook) follows as for any call. The spools of
+dead workers (voice/spool.py) are replayed first: their calls' last turns may be waiting there.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
 from ..reports import finalize_call
 from ..reports import wake as wake_webhook
 from ..timeutil import as_utc, utcnow
+from .logwriter import replay_orphans
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ MARGIN_S = 300.0  # beyond the idle timeout: clocks of other machines, a slow la
 
 def close_abandoned_calls(app) -> int:
     """Close every call abandoned by a dead worker; returns how many were closed."""
+    if not replay_orphans(app):
+        return 0  # a dead worker's spool could not be replayed yet: its calls may look silent but are not
     cfg = app.config
     quiet_for = timedelta(seconds=float(cfg["VOICE_IDLE_TIMEOUT"]) + MARGIN_S)
     closed = queued = 0

@@ -191,6 +191,8 @@ class AnswerTask:
         recorder.piece_sent(self.record.turn, piece, spoken)
         if self.record.turn.first_piece_ms is None:
             recorder.first_piece(self.record, ms_since(self.received_at), self.stream)
+        else:
+            recorder.more_said(self.record, self.stream)
         return True
 
     def _failed(self) -> None:

@@ -134,8 +134,12 @@ class CallRecorder:
 
     def first_piece(self, record: AnswerRecord, ms: float, stream) -> None:
         """Something was said: it is in the log from now on."""
+        record.turn.first_piece_ms = ms
+        self.more_said(record, stream)
+
+    def more_said(self, record: AnswerRecord, stream) -> None:
+        """Each piece in the log as it is sent (the call log's writer groups them: voice/logwriter.py)."""
         turn = record.turn
-        turn.first_piece_ms = ms
         self._wait_for_question(record)
         turn.planned_text = self._planned(record, stream)
         turn.text, turn.spoken = " ".join(turn.pieces), " ".join(turn.spoken_pieces)

@@ -1,0 +1,262 @@
+"""Call log records applied to the database: one transaction per batch, idempotent.
+
+A record is a plain dict (JSON in the spool): `op` (start | turn | recording | finish), `call` (the
+call's local key), and the call's natural key `vox` + `t0` (Voximplant id and start time), by which a
+replay finds a call row written before. Turns are snapshots keyed by (call, seq): a turn already in
+the database is updated, never inserted twice. The Call counters are recomputed from the turns, and
+a finish applies only to a call still in progress. So replaying a record twice (a crash between a
+commit and the spool's offset) changes nothing.
+
+Turns are written with Core statements (cheaper than the ORM's unit of work); what the ORM's flush
+hooks do for ORM writes is done here: the turn's new words go to the transcript index in the same
+transaction, and with Elasticsearch an outbox row per inserted turn (search.outbox sees UPDATEs by
+itself). The Call row, written once per call, stays an ORM object.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from ..database import write_lock
+from ..extensions import db
+from ..models import OUTCOME_IN_PROGRESS, Call, Turn
+from ..reports import finalize_call
+
+log = logging.getLogger(__name__)
+
+TURNS = Turn.__table__
+CALLS = Call.__table__
+COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
+
+
+@dataclass
+class CallState:
+    """What the writer knows of a call once committed (ids, last turn snapshots, indexed words)."""
+
+    id: int | None = None
+    fields: dict | None = None  # the start record's, to create the row should it be missing
+    turns: dict = field(default_factory=dict)  # seq -> (turn id, columns as committed)
+    words: set = field(default_factory=set)  # words already in the transcript index
+    finished: bool = False
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database is away (retry later), not refusing this record."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def _dt(value):
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def coalesce(records: list[dict]) -> list[dict]:
+    """Snapshots of one turn in a batch: only the last is written, at the place of the first."""
+    out: list[dict] = []
+    at: dict[tuple, int] = {}
+    for rec in records:
+        if rec.get("op") == "turn":
+            key = (rec["call"], rec["seq"])
+            if key in at:
+                first = out[at[key]]
+                out[at[key]] = {**rec, "at": first.get("at", rec.get("at"))}
+                continue
+            at[key] = len(out)
+        out.append(rec)
+    return out
+
+
+class Batch:
+    """One transaction's changes, merged into the writer's state only after the commit."""
+
+    def __init__(self, app, state: dict[str, CallState], replay: bool):
+        self.app = app
+        self.state = state
+        self.replay = replay  # records from a spool: look rows up before inserting
+        self.call_ids: dict[str, int] = {}
+        self.turns: dict[tuple, tuple] = {}
+        self.words: dict[str, set] = {}
+        self.fields: dict[str, dict] = {}
+        self.finished: set[str] = set()
+        self.dirty: set[int] = set()  # calls whose counters must be recomputed
+        self.webhook = False
+
+    # -- the call row ------------------------------------------------------------------
+
+    def call_id(self, session, rec: dict) -> int:
+        key = rec["call"]
+        if key in self.call_ids:
+            return self.call_ids[key]
+        known = self.state.get(key)
+        if known is not None and known.id is not None:
+            return known.id
+        cid = None
+        if self.replay or rec["op"] != "start":
+            cid = session.scalar(select(CALLS.c.id).where(CALLS.c.vox_call_id == rec.get("vox"),
+                                                          CALLS.c.started_at == _dt(rec.get("t0")))
+                                 .order_by(CALLS.c.id).limit(1))
+        if cid is None:
+            fields = rec.get("fields") or self.fields.get(key) or (known.fields if known else None) or {
+                "vox_call_id": rec.get("vox"), "started_at": rec.get("t0")}
+            call = Call(**{**fields, "started_at": _dt(fields["started_at"])})
+            session.add(call)
+            session.flush()  # ORM: the search hooks index the caller's number and name
+            cid = call.id
+        self.call_ids[key] = cid
+        return cid
+
+    # -- records -----------------------------------------------------------------------
+
+    def apply(self, session, rec: dict) -> None:
+        op = rec["op"]
+        if op == "start":
+            self.fields[rec["call"]] = rec["fields"]
+            self.call_id(session, rec)
+        elif op == "turn":
+            self._turn(session, rec)
+        elif op == "recording":
+            session.execute(update(CALLS).where(CALLS.c.id == self.call_id(session, rec))
+                            .values(recording_url=rec["url"]))
+        elif op == "finish":
+            self._finish(session, rec)
+        else:
+            log.error("call log: a record of unknown kind %r skipped", op)
+
+    def _known_turn(self, key: tuple):
+        if key in self.turns:
+            return self.turns[key]
+        state = self.state.get(key[0])
+        return state.turns.get(key[1]) if state is not None else None
+
+    def _turn(self, session, rec: dict) -> None:
+        cid = self.call_id(session, rec)
+        key, cols = (rec["call"], rec["seq"]), rec["cols"]
+        known = self._known_turn(key)
+        tid = None
+        counted = True  # whether the Call counters may change
+        if known is not None:
+            tid, old = known
+            changed = {k: v for k, v in cols.items() if k not in old or old[k] != v}
+            if not changed:
+                return
+            counted = not COUNTED.isdisjoint(changed)
+            if session.execute(update(TURNS).where(TURNS.c.id == tid).values(**changed)).rowcount:
+                if "text" in changed or "spoken_text" in changed:  # else no new words to index
+                    self._index(session, rec["call"], cid, tid, cols, inserted=False)
+            else:
+                tid, counted = None, True  # the row is gone (the log was cleared): written anew
+        elif self.replay:
+            tid = session.scalar(select(TURNS.c.id).where(TURNS.c.call_id == cid, TURNS.c.seq == rec["seq"])
+                                 .order_by(TURNS.c.id).limit(1))
+            if tid is not None:
+                session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
+                self._index(session, rec["call"], cid, tid, cols, inserted=False)
+        if tid is None:
+            values = dict(call_id=cid, seq=rec["seq"], **cols)
+            if rec.get("at"):
+                values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
+            tid = session.execute(insert(TURNS).values(**values)).inserted_primary_key[0]
+            self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        self.turns[key] = (tid, cols)
+        if counted:
+            self.dirty.add(cid)
+
+    def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
+        """What the ORM flush hooks would do for this turn (search/hooks.py)."""
+        from ..search import TurnText, get_index
+        from ..search.hooks import record_inserted_turn
+        from ..search.lemmas import words as said_words
+        from ..search.sql import turn_search_text
+
+        said = turn_search_text(cols.get("text"), cols.get("spoken_text"))
+        if said:
+            state = self.state.get(key)
+            done = self.words.setdefault(key, set())
+            new = {w for _, _, w in said_words(said)} - done - (state.words if state else set())
+            if new:
+                try:
+                    get_index().index_turns(session, [TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new)))])
+                except Exception:  # the call log matters more than its index, which can be rebuilt
+                    log.exception("transcript index: turn %s of call %s not indexed", tid, cid)
+                else:
+                    done |= new
+        if inserted:
+            record_inserted_turn(session, cid, tid)  # Elasticsearch's outbox row
+
+    def counters(self, session, cids) -> None:
+        """The Call counters from its turns: right however often a record is applied."""
+        cids = sorted(cids)
+        if not cids:
+            return
+        t = TURNS
+
+        def of_call(expr):
+            return select(expr).where(t.c.call_id == CALLS.c.id).scalar_subquery()
+
+        session.execute(update(CALLS).where(CALLS.c.id.in_(cids)).values(
+            n_turns=of_call(func.count(t.c.id)),
+            n_interrupted=of_call(func.coalesce(func.sum(case((t.c.interrupted.is_(True), 1), else_=0)), 0)),
+            n_unanswered=of_call(func.coalesce(func.sum(case((t.c.answered.is_(False), 1), else_=0)), 0)),
+            first_piece_ms_sum=of_call(func.coalesce(func.sum(t.c.first_piece_ms), 0.0)),
+            first_piece_n=of_call(func.count(t.c.first_piece_ms)),
+        ).execution_options(synchronize_session=False))
+        self.dirty -= set(cids)
+
+    def _finish(self, session, rec: dict) -> None:
+        cid = self.call_id(session, rec)
+        if cid in self.dirty:
+            self.counters(session, [cid])  # the report reads them
+        values = dict(rec["values"])
+        values["ended_at"] = _dt(values["ended_at"])
+        done = session.execute(update(CALLS).where(CALLS.c.id == cid, CALLS.c.outcome == OUTCOME_IN_PROGRESS)
+                               .values(**values)).rowcount
+        if done:
+            session.expire_all()  # the report reads the call as just updated, not an ORM copy from before
+            # The post-call report (summary, webhook outbox row) commits with the call's end or not at all.
+            self.webhook |= finalize_call(session, cid, self.app.config)
+        self.finished.add(rec["call"])
+
+    # -- after the commit ----------------------------------------------------------------
+
+    def merge(self) -> None:
+        for key, cid in self.call_ids.items():
+            self.state.setdefault(key, CallState()).id = cid
+        for key, fields in self.fields.items():
+            self.state.setdefault(key, CallState()).fields = fields
+        for (key, seq), turn in self.turns.items():
+            self.state.setdefault(key, CallState()).turns[seq] = turn
+        for key, words in self.words.items():
+            self.state.setdefault(key, CallState()).words |= words
+        for key in self.finished:
+            self.state.setdefault(key, CallState()).finished = True
+
+
+def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) -> Batch:
+    """Apply `records` in one transaction and commit; the writer's state is updated only then."""
+    batch = Batch(app, state, replay)
+    with app.app_context():
+        session = db.session
+        try:
+            with write_lock():  # SQLite: one writer at a time (database.py)
+                for rec in coalesce(records):
+                    batch.apply(session, rec)
+                    # Under gevent: let the calls run between records, so a big batch is no pause of
+                    # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
+                    time.sleep(0)
+                batch.counters(session, batch.dirty)
+                session.commit()
+        except BaseException:
+            try:
+                session.rollback()
+            except Exception:  # the connection is gone: the pool replaces it
+                log.debug("call log: rollback failed", exc_info=True)
+            raise
+        finally:
+            db.session.remove()
+    batch.merge()
+    return batch
