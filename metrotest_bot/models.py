@@ -46,6 +46,8 @@ class Call(db.Model):
     end_reason: Mapped[str | None] = mapped_column(String(255))
     recording_url: Mapped[str | None] = mapped_column(Text)
     transferred_to: Mapped[str | None] = mapped_column(String(128))
+    # The process that served the call (voice/owner.py): a worker on the same host closes a dead one's calls.
+    worker: Mapped[str | None] = mapped_column(String(160))
     # The post-call report: topics asked, answered or not, outcome (reports/summary.py).
     summary: Mapped[str | None] = mapped_column(Text)
     # Who wrote it: "extractive", or the LLM ("pending" → "working" → "llm"; reports/llm_summary.py).

@@ -54,3 +54,67 @@ def test_a_running_server_sweeps(tmp_path):
             time.sleep(0.1)
         row = call_row(server.app, dead)
         assert row.outcome == "lost" and row.end_reason == REASON
+
+
+def _gone_process() -> str:
+    """The identity of a process of this host that has exited (as voice/owner.py writes it)."""
+    import subprocess
+    import sys
+
+    from metrotest_bot.voice import owner
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
+    ticks = owner._start_ticks(proc.pid)
+    proc.wait()
+    return f"{owner.host_key()}/{proc.pid}/{ticks}"
+
+
+def test_a_call_whose_process_is_gone_is_closed_at_once(app):
+    """kill -9 of a worker: its calls are not silent long enough to look abandoned, but the process
+    that served them is gone from this host; a call of a live process, or of another host, is not."""
+    from metrotest_bot.voice import owner
+
+    said = [("caller", "сколько стоит доставка"),
+            {"role": "bot", "text": "Доставка по Екатеринбургу бесплатная.", "answered": True}]
+    dead = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress", worker=_gone_process())
+    mine = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress", worker=owner.this_process())
+    elsewhere = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress",
+                          worker="another-host/0123abcd/4242/777")
+    unknown = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress")
+
+    assert close_abandoned_calls(app) == 1
+    row = call_row(app, dead)
+    assert row.outcome == "lost" and row.end_reason == REASON and row.duration_s == 6.0
+    assert [call_row(app, c).outcome for c in (mine, elsewhere, unknown)] == ["in_progress"] * 3
+
+
+def test_calls_of_a_killed_worker_are_closed_when_its_successor_starts(tmp_path):
+    """A live call, kill -9 of its worker: gunicorn starts another, whose first sweep closes the call."""
+    import os
+    import signal
+    from pathlib import Path
+
+    from tests.support.call_log import call_snapshot, eventually
+    from tests.support.ws_client import CallClient
+
+    with serving(tmp_path, ABANDONED_SWEEP_S=300) as server:
+        call = CallClient.connect(server, timeout=15)
+        call.setup()
+        call.ask("До скольки вы работаете?")
+        snap = eventually(lambda: (s := call_snapshot(server, call.call_id)) and len(s.turns) >= 3 and s)
+        pid = server.proc.pid
+        [worker] = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        os.kill(worker, signal.SIGKILL)
+        call.close()
+
+        def closed():
+            try:
+                urllib.request.urlopen(server.url + "/healthz", timeout=2).read()  # the new worker's first request
+            except OSError:
+                return None
+            row = call_row(server.app, snap.id)
+            return row if row.outcome != "in_progress" else None
+
+        row = eventually(closed, timeout=20)
+        assert row.outcome == "lost" and row.end_reason == REASON
+        assert len(call_snapshot(server, call.call_id).turns) == len(snap.turns)  # what was said is kept

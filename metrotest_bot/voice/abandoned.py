@@ -3,7 +3,9 @@
 A live call is never silent longer than VOICE_IDLE_TIMEOUT: its socket closes it first. So a call still in
 progress whose last sign of life (its newest turn, or its start) is older than that plus a margin belongs to
 no worker any more, on any machine, and can be closed safely by any of them. Each worker sweeps at start and
-every ABANDONED_SWEEP_S seconds; the report (summary, webhook) follows as for any call. The spools of
+every ABANDONED_SWEEP_S seconds; the report (summary, webhook) follows as for any call. A call served
+by a process of this host that is gone (voice/owner.py: a kill -9, a worker gunicorn restarted) is
+closed at once, silent or not. The spools of
 dead workers (voice/spool.py) are replayed first: their calls' last turns may be waiting there.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
 from ..reports import finalize_call
 from ..reports import wake as wake_webhook
 from ..timeutil import as_utc, utcnow
+from . import owner
 from .logwriter import replay_orphans
 
 log = logging.getLogger(__name__)
@@ -40,13 +43,13 @@ def close_abandoned_calls(app) -> int:
         last_turn = (select(Turn.call_id, func.max(Turn.created_at).label("last"))
                      .group_by(Turn.call_id).subquery())
         rows = db.session.execute(
-            select(Call.id, Call.started_at, last_turn.c.last)
+            select(Call.id, Call.started_at, last_turn.c.last, Call.worker)
             .outerjoin(last_turn, last_turn.c.call_id == Call.id)
-            .where(Call.outcome == OUTCOME_IN_PROGRESS, Call.started_at < cutoff)
+            .where(Call.outcome == OUTCOME_IN_PROGRESS)
         ).all()
-        for call_id, started, last in rows:
+        for call_id, started, last, worker in rows:
             last_seen = as_utc(last) if last is not None else as_utc(started)
-            if last_seen >= cutoff:
+            if last_seen >= cutoff and not owner.is_gone(worker):
                 continue  # still speaking to a worker somewhere
             with write_lock():
                 done = db.session.execute(

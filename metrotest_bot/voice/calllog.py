@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..models import ROLE_BOT
 from ..timeutil import utcnow
+from . import owner
 from .logwriter import writer_for
 
 
@@ -107,7 +108,8 @@ class CallLog:
         self._natural = {"vox": vox_call_id, "t0": t0}
         self._put("start", fields=dict(
             vox_call_id=vox_call_id, vox_session_id=vox_session_id, caller=caller, dialled=dialled,
-            started_at=t0, crm_data=crm_data, caller_name=caller_name, caller_company=caller_company))
+            started_at=t0, crm_data=crm_data, caller_name=caller_name, caller_company=caller_company,
+            worker=owner.this_process()))
         return self.call_id
 
     def set_recording(self, url: str) -> None:
