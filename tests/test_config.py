@@ -143,8 +143,6 @@ def test_no_call_site_repeats_a_default():
                         and first.func.attr == "get" and first.args and isinstance(first.args[0], ast.Constant)
                         and first.args[0].value in SETTINGS_BY_NAME):
                     repeated.append(f"{path.relative_to(ROOT)}:{node.lineno} {first.args[0].value}")
-    # voice/session.py is being rewritten on another branch; its one default goes with that rewrite.
-    repeated = [r for r in repeated if not r.startswith("metrotest_bot/voice/session.py")]
     assert repeated == []
 
 

@@ -88,7 +88,7 @@ class CallSession:
         self.app = app
         cfg = app.config
         self.max_frame_bytes = cfg["VOICE_MAX_FRAME_BYTES"]
-        self.max_json_depth = cfg.get("VOICE_MAX_JSON_DEPTH", frames.MAX_JSON_DEPTH)
+        self.max_json_depth = cfg["VOICE_MAX_JSON_DEPTH"]
         self.idle_timeout = cfg["VOICE_IDLE_TIMEOUT"]
         self.recorder = CallRecorder(app)
         # Bounded sockets (issue #13): what a socket may send us, and what we hold for it.
