@@ -51,3 +51,30 @@ def test_a_load_aside_runs_with_the_collector_paused_and_what_it_made_frozen():
         assert gc.get_freeze_count() >= frozen_before + len(made)  # never scanned by a full collection
     finally:
         gc.unfreeze()  # this test process's own objects: back to the collector
+
+
+def test_a_retired_index_is_freed_even_when_it_was_frozen(tmp_path, database_url):
+    """A loaded index is frozen (gc.freeze: never scanned); the collector never frees frozen cycles,
+    and a pipeline's graph is one. Retired once out of use, its statistics and store are freed anyway."""
+    import weakref
+
+    from metrotest_bot.rag import get_engine
+    from tests.support.apps import dispose, make_app
+
+    app = make_app(tmp_path / "data", database_url)
+    try:
+        with app.app_context():
+            engine = get_engine()
+            old, _ = engine.reindex()
+            stats, store = weakref.ref(old.stats), weakref.ref(old.store)
+            gc.freeze()
+            try:
+                engine.reindex()  # a new index in force; the old one is retired later
+                old.retire()
+                del old
+                gc.collect()
+                assert stats() is None and store() is None
+            finally:
+                gc.unfreeze()
+    finally:
+        dispose(app)

@@ -56,6 +56,17 @@ class LoadedIndex:
         self.stats = KBStats(documents)
         self.pipeline = build_pipeline(store, self.stats)
 
+    def retire(self) -> None:
+        """Let go of the documents and statistics once no question is using this index any more.
+
+        A pipeline's graph is cyclic (components and their sockets); loaded aside, it was frozen
+        (gc.freeze), and the collector never frees frozen cycles: the components' references to the
+        store and statistics are dropped here so reference counting frees the bulk."""
+        for _, component in list(self.pipeline.walk()):
+            vars(component).clear()
+        self.pipeline.graph.clear()
+        self.store = self.stats = None
+
 
 _file_sha_cache: dict[tuple, str] = {}
 
@@ -94,6 +105,8 @@ def off_hub(fn, *args):
 
 
 LOAD_SWITCH_INTERVAL = 0.001  # s: how soon the hub gets the GIL back from a load running aside
+# An index replaced is retired this long after: no question takes longer on it (retrieval is milliseconds).
+RETIRE_AFTER_S = 30.0
 
 
 def collector_paused(fn, *args):
@@ -229,7 +242,7 @@ class Engine:
             loaded = off_hub(collector_paused, self._load, target)
             with self._lock:
                 if self._wanted == target.name:  # still the KB in force (no rollback meanwhile)
-                    self._index = loaded
+                    self._swap(loaded)
                     self._failed.pop(target.name, None)
             log.info("KB index %s built here and in force", target.name)
         except Exception as exc:  # keep serving what we had; tried again in a while
@@ -277,7 +290,7 @@ class Engine:
                             # far answers meanwhile (a big load in a greenlet would stall every call).
                             self._build_aside(target)
                         else:
-                            self._index = self._open(target)
+                            self._swap(self._open(target))
                             self._failed.pop(target.name, None)
                     except Exception as exc:  # keep serving what we had
                         self._failed[target.name] = time.monotonic()
@@ -295,9 +308,17 @@ class Engine:
             target = self.target()
             needed = not self._ready(target)
             self._wanted = target.name
-            self._index = self._open(target, rebuild=needed or not if_needed, progress=progress)
+            self._swap(self._open(target, rebuild=needed or not if_needed, progress=progress))
             self._checked_at = time.monotonic()
             return self._index, (needed or not if_needed)
+
+    def _swap(self, loaded: LoadedIndex) -> None:
+        """Put an index in force; the one it replaces is retired once the questions on it are done."""
+        old, self._index = self._index, loaded
+        if old is not None and old is not loaded:
+            timer = threading.Timer(RETIRE_AFTER_S, old.retire)
+            timer.daemon = True
+            timer.start()
 
     # --- the contract -----------------------------------------------------------------
 
