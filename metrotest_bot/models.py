@@ -52,6 +52,7 @@ class Call(db.Model):
     summary: Mapped[str | None] = mapped_column(Text)
     # Who wrote it: "extractive", or the LLM ("pending" → "working" → "llm"; reports/llm_summary.py).
     summary_source: Mapped[str | None] = mapped_column(String(16), index=True)
+    summary_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # by a summarizer
 
     # What the CRM returned at setup (issue: caller context).
     crm_data: Mapped[dict | None] = mapped_column(JSON)

@@ -121,17 +121,40 @@ def test_two_workers_summarize_a_call_once(llm_app, fake_openai, tmp_path, datab
     assert sorted(h.json()["logId"] for h in hooks) == cids  # each call's report queued once
 
 
+def test_a_call_that_ended_long_ago_is_summarized_once(llm_app, fake_openai, tmp_path, database_url,
+                                                      webhook_receiver):
+    """Closed by the abandoned-call sweep, or replayed from a spool: it ended minutes ago, but a claim
+    made now is fresh — a second worker must not take it again, nor queue its report twice."""
+    fake_openai.answer = MODEL_SUMMARY
+    fake_openai.first_token_delay = 0.3
+    cid = ended_call(llm_app)
+    with llm_app.app_context():
+        db.session.execute(update(Call).where(Call.id == cid).values(ended_at=utcnow() - timedelta(minutes=20)))
+        db.session.commit()
+    with llm_app_context(tmp_path / "other", database_url, fake_openai,
+                         CALL_WEBHOOK_URL=llm_app.config["CALL_WEBHOOK_URL"]) as other:
+        done = []
+        threads = [threading.Thread(target=lambda a=a: done.append(llm_summary.summarizer(a).summarize_due()))
+                   for a in (llm_app, other)]
+        [t.start() for t in threads]
+        [t.join(30) for t in threads]
+    assert sum(done) == 1 and len(summary_requests(fake_openai)) == 1
+    assert state(llm_app, cid) == (MODEL_SUMMARY, "llm", 1)
+
+
 def test_a_claim_whose_worker_died_is_taken_again(llm_app, fake_openai):
     fake_openai.answer = MODEL_SUMMARY
     cid = ended_call(llm_app)
     with llm_app.app_context():
-        db.session.execute(update(Call).where(Call.id == cid).values(summary_source="working"))
+        db.session.execute(update(Call).where(Call.id == cid).values(summary_source="working",
+                                                                     summary_claimed_at=utcnow()))
         db.session.commit()
     assert llm_summary.summarizer(llm_app).summarize_due() == 0  # a fresh claim: its worker is at it
     with llm_app.app_context():
-        db.session.execute(update(Call).where(Call.id == cid).values(ended_at=utcnow() - timedelta(minutes=6)))
+        db.session.execute(update(Call).where(Call.id == cid).values(
+            summary_claimed_at=utcnow() - timedelta(minutes=6)))
         db.session.commit()
-    assert llm_summary.summarizer(llm_app).summarize_due() == 1  # claimed 5 minutes after the end: dead
+    assert llm_summary.summarizer(llm_app).summarize_due() == 1  # claimed 5 minutes ago: its worker died
     assert state(llm_app, cid)[:2] == (MODEL_SUMMARY, "llm")
 
 

@@ -117,11 +117,8 @@ class Summarizer(BackgroundWorker):
         with self.app.app_context():
             try:
                 while True:
-                    stale = utcnow() - STALE_AFTER
                     ids = db.session.scalars(
-                        select(Call.id).where(or_(Call.summary_source == PENDING,
-                                                  (Call.summary_source == WORKING) & (Call.ended_at < stale)))
-                        .order_by(Call.ended_at, Call.id).limit(BATCH)).all()
+                        select(Call.id).where(_due()).order_by(Call.ended_at, Call.id).limit(BATCH)).all()
                     db.session.rollback()  # no read transaction held across the model's answer
                     if not ids:
                         break
@@ -133,18 +130,19 @@ class Summarizer(BackgroundWorker):
                 db.session.remove()
         return done
 
-    def _claim(self, call_id: int) -> bool:
+    def _claim(self, call_id: int):
+        """Take the call (the claim's time, which only this claim holds), or None: another worker has it."""
+        claimed = utcnow()
         with write_lock():
             taken = db.session.execute(
-                update(Call).where(Call.id == call_id, or_(
-                    Call.summary_source == PENDING,
-                    (Call.summary_source == WORKING) & (Call.ended_at < utcnow() - STALE_AFTER)))
-                .values(summary_source=WORKING)).rowcount
+                update(Call).where(Call.id == call_id, _due())
+                .values(summary_source=WORKING, summary_claimed_at=claimed)).rowcount
             db.session.commit()
-        return bool(taken)
+        return claimed if taken else None
 
     def summarize(self, call_id: int) -> int:
-        if not self._claim(call_id):
+        claimed = self._claim(call_id)
+        if claimed is None:
             return 0  # another worker has it
         call = db.session.get(Call, call_id)
         if call is None:  # the log was cleared meanwhile
@@ -160,13 +158,16 @@ class Summarizer(BackgroundWorker):
                         call_id, type(exc).__name__, exc)
             text, source = None, EXTRACTIVE
         with write_lock():
-            call = db.session.get(Call, call_id)
-            if call is None or call.summary_source != WORKING:
+            # Written only under this claim (another worker may have taken it as stale meanwhile):
+            # one summary, and one report queued, per call.
+            values = {"summary_source": source, **({"summary": text} if text else {})}
+            mine = db.session.execute(
+                update(Call).where(Call.id == call_id, Call.summary_source == WORKING,
+                                   Call.summary_claimed_at == claimed).values(**values)).rowcount
+            call = db.session.get(Call, call_id) if mine else None
+            if call is None:
                 db.session.rollback()
                 return 0
-            if text:
-                call.summary = text
-            call.summary_source = source
             queued = queue(db.session, call, _turns(call_id), cfg)
             db.session.commit()
         if queued:
@@ -174,6 +175,14 @@ class Summarizer(BackgroundWorker):
 
             wake(self.app)
         return 1
+
+
+def _due():
+    """Waiting for the model, or claimed by a worker that stopped answering (STALE_AFTER ago)."""
+    stale = utcnow() - STALE_AFTER
+    return or_(Call.summary_source == PENDING,
+               (Call.summary_source == WORKING)
+               & or_(Call.summary_claimed_at.is_(None), Call.summary_claimed_at < stale))
 
 
 def summarizer(app) -> Summarizer:
