@@ -207,7 +207,8 @@ def upload_in_browser(page, url: str, name: str, data: bytes) -> str:
     page.set_input_files("#kb-file", files=[{"name": name, "mimeType": "text/plain", "buffer": data}])
     with page.expect_navigation():
         page.click("button:has-text('Загрузить и проиндексировать')")
-    return page.wait_for_selector(".upload-held, .upload-done, .upload-error", timeout=60_000).inner_text()
+    # Index, then replay against the KB in force: on a loaded CI machine this may take a while.
+    return page.wait_for_selector(".upload-held, .upload-done, .upload-error", timeout=120_000).inner_text()
 
 
 @pytest.mark.timeout(240)

@@ -11,7 +11,10 @@ from metrotest_bot.voice.abandoned import REASON, close_abandoned_calls
 from tests.support.admin_data import make_call
 from tests.support.live_server import serving
 
-NOW = datetime.now(timezone.utc)
+
+def now() -> datetime:
+    # Read when a test runs, not at import: the suite collects this module minutes before.
+    return datetime.now(timezone.utc)
 
 
 def call_row(app, call_id):
@@ -24,15 +27,15 @@ def call_row(app, call_id):
 
 def test_an_abandoned_call_is_closed_and_a_live_one_is_not(app):
     # The worker died 40 minutes ago, mid-call: two turns were written, then nothing.
-    dead = make_call(app, NOW - timedelta(minutes=45), [
+    dead = make_call(app, now() - timedelta(minutes=45), [
         ("caller", "сколько стоит доставка"),
         {"role": "bot", "text": "Доставка по Екатеринбургу бесплатная.", "question": "сколько стоит доставка",
          "answered": True}], outcome="in_progress")
     # Started long ago, still talking a minute ago: alive on some worker.
-    live = make_call(app, NOW - timedelta(minutes=45), [
-        {"role": "caller", "text": "а в Казань", "created_at": NOW - timedelta(minutes=1)}], outcome="in_progress")
-    fresh = make_call(app, NOW - timedelta(seconds=30), outcome="in_progress")
-    finished = make_call(app, NOW - timedelta(hours=2), [("caller", "алло")], outcome="completed")
+    live = make_call(app, now() - timedelta(minutes=45), [
+        {"role": "caller", "text": "а в Казань", "created_at": now() - timedelta(minutes=1)}], outcome="in_progress")
+    fresh = make_call(app, now() - timedelta(seconds=30), outcome="in_progress")
+    finished = make_call(app, now() - timedelta(hours=2), [("caller", "алло")], outcome="completed")
 
     assert close_abandoned_calls(app) == 1
     row = call_row(app, dead)
@@ -46,7 +49,7 @@ def test_an_abandoned_call_is_closed_and_a_live_one_is_not(app):
 def test_a_running_server_sweeps(tmp_path):
     """Every worker sweeps, from its first request on and then every ABANDONED_SWEEP_S (1 s here)."""
     with serving(tmp_path, ABANDONED_SWEEP_S=1) as server:
-        dead = make_call(server.app, NOW - timedelta(hours=3), [("caller", "у вас есть пресс на двести тонн")],
+        dead = make_call(server.app, now() - timedelta(hours=3), [("caller", "у вас есть пресс на двести тонн")],
                          outcome="in_progress")
         urllib.request.urlopen(server.url + "/healthz").read()  # a request starts the sweep if none ran yet
         deadline = time.monotonic() + 10
@@ -76,11 +79,11 @@ def test_a_call_whose_process_is_gone_is_closed_at_once(app):
 
     said = [("caller", "сколько стоит доставка"),
             {"role": "bot", "text": "Доставка по Екатеринбургу бесплатная.", "answered": True}]
-    dead = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress", worker=_gone_process())
-    mine = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress", worker=owner.this_process())
-    elsewhere = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress",
+    dead = make_call(app, now() - timedelta(seconds=20), said, outcome="in_progress", worker=_gone_process())
+    mine = make_call(app, now() - timedelta(seconds=20), said, outcome="in_progress", worker=owner.this_process())
+    elsewhere = make_call(app, now() - timedelta(seconds=20), said, outcome="in_progress",
                           worker="another-host/0123abcd/4242/777")
-    unknown = make_call(app, NOW - timedelta(seconds=20), said, outcome="in_progress")
+    unknown = make_call(app, now() - timedelta(seconds=20), said, outcome="in_progress")
 
     assert close_abandoned_calls(app) == 1
     row = call_row(app, dead)
