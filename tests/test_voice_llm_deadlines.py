@@ -44,7 +44,7 @@ def ask_timed(call, question=QUESTION):
 def test_a_model_that_never_speaks_is_replaced_by_the_offline_answer_in_time(call, fake_openai, mode):
     fake_openai.mode = mode  # keep-alives only, or not a byte
     frames, first_s, _ = ask_timed(call)
-    assert first_s < DEADLINE + 0.7  # not the read timeout (30 s here)
+    assert first_s < DEADLINE + 2.0  # not the read timeout (30 s here); a margin for a loaded machine
     assert "восьми тридцати" in text_of(frames)  # the offline answer (8:30), in speech form
     if mode == "ping":
         assert fake_openai.stream_closed.wait(5)  # the model's stream was given up
@@ -58,7 +58,7 @@ def test_a_stall_after_a_sentence_ends_with_the_phrase_not_a_stray_word(call, fa
     texts = [f["text"] for f in frames if f.get("text")]
     assert texts[0] == "Мы работаем с понедельника по пятницу."
     assert "ответ прервался" in texts[1] and "А в" not in text_of(frames)
-    assert last_s - first_s < STALL + 0.8
+    assert last_s - first_s < STALL + 2.0  # not the 30 s stall; a margin for a loaded machine
 
 
 def test_words_keep_flowing_across_pieces_under_the_stall_deadline(call, fake_openai):

@@ -5,9 +5,10 @@ the answer ended); the recorder turns that into the bot turn's fields (calllog.B
 and writes them through CallLog: a turn is in the log as soon as something of it was
 said, and updated at its end (PROTOCOL.md, rule 3). Nothing else touches a BotTurn.
 
-Order: an answer starts before its question is written (the caller waits for no commit),
-yet the log must hold the question first. An `AnswerRecord` carries an event set once
-the question is written; the answer's own writes wait for it.
+Order: an answer starts before its question's record is queued (the model starts a moment
+sooner), yet the log must hold the question first. An `AnswerRecord` carries an event set
+once the question's record is queued; the answer's own records wait for it. (Records are
+queued for the call log's writer, voice/logwriter.py: nothing here waits for the database.)
 """
 from __future__ import annotations
 

@@ -271,9 +271,9 @@ class CallSession:
         if intent is None:
             task = self.start_answer(text, received_at)
             with self.recorder.question_first(task.record):
-                # Let the answer run up to its first wait (the LLM request, or its own first log
-                # write) before this one: a SQLite commit does not yield, and the caller should
-                # not wait for it.
+                # Let the answer run up to its first wait (the LLM request) before the question's
+                # record is queued: the model starts a moment sooner. The answer's own records wait
+                # for the question's (question_first), so the log still holds the question first.
                 gevent.sleep(0)
                 self.recorder.caller_said(text, event.confidence, caller_seq)
             return
