@@ -110,3 +110,18 @@ def test_offline_the_replay_never_asks_a_model(app, fake_openai):
         result = replay.compare(engine.current(), engine.current(), [(WARRANTY_Q, False)], BotSettings(),
                                 {**app.config, "OPENAI_BASE_URL": fake_openai.base_url})
     assert result["llm"] is None and result["counts"]["same"] == 1 and fake_openai.requests == []
+
+
+def test_through_the_model_a_rewording_from_the_same_passages_is_not_a_change():
+    from metrotest_bot.admin.replay_ask import kind_of
+
+    old = {"answered": True, "text": "Гарантия на прессы — 24 месяца с даты ввода в эксплуатацию.",
+           "sections": ["Гарантия"]}
+    reworded = {**old, "text": "На прессы гарантия 24 месяца с даты ввода в эксплуатацию."}
+    other_text = {**old, "text": "Доставка по Екатеринбургу бесплатная, в другие города — транспортной компанией."}
+    other_sections = {**reworded, "sections": ["Доставка"]}
+    assert kind_of(old, reworded, llm=True) == "same"
+    assert kind_of(old, reworded) == "changed"  # offline the answer is deterministic: any difference counts
+    assert kind_of(old, other_text, llm=True) == "changed"
+    assert kind_of(old, other_sections, llm=True) == "changed"
+    assert kind_of(old, {**old, "answered": False}, llm=True) == "newly_refused"

@@ -10,6 +10,7 @@ offline answer stands in, as on the phone — at most REPLAY_LLM_CONCURRENCY ans
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -57,14 +58,28 @@ def ask(index, question: str, settings, config) -> dict:
     return answer(index, retrieve(index, question), question, settings, config, started)
 
 
-def kind_of(old: dict, new: dict) -> str:
+# Through the model, two answers from the same passages differ in wording run to run (it samples):
+# such an answer counts as changed only if its passages' sections differ or less than this share of
+# its words is shared.
+LLM_SAME_WORDS = 0.5
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def kind_of(old: dict, new: dict, llm: bool = False) -> str:
     if old["answered"] and not new["answered"]:
         return "newly_refused"
     if new["answered"] and not old["answered"]:
         return "newly_answered"
-    if old["answered"] and old["text"] != new["text"]:
-        return "changed"
-    return "same"
+    if not old["answered"] or old["text"] == new["text"]:
+        return "same"
+    if llm and old.get("sections") == new.get("sections"):
+        a, b = _words(old["text"]), _words(new["text"])
+        if len(a & b) >= LLM_SAME_WORDS * len(a | b):
+            return "same"
+    return "changed"
 
 
 def _ask_all_offline(sides, questions, config, progress) -> list[tuple[dict, dict]]:
@@ -141,7 +156,7 @@ def compare(in_force, candidate, questions: list[tuple[str, bool]], settings, co
     for (question, is_test), (old, new) in zip(questions, pairs):
         refused["in_force"] += not old["answered"]
         refused["candidate"] += not new["answered"]
-        kind = kind_of(old, new)
+        kind = kind_of(old, new, llm)
         counts[kind] += 1
         if kind != "same":
             rows.append({"question": question, "test": is_test, "kind": kind, "old": old, "new": new})
