@@ -18,6 +18,7 @@ import pytest
 from metrotest_bot.extensions import db
 from metrotest_bot.models import Call, Turn
 from metrotest_bot.voice.calllog import BotTurn, CallLog
+from metrotest_bot.voice import logapply
 from metrotest_bot.voice.logwriter import writer_for
 from tests.support.apps import dispose, make_app
 from tests.support.call_log import call_snapshot, eventually, finished_call
@@ -193,6 +194,7 @@ def spool_a_call(app, monkeypatch) -> tuple[CallLog, Path]:
         raise OperationalError("COMMIT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(Session, "commit", down)
+    monkeypatch.setattr(logapply, "database_answers", lambda app: False)  # away: a probe gets no answer either
     log = CallLog(app)
     log.start(vox_call_id="vox-spooled", vox_session_id=None, caller="+79120000000", dialled="+73430000000")
     log.caller_turn("Сколько стоит доставка?", seq=log.next_seq())
@@ -207,6 +209,7 @@ def spool_a_call(app, monkeypatch) -> tuple[CallLog, Path]:
     writer.stop()  # before the database is back: the records stay in the spool
     writer.spool._locks.close()  # as if the process died: its lock is gone
     monkeypatch.setattr(Session, "commit", real)
+    monkeypatch.undo()
     return log, writer.spool.path
 
 
