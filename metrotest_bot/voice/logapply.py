@@ -252,6 +252,7 @@ class Batch:
             self.counters(session, [cid])  # the report reads them
         values = dict(rec["values"])
         values["ended_at"] = _dt(values["ended_at"])
+        values.setdefault("end_reason", None)  # not the sweep's, should it have closed the call meanwhile
         # Also a call the sweep closed while this end waited in a spool: the real end wins.
         open_ = or_(CALLS.c.outcome == OUTCOME_IN_PROGRESS,
                     and_(CALLS.c.outcome == OUTCOME_LOST, CALLS.c.end_reason == SWEPT_REASON))
