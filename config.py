@@ -144,6 +144,8 @@ SETTINGS: tuple[Setting, ...] = (
             "together at most this often (a kill -9 loses at most that much)"),
     Setting("CALLLOG_RETRY_MAX_S", float, 5.0, "while the database is away (turns wait in `DATA_DIR/calllog-spool`), "
             "the longest pause between tries to replay them"),
+    Setting("CALLLOG_SPOOL_MAX_MB", float, 512.0, "the most one worker's call-log spool file may hold while the database is "
+            "away; records beyond it are lost, with an error in the log"),
     Setting("VOICE_IDLE_TIMEOUT", float, 120.0, "seconds a call socket may stay silent before it is closed and the call logged as lost"),
     Setting("VOICE_PING_INTERVAL", float, 20.0, "seconds between the server's WebSocket pings (0: none)"),
     Setting("VOICE_MAX_FRAME_BYTES", int, 64 * 1024, "largest call-socket frame accepted (else an `error` frame)"),

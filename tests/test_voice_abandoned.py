@@ -121,3 +121,46 @@ def test_calls_of_a_killed_worker_are_closed_when_its_successor_starts(tmp_path)
         row = eventually(closed, timeout=20)
         assert row.outcome == "lost" and row.end_reason == REASON
         assert len(call_snapshot(server, call.call_id).turns) == len(snap.turns)  # what was said is kept
+
+
+# -- issue #13: turns waiting in a spool --------------------------------------------------------
+
+
+def test_no_call_is_judged_by_silence_while_a_spool_holds_records(app):
+    """Its newest turns may wait in this worker's spool, or a live neighbour's, while the database was away."""
+    from metrotest_bot.filelock import file_lock
+    from metrotest_bot.voice.logwriter import writer_for
+
+    quiet = make_call(app, NOW - timedelta(minutes=45), [("caller", "сколько стоит доставка")], outcome="in_progress")
+    record = {"op": "turn", "call": "k", "vox": "vox-quiet", "t0": NOW.isoformat(), "seq": 1, "cols": {}}
+    writer = writer_for(app)  # not started: what it spools stays there
+    writer.spool.append([record])
+    assert close_abandoned_calls(app) == 0
+    writer.spool.committed(writer.spool.size)  # ours is empty; a live neighbour's is not
+    folder = writer.spool.dir
+    with file_lock(folder / "777-live.lock") as held:
+        assert held
+        (folder / "777-live.jsonl").write_text('{"op":"turn"}\n')
+        assert close_abandoned_calls(app) == 0
+        assert call_row(app, quiet).outcome == "in_progress"
+        (folder / "777-live.done").write_text(str((folder / "777-live.jsonl").stat().st_size))  # replayed
+        assert close_abandoned_calls(app) == 1
+    assert call_row(app, quiet).outcome == "lost"
+
+
+def test_a_spooled_real_end_replaces_the_sweeps_lost(app):
+    """The sweep closed a call whose real end waited in a spool: replayed, the real end wins."""
+    from metrotest_bot.voice import logapply
+
+    started = NOW - timedelta(minutes=45)
+    cid = make_call(app, started, [("caller", "сколько стоит доставка")], outcome="in_progress", vox_call_id="vox-late")
+    assert close_abandoned_calls(app) == 1
+    ended = started + timedelta(minutes=3)
+    finish = {"op": "finish", "call": "k-late", "vox": "vox-late", "t0": started.isoformat(),
+              "values": {"outcome": "hangup", "ended_at": ended.isoformat(), "duration_s": 180.0}}
+    logapply.commit(app, {}, [finish], replay=True)
+    row = call_row(app, cid)
+    assert (row.outcome, row.end_reason, row.duration_s) == ("hangup", None, 180.0)
+    done = make_call(app, started, outcome="completed", vox_call_id="vox-done")
+    logapply.commit(app, {}, [{**finish, "call": "k-done", "vox": "vox-done"}], replay=True)
+    assert call_row(app, done).outcome == "completed"  # a call that really ended is never reopened

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from metrotest_bot.extensions import db
 from metrotest_bot.models import Call, Turn
 from metrotest_bot.voice.calllog import BotTurn, CallLog
+from metrotest_bot.voice import logapply
 from metrotest_bot.voice.logwriter import writer_for
 
 
@@ -54,6 +55,8 @@ class Outage:
             return real_commit(session)
 
         monkeypatch.setattr(Session, "commit", commit)
+        # Away: the probe that tells an outage from a refused record gets no answer either.
+        monkeypatch.setattr(logapply, "database_answers", lambda app: not self.down)
 
     def end(self):
         self.down = False

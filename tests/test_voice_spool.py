@@ -18,6 +18,7 @@ import pytest
 from metrotest_bot.extensions import db
 from metrotest_bot.models import Call, Turn
 from metrotest_bot.voice.calllog import BotTurn, CallLog
+from metrotest_bot.voice import logapply
 from metrotest_bot.voice.logwriter import writer_for
 from tests.support.apps import dispose, make_app
 from tests.support.call_log import call_snapshot, eventually, finished_call
@@ -49,6 +50,10 @@ def kill_server(server) -> None:
 
 def spooled_bytes(data_dir: Path) -> int:
     return sum(p.stat().st_size for p in (data_dir / "calllog-spool").glob("*.jsonl"))
+
+
+def spooled(data_dir: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (data_dir / "calllog-spool").glob("*.jsonl"))
 
 
 def said(call: CallClient, frames: list[dict]) -> str:
@@ -162,7 +167,7 @@ def test_a_dead_workers_spool_is_replayed_by_the_next_server(tmp_path, pg):
         answers = [said(call, call.ask(q)) for q in QUESTIONS]
         call.hangup()
         call.expect_closed()
-        time.sleep(1.0)  # the hangup's records are spooled by now (CALLLOG_FLUSH_MS=100)
+        eventually(lambda: b'"op":"finish"' in spooled(data_dir), timeout=15)  # the hangup's records are spooled
         kill_server(server)
     finally:
         call.close()
@@ -181,7 +186,7 @@ def test_a_dead_workers_spool_is_replayed_by_the_next_server(tmp_path, pg):
 # -- (d) a torn last line, and a replay that is done twice --------------------------------------
 
 
-def spool_a_call(app, monkeypatch) -> tuple[CallLog, Path]:
+def spool_a_call(app, monkeypatch, saves: int = 2) -> tuple[CallLog, Path]:
     """A call logged while every commit fails: its records are in this writer's spool file."""
     from flask_sqlalchemy.session import Session
     from sqlalchemy.exc import OperationalError
@@ -193,6 +198,7 @@ def spool_a_call(app, monkeypatch) -> tuple[CallLog, Path]:
         raise OperationalError("COMMIT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(Session, "commit", down)
+    monkeypatch.setattr(logapply, "database_answers", lambda app: False, raising=False)  # away: a probe gets no answer either
     log = CallLog(app)
     log.start(vox_call_id="vox-spooled", vox_session_id=None, caller="+79120000000", dialled="+73430000000")
     log.caller_turn("Сколько стоит доставка?", seq=log.next_seq())
@@ -201,12 +207,16 @@ def spool_a_call(app, monkeypatch) -> tuple[CallLog, Path]:
     log.save_bot_turn(turn)
     turn.text = "Доставка бесплатная. По всей России."
     log.save_bot_turn(turn)
+    for i in range(2, saves):  # more pieces of the answer, each saved as it is sent
+        turn.text += f" Ещё {i}."
+        log.save_bot_turn(turn)
     log.finish("completed")
     assert log.flush() is False
     writer = writer_for(app)
     writer.stop()  # before the database is back: the records stay in the spool
     writer.spool._locks.close()  # as if the process died: its lock is gone
     monkeypatch.setattr(Session, "commit", real)
+    monkeypatch.undo()
     return log, writer.spool.path
 
 
@@ -271,3 +281,150 @@ def test_the_sweep_replays_a_dead_workers_spool_before_judging_its_calls(app):
         assert call.outcome == "in_progress" and [t.text for t in call.turns][-1] == "а в Казань доставляете?"
         assert call.n_turns == 2
     assert not (folder / "4242-dead.jsonl").exists()
+
+
+# -- issue #13: a refused record, the writer's count, the spool file itself ------------------------
+
+
+def refuse_text(app, text: str) -> None:
+    """The database refuses a turn with this text with an OperationalError, as for a full disk or a limit."""
+    from sqlalchemy import text as sql
+
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":  # sqlite3: every error but a constraint is an OperationalError
+            statements = [f"CREATE TRIGGER refuse BEFORE INSERT ON turns WHEN NEW.text = '{text}' "
+                          "BEGIN SELECT abs(-9223372036854775808); END"]  # integer overflow, at run time
+        else:  # psycopg's ProgramLimitExceeded, an OperationalError to SQLAlchemy
+            statements = [
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.text = '" + text + "' THEN "
+                "RAISE EXCEPTION 'row too big' USING ERRCODE = 'program_limit_exceeded'; END IF; RETURN NEW; END "
+                "$$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse BEFORE INSERT ON turns FOR EACH ROW EXECUTE FUNCTION refuse()"]
+        for statement in statements:
+            db.session.execute(sql(statement))
+        db.session.commit()
+        db.session.remove()
+
+
+def test_a_record_the_database_refuses_is_dropped_not_spooled_forever(app, caplog):
+    refuse_text(app, "ЯД")
+    log = CallLog(app)
+    log.start(vox_call_id="vox-refused", vox_session_id=None, caller="+79120000000", dialled="+73430000000")
+    log.caller_turn("ЯД", seq=log.next_seq())
+    log.caller_turn("Сколько стоит доставка?", seq=log.next_seq())
+    log.finish("hangup")
+    assert log.flush(timeout=10) is True  # nothing waits in the spool
+    with app.app_context():
+        call = db.session.query(Call).filter_by(vox_call_id="vox-refused").one()
+        assert call.outcome == "hangup" and [t.text for t in call.turns] == ["Сколько стоит доставка?"]
+    assert any("DROPPED" in r.getMessage() and "ЯД" in r.getMessage() for r in caplog.records)
+    writer_for(app).stop()
+
+
+def test_a_failure_after_the_commit_does_not_stall_flush(app, monkeypatch):
+    from metrotest_bot.voice import logwriter
+
+    def fails(app):
+        raise RuntimeError("webhook thread could not start")
+
+    app.config["CALL_WEBHOOK_URL"] = "http://127.0.0.1:9/hook"  # a finish then wakes the webhook sender
+    monkeypatch.setattr(logwriter, "wake_webhook", fails)
+    log = CallLog(app)
+    log.start(vox_call_id="vox-wake", vox_session_id=None, caller="+79120000000", dialled="+73430000000")
+    log.finish("hangup")
+    started = time.monotonic()
+    assert log.flush(timeout=5) is True and time.monotonic() - started < 3
+    log.caller_turn("алло", seq=log.next_seq())
+    assert log.flush(timeout=5) is True  # and the next records are counted too
+    writer_for(app).stop()
+
+
+def test_turn_snapshots_are_coalesced_before_they_are_spooled(tmp_path, database_url, monkeypatch):
+    import json
+
+    app = make_app(tmp_path / "data", database_url, CALLLOG_FLUSH_MS=1000)
+    try:
+        _, path = spool_a_call(app, monkeypatch, saves=6)
+    finally:
+        dispose(app)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    answers = [r for r in records if r["op"] == "turn" and r["cols"]["role"] == "bot"]
+    assert len(answers) == 1 and answers[0]["cols"]["text"].endswith("Ещё 5.")
+
+
+def test_a_short_write_is_completed_and_a_failed_one_undone(tmp_path, monkeypatch):
+    import errno
+    import json
+
+    from metrotest_bot.voice import spool
+
+    box = spool.Spool(tmp_path)
+    box.append([{"op": "turn", "n": 0}])
+    real, calls = os.write, []
+
+    def short_then_full(fd, data):  # the disk takes half, then is full
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, bytes(data[: len(data) // 2]))
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(spool.os, "write", short_then_full)
+    with pytest.raises(OSError):
+        box.append([{"op": "turn", "n": 1, "text": "x" * 100}])
+    assert box.path.stat().st_size == box.size  # no half line left behind
+    box.append([{"op": "turn", "n": 2}])  # a write of part of it, then the rest
+    calls.clear()
+    monkeypatch.setattr(spool.os, "write", lambda fd, data: real(fd, bytes(data[:7])))
+    box.append([{"op": "turn", "n": 3}])
+    records, _ = spool.read_records(box.path, 0)
+    assert [r["n"] for r in records] == [0, 2, 3]
+    assert box.path.stat().st_size == box.size
+    assert json.loads(box.path.read_text().splitlines()[-1]) == {"op": "turn", "n": 3}
+
+
+def test_the_offset_is_reset_on_disk_before_the_spool_is_truncated(tmp_path, monkeypatch):
+    """A crash between the two must not leave an offset beyond the truncated file's regrown records."""
+    from metrotest_bot.voice import spool
+
+    box = spool.Spool(tmp_path)
+    box.append([{"op": "turn", "n": 0}])
+    box.committed(box.size // 2)  # a partial commit: the offset file holds a mid-file value
+    monkeypatch.setattr(spool.os, "ftruncate", lambda fd, size: (_ for _ in ()).throw(OSError("power lost")))
+    with pytest.raises(OSError):
+        box.committed(box.size)
+    assert box.path.with_suffix(".done").read_text() == "0"
+
+
+def test_no_lock_file_is_left_of_a_spool_another_worker_discarded(tmp_path):
+    from metrotest_bot.voice import spool
+
+    for name in ("1-a", "2-b"):
+        (tmp_path / f"{name}.jsonl").write_text('{"op":"turn"}\n')
+    scan = spool.orphans(tmp_path, None)
+    path, _ = next(scan)
+    spool.discard(path)
+    spool.discard(tmp_path / "2-b.jsonl")  # another worker replayed it meanwhile
+    assert list(scan) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_spool_is_capped_with_a_loud_line(tmp_path, database_url, monkeypatch, caplog):
+    from metrotest_bot.voice import spool
+
+    box = spool.Spool(tmp_path, max_bytes=100)
+    box.append([{"op": "turn", "text": "x" * 40}])
+    with pytest.raises(spool.SpoolFull):
+        box.append([{"op": "turn", "text": "y" * 40}])
+    assert box.path.stat().st_size == box.size <= 100
+    # The writer: what the spool cannot take is lost with an error line naming the setting.
+    app = make_app(tmp_path / "data", database_url, CALLLOG_FLUSH_MS=20, CALLLOG_SPOOL_MAX_MB=0.0001)
+    try:
+        with pytest.raises(AssertionError):
+            spool_a_call(app, monkeypatch)  # nothing could be spooled: flush() finds nothing pending
+        writer_for(app).stop()
+    finally:
+        dispose(app)
+    assert any("LOST" in r.getMessage() and "CALLLOG_SPOOL_MAX_MB" in r.getMessage() for r in caplog.records)
+    assert spooled_bytes(tmp_path / "data") == 0

@@ -6,7 +6,8 @@ no worker any more, on any machine, and can be closed safely by any of them. Eac
 every ABANDONED_SWEEP_S seconds; the report (summary, webhook) follows as for any call. A call served
 by a process of this host that is gone (voice/owner.py: a kill -9, a worker gunicorn restarted) is
 closed at once, silent or not. The spools of
-dead workers (voice/spool.py) are replayed first: their calls' last turns may be waiting there.
+dead workers (voice/spool.py) are replayed first: their calls' last turns may be waiting there; and while
+any spool of this DATA_DIR still holds records, no call is judged by silence.
 """
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
 from ..reports import finalize_call
 from ..reports import wake as wake_webhook
 from ..timeutil import as_utc, utcnow
-from . import owner
-from .logwriter import replay_orphans
+from . import logapply, owner
+from .logwriter import replay_orphans, spooled
 
 log = logging.getLogger(__name__)
 
-REASON = "server stopped"
+REASON = logapply.SWEPT_REASON  # a spooled real end replaces it (logapply.Batch._finish)
 MARGIN_S = 300.0  # beyond the idle timeout: clocks of other machines, a slow last write
 
 
@@ -37,6 +38,8 @@ def close_abandoned_calls(app) -> int:
         return 0  # a dead worker's spool could not be replayed yet: its calls may look silent but are not
     cfg = app.config
     quiet_for = timedelta(seconds=float(cfg["VOICE_IDLE_TIMEOUT"]) + MARGIN_S)
+    # Records waiting in a spool (the database was away): silence in the database proves nothing.
+    by_silence = not spooled(app)
     closed = queued = 0
     with app.app_context():
         cutoff = utcnow() - quiet_for
@@ -49,7 +52,7 @@ def close_abandoned_calls(app) -> int:
         ).all()
         for call_id, started, last, worker in rows:
             last_seen = as_utc(last) if last is not None else as_utc(started)
-            if last_seen >= cutoff and not owner.is_gone(worker):
+            if (last_seen >= cutoff or not by_silence) and not owner.is_gone(worker):
                 continue  # still speaking to a worker somewhere
             with write_lock():
                 done = db.session.execute(

@@ -4,7 +4,7 @@ A record is a plain dict (JSON in the spool): `op` (start | turn | recording | f
 call's local key), and the call's natural key `vox` + `t0` (Voximplant id and start time), by which a
 replay finds a call row written before. Turns are snapshots keyed by (call, seq): a turn already in
 the database is updated, never inserted twice. The Call counters are recomputed from the turns, and
-a finish applies only to a call still in progress. So replaying a record twice (a crash between a
+a finish applies only to a call still in progress (or closed by the abandoned-call sweep meanwhile). So replaying a record twice (a crash between a
 commit and the spool's offset) changes nothing.
 
 Turns are written with Core statements (cheaper than the ORM's unit of work); what the ORM's flush
@@ -19,18 +19,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import and_, case, create_engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from ..database import write_lock
 from ..extensions import db
-from ..models import OUTCOME_IN_PROGRESS, Call, Turn
+from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
 from ..reports import finalize_call
 
 log = logging.getLogger(__name__)
 
 TURNS = Turn.__table__
 CALLS = Call.__table__
+SWEPT_REASON = "server stopped"  # the end_reason of a call the abandoned-call sweep closed
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
 
 
@@ -46,9 +48,46 @@ class CallState:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """The database is away (retry later), not refusing this record."""
+    """An error of the kind an unreachable database raises (also raised for some permanent refusals)."""
     return isinstance(exc, (OperationalError, InterfaceError)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+# Errors that pass by themselves: another writer's lock (SQLite), a deadlock or serialization failure.
+TRANSIENT = ("database is locked", "database table is locked", "deadlock detected",
+             "could not serialize", "could not obtain lock")
+
+
+def away(app, exc: BaseException) -> bool:
+    """The database is away or busy (keep the records and retry later), not refusing these records.
+
+    An OperationalError also covers permanent refusals (psycopg's DiskFull, QueryCanceled,
+    ProgramLimitExceeded; every sqlite3 error): if the database answers a probe, it is one.
+    """
+    if not is_outage(exc):
+        return False
+    if isinstance(exc, InterfaceError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return True
+    if any(t in str(getattr(exc, "orig", exc)).lower() for t in TRANSIENT):
+        return True
+    return not database_answers(app)
+
+
+def database_answers(app) -> bool:
+    """`SELECT 1` on a fresh connection (not the pool's: its connections may be stale)."""
+    with app.app_context():
+        engine = db.engine
+        options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+        probe = create_engine(engine.url, poolclass=NullPool, connect_args=options.get("connect_args", {}))
+        try:
+            with probe.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception as exc:
+            log.info("call log: the database does not answer (%s)", str(exc).splitlines()[0][:200])
+            return False
+        finally:
+            probe.dispose()
 
 
 def _dt(value):
@@ -213,8 +252,11 @@ class Batch:
             self.counters(session, [cid])  # the report reads them
         values = dict(rec["values"])
         values["ended_at"] = _dt(values["ended_at"])
-        done = session.execute(update(CALLS).where(CALLS.c.id == cid, CALLS.c.outcome == OUTCOME_IN_PROGRESS)
-                               .values(**values)).rowcount
+        values.setdefault("end_reason", None)  # not the sweep's, should it have closed the call meanwhile
+        # Also a call the sweep closed while this end waited in a spool: the real end wins.
+        open_ = or_(CALLS.c.outcome == OUTCOME_IN_PROGRESS,
+                    and_(CALLS.c.outcome == OUTCOME_LOST, CALLS.c.end_reason == SWEPT_REASON))
+        done = session.execute(update(CALLS).where(CALLS.c.id == cid, open_).values(**values)).rowcount
         if done:
             session.expire_all()  # the report reads the call as just updated, not an ORM copy from before
             # The post-call report (summary, webhook outbox row) commits with the call's end or not at all.

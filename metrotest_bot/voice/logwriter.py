@@ -43,7 +43,7 @@ class CallLogWriter(BackgroundWorker):
         self.retry_max = max(float(cfg["CALLLOG_RETRY_MAX_S"]), self.interval, 0.05)
         self.queue: deque = deque()
         self.calls: dict[str, logapply.CallState] = {}
-        self.spool = spool.Spool(spool.spool_dir(cfg))
+        self.spool = spool.Spool(spool.spool_dir(cfg), int(float(cfg["CALLLOG_SPOOL_MAX_MB"]) * 1024 * 1024))
         self.enqueued = 0
         self.handled = 0  # records committed or spooled
         self.orphans_done = threading.Event()
@@ -110,14 +110,16 @@ class CallLogWriter(BackgroundWorker):
             if not self.orphans_done.is_set() and due:
                 self._replay_orphans()
             if batch:
-                if self.spool.pending:
-                    self._to_spool(batch)  # behind what is waiting there: order is kept
-                else:
-                    try:
-                        self._commit(batch, replay=False)
-                    except Outage:
-                        self._to_spool(batch)
-                self.handled += n
+                try:
+                    if self.spool.pending:
+                        self._to_spool(batch)  # behind what is waiting there: order is kept
+                    else:
+                        try:
+                            self._commit(batch, replay=False)
+                        except Outage:
+                            self._to_spool(batch)
+                finally:  # also when something fails after the commit: flush() must not wait in vain
+                    self.handled += n
             if self.spool.pending and due:
                 self._replay()
             self._forget()
@@ -127,10 +129,12 @@ class CallLogWriter(BackgroundWorker):
         try:
             batch = logapply.commit(self.app, state, records, replay)
         except Exception as exc:
-            if logapply.is_outage(exc):
+            # An OperationalError is also a permanent refusal (a disk full, a limit): the database
+            # answering a probe tells it from an outage, so one bad record never blocks the spool.
+            if logapply.away(self.app, exc):
                 raise Outage(str(exc)) from exc
             if len(records) == 1:
-                log.exception("call log: a record the database refuses was dropped: %.300r", records[0])
+                log.exception("call log: a record the database refuses was DROPPED: %.300r", records[0])
                 return
             # A record the database refuses (or a bug): each on its own, so only that one is lost.
             log.warning("call log: a batch of %d failed (%s); writing its records one by one", len(records), exc)
@@ -149,7 +153,10 @@ class CallLogWriter(BackgroundWorker):
             self._retry_at = time.monotonic() + self._next_backoff()
             log.warning("call log: the database is unavailable; records go to %s until it is back", self.spool.dir)
         try:
-            self.spool.append(batch)
+            # A bot turn is saved at every piece: only its last snapshot of the batch is worth keeping.
+            self.spool.append(logapply.coalesce(batch))
+        except spool.SpoolFull as exc:
+            log.error("call log: %d record(s) LOST: %s (CALLLOG_SPOOL_MAX_MB)", len(batch), exc)
         except OSError:
             log.exception("call log: %d record(s) LOST: the spool cannot be written", len(batch))
 
@@ -236,6 +243,12 @@ def writer_for(app) -> CallLogWriter:
     if writer is None:
         writer = app.extensions["calllog_writer"] = CallLogWriter(app)
     return writer
+
+
+def spooled(app) -> bool:
+    """For the sweep: do records wait in any spool of this DATA_DIR (this worker's, a live or dead one's)?"""
+    writer = writer_for(app)
+    return writer.spool.pending or spool.holds_records(writer.spool.dir)
 
 
 def replay_orphans(app) -> bool:

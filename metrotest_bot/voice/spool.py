@@ -5,7 +5,9 @@ batch. Beside it: `<name>.lock`, held (flock, metrotest_bot/filelock.py) by the 
 whole life, so another process can tell a dead worker's spool from a live one; and `<name>.done`, the
 byte offset up to which records are committed. The offset is advanced only after a commit and is not
 fsync'd: after a crash some committed records are replayed again, which the replay makes harmless
-(voice/logapply.py is idempotent). A torn line (a crash mid-write) is skipped with a log line.
+(voice/logapply.py is idempotent). Only its reset to 0 is fsync'd, before the emptied file is
+truncated: an older, larger offset must never survive a power loss and skip records of a regrown file.
+A torn line (a crash mid-write) is skipped with a log line. A file is capped at CALLLOG_SPOOL_MAX_MB.
 """
 from __future__ import annotations
 
@@ -72,8 +74,9 @@ def read_records(path: Path, offset: int, limit: int = READ_CHUNK_RECORDS) -> tu
 class Spool:
     """This process's spool file. Created (lock first, then the file) on the first append."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, max_bytes: int = 0):
         self.dir = directory
+        self.max_bytes = max_bytes  # 0: no cap
         self.path: Path | None = None
         self._fd: int | None = None
         self._locks = ExitStack()
@@ -100,8 +103,22 @@ class Spool:
             self._open()
         data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
                        for r in records).encode()
-        os.write(self._fd, data)
-        _fsync(self._fd)
+        if self.max_bytes and self.size + len(data) > self.max_bytes:
+            raise SpoolFull(f"call log spool {self.path}: full ({self.size} of {self.max_bytes} bytes)")
+        try:
+            view, written = memoryview(data), 0
+            while written < len(data):  # a write may be short (a full disk, a signal)
+                n = os.write(self._fd, view[written:])
+                if n <= 0:
+                    raise OSError(f"call log spool {self.path}: nothing written")
+                written += n
+            _fsync(self._fd)
+        except OSError:
+            try:  # no half batch left behind: the next append starts on a line boundary
+                os.ftruncate(self._fd, self.size)
+            except OSError:
+                log.exception("call log spool %s: a failed write could not be undone", self.path)
+            raise
         self.size += len(data)
 
     def read(self) -> tuple[list[dict], int]:
@@ -111,14 +128,27 @@ class Spool:
         """Records up to `offset` are in the database; an emptied spool is truncated."""
         self.offset = offset
         if self.offset >= self.size:
+            # Offset 0 on disk first: a crash before the truncation only replays committed records again.
+            _write_offset(self.path, 0, durable=True)
             os.ftruncate(self._fd, 0)
-            os.fsync(self._fd)
+            _fsync(self._fd)
             self.offset = self.size = 0
+            return
         _write_offset(self.path, self.offset)
 
 
-def _write_offset(path: Path, offset: int) -> None:
-    path.with_suffix(".done").write_text(str(offset))
+class SpoolFull(OSError):
+    pass
+
+
+def _write_offset(path: Path, offset: int, durable: bool = False) -> None:
+    fd = os.open(path.with_suffix(".done"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, str(offset).encode())  # a few bytes: never short on a regular file
+        if durable:
+            _fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def orphans(directory: Path, own: Path | None):
@@ -129,9 +159,13 @@ def orphans(directory: Path, own: Path | None):
     for path in sorted(directory.glob("*" + SUFFIX)):
         if own is not None and path == own:
             continue
-        with file_lock(path.with_suffix(".lock")) as got:
-            if not got or not path.exists():
-                continue  # alive, or replayed a moment ago by another worker
+        lock = path.with_suffix(".lock")
+        with file_lock(lock) as got:
+            if not got:
+                continue  # alive
+            if not path.exists():  # replayed a moment ago by another worker: our lock file is its leftover
+                lock.unlink(missing_ok=True)
+                continue
             offset = _read_offset(path.with_suffix(".done"))
             if offset > path.stat().st_size:
                 offset = 0  # truncated after its last replay, before the offset was reset
@@ -150,3 +184,16 @@ def discard(path: Path) -> None:
 def advance(path: Path, offset: int) -> None:
     _write_offset(path, offset)
 
+
+
+def holds_records(directory: Path) -> bool:
+    """Does any spool here (a live worker's or a dead one's) hold records not yet committed?"""
+    if not directory.is_dir():
+        return False
+    for path in directory.glob("*" + SUFFIX):
+        try:
+            if path.stat().st_size > _read_offset(path.with_suffix(".done")):
+                return True
+        except FileNotFoundError:
+            continue  # replayed and removed meanwhile
+    return False
