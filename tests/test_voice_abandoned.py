@@ -131,8 +131,8 @@ def test_no_call_is_judged_by_silence_while_a_spool_holds_records(app):
     from metrotest_bot.filelock import file_lock
     from metrotest_bot.voice.logwriter import writer_for
 
-    quiet = make_call(app, NOW - timedelta(minutes=45), [("caller", "сколько стоит доставка")], outcome="in_progress")
-    record = {"op": "turn", "call": "k", "vox": "vox-quiet", "t0": NOW.isoformat(), "seq": 1, "cols": {}}
+    quiet = make_call(app, now() - timedelta(minutes=45), [("caller", "сколько стоит доставка")], outcome="in_progress")
+    record = {"op": "turn", "call": "k", "vox": "vox-quiet", "t0": now().isoformat(), "seq": 1, "cols": {}}
     writer = writer_for(app)  # not started: what it spools stays there
     writer.spool.append([record])
     assert close_abandoned_calls(app) == 0
@@ -152,7 +152,7 @@ def test_a_spooled_real_end_replaces_the_sweeps_lost(app):
     """The sweep closed a call whose real end waited in a spool: replayed, the real end wins."""
     from metrotest_bot.voice import logapply
 
-    started = NOW - timedelta(minutes=45)
+    started = now() - timedelta(minutes=45)
     cid = make_call(app, started, [("caller", "сколько стоит доставка")], outcome="in_progress", vox_call_id="vox-late")
     assert close_abandoned_calls(app) == 1
     ended = started + timedelta(minutes=3)

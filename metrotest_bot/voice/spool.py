@@ -126,14 +126,15 @@ class Spool:
 
     def committed(self, offset: int) -> None:
         """Records up to `offset` are in the database; an emptied spool is truncated."""
-        self.offset = offset
-        if self.offset >= self.size:
+        if offset >= self.size:
             # Offset 0 on disk first: a crash before the truncation only replays committed records again.
+            # `pending` stays true until the file is empty (the fsyncs yield: a flush() may be looking).
             _write_offset(self.path, 0, durable=True)
             os.ftruncate(self._fd, 0)
             _fsync(self._fd)
             self.offset = self.size = 0
             return
+        self.offset = offset
         _write_offset(self.path, self.offset)
 
 
