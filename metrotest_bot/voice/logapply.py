@@ -85,6 +85,7 @@ class Batch:
         self.finished: set[str] = set()
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
         self.webhook = False
+        self.to_index: list = []  # (call key, TurnText, new words): indexed once per batch
 
     # -- the call row ------------------------------------------------------------------
 
@@ -145,7 +146,8 @@ class Batch:
             if not changed:
                 return
             counted = not COUNTED.isdisjoint(changed)
-            if session.execute(update(TURNS).where(TURNS.c.id == tid).values(**changed)).rowcount:
+            # Core statements on the session's connection: no ORM execution overhead per turn.
+            if session.connection().execute(update(TURNS).where(TURNS.c.id == tid).values(**changed)).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
                     self._index(session, rec["call"], cid, tid, cols, inserted=False)
             else:
@@ -160,7 +162,7 @@ class Batch:
             values = dict(call_id=cid, seq=rec["seq"], **cols)
             if rec.get("at"):
                 values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
-            tid = session.execute(insert(TURNS).values(**values)).inserted_primary_key[0]
+            tid = session.connection().execute(insert(TURNS).values(**values)).inserted_primary_key[0]
             self._index(session, rec["call"], cid, tid, cols, inserted=True)
         self.turns[key] = (tid, cols)
         if counted:
@@ -168,7 +170,7 @@ class Batch:
 
     def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
         """What the ORM flush hooks would do for this turn (search/hooks.py)."""
-        from ..search import TurnText, get_index
+        from ..search import TurnText
         from ..search.hooks import record_inserted_turn
         from ..search.lemmas import words as said_words
         from ..search.sql import turn_search_text
@@ -179,14 +181,24 @@ class Batch:
             done = self.words.setdefault(key, set())
             new = {w for _, _, w in said_words(said)} - done - (state.words if state else set())
             if new:
-                try:
-                    get_index().index_turns(session, [TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new)))])
-                except Exception:  # the call log matters more than its index, which can be rebuilt
-                    log.exception("transcript index: turn %s of call %s not indexed", tid, cid)
-                else:
-                    done |= new
+                done |= new  # a later snapshot in this batch indexes only what is newer still
+                self.to_index.append((key, TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new))), new))
         if inserted:
             record_inserted_turn(session, cid, tid)  # Elasticsearch's outbox row
+
+    def index(self, session) -> None:
+        """The batch's new words in one go (one savepoint and insert, not one per turn snapshot)."""
+        from ..search import get_index
+
+        if not self.to_index:
+            return
+        try:
+            get_index().index_turns(session, [turn for _, turn, _ in self.to_index])
+        except Exception:  # the call log matters more than its index, which can be rebuilt
+            log.exception("transcript index: turns %s not indexed", [t.turn_id for _, t, _ in self.to_index])
+            for key, _, new in self.to_index:  # not indexed: a later snapshot tries them again
+                self.words[key] -= new
+        self.to_index = []
 
     def counters(self, session, cids) -> None:
         """The Call counters from its turns: right however often a record is applied."""
@@ -248,6 +260,7 @@ def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) 
                     # Under gevent: let the calls run between records, so a big batch is no pause of
                     # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
                     time.sleep(0)
+                batch.index(session)
                 batch.counters(session, batch.dirty)
                 session.commit()
         except BaseException:
