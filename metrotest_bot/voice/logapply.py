@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ..database import write_lock
@@ -32,6 +32,31 @@ log = logging.getLogger(__name__)
 TURNS = Turn.__table__
 CALLS = Call.__table__
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
+# Built once, the values given as parameters: a statement built per turn with .values() cost more
+# than its execution (SQLAlchemy caches the compiled form per set of columns).
+UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
+INSERT_TURN = insert(TURNS)
+
+
+_COUNTERS = []
+
+
+def _counters_statement():
+    """The Call counters recomputed from the turns of the calls `cids_` (built once)."""
+    if not _COUNTERS:
+        t = TURNS
+
+        def of_call(expr):
+            return select(expr).where(t.c.call_id == CALLS.c.id).scalar_subquery()
+
+        _COUNTERS.append(update(CALLS).where(CALLS.c.id.in_(bindparam("cids_", expanding=True))).values(
+            n_turns=of_call(func.count(t.c.id)),
+            n_interrupted=of_call(func.coalesce(func.sum(case((t.c.interrupted.is_(True), 1), else_=0)), 0)),
+            n_unanswered=of_call(func.coalesce(func.sum(case((t.c.answered.is_(False), 1), else_=0)), 0)),
+            first_piece_ms_sum=of_call(func.coalesce(func.sum(t.c.first_piece_ms), 0.0)),
+            first_piece_n=of_call(func.count(t.c.first_piece_ms)),
+        ))
+    return _COUNTERS[0]
 
 
 @dataclass
@@ -147,7 +172,7 @@ class Batch:
                 return
             counted = not COUNTED.isdisjoint(changed)
             # Core statements on the session's connection: no ORM execution overhead per turn.
-            if session.connection().execute(update(TURNS).where(TURNS.c.id == tid).values(**changed)).rowcount:
+            if session.connection().execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
                     self._index(session, rec["call"], cid, tid, cols, inserted=False)
             else:
@@ -162,7 +187,7 @@ class Batch:
             values = dict(call_id=cid, seq=rec["seq"], **cols)
             if rec.get("at"):
                 values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
-            tid = session.connection().execute(insert(TURNS).values(**values)).inserted_primary_key[0]
+            tid = session.connection().execute(INSERT_TURN, values).inserted_primary_key[0]
             self._index(session, rec["call"], cid, tid, cols, inserted=True)
         self.turns[key] = (tid, cols)
         if counted:
@@ -205,18 +230,7 @@ class Batch:
         cids = sorted(cids)
         if not cids:
             return
-        t = TURNS
-
-        def of_call(expr):
-            return select(expr).where(t.c.call_id == CALLS.c.id).scalar_subquery()
-
-        session.execute(update(CALLS).where(CALLS.c.id.in_(cids)).values(
-            n_turns=of_call(func.count(t.c.id)),
-            n_interrupted=of_call(func.coalesce(func.sum(case((t.c.interrupted.is_(True), 1), else_=0)), 0)),
-            n_unanswered=of_call(func.coalesce(func.sum(case((t.c.answered.is_(False), 1), else_=0)), 0)),
-            first_piece_ms_sum=of_call(func.coalesce(func.sum(t.c.first_piece_ms), 0.0)),
-            first_piece_n=of_call(func.count(t.c.first_piece_ms)),
-        ).execution_options(synchronize_session=False))
+        session.connection().execute(_counters_statement(), {"cids_": cids})
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
