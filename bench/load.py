@@ -56,6 +56,8 @@ ANSWER = ("Доставка по Екатеринбургу бесплатная
           "компанией. Отгружаем обычно в течение пяти рабочих дней после поступления оплаты на счёт. Если "
           "нужно, наш менеджер подберёт надёжного перевозчика и заранее рассчитает стоимость доставки до "
           "вашего склада.")
+# The post-call summary the worker asks the model for (non-streamed): counted apart from the answers.
+SUMMARY = "Клиент спросил о доставке; бот ответил."
 QUESTIONS_PER_CALL = 3
 PAUSE_S = tuple(float(x) for x in os.environ.get("BENCH_PAUSE", "1,6").split(","))  # before each question
 CLIENT_PROCS = 2
@@ -143,7 +145,7 @@ def llm_server_main(port_file: str) -> None:
 
     tokens = tokenize(ANSWER)
     first_end = next(i for i, t in enumerate(tokens) if t.rstrip().endswith("."))  # last word of sentence one
-    stats = {"first_sentence_ms": [], "requests": 0, "completed": 0, "closed": 0}
+    stats = {"first_sentence_ms": [], "requests": 0, "completed": 0, "closed": 0, "summaries": 0}
 
     def chunk(content=None, finish=None, role=None):
         delta = {}
@@ -165,11 +167,21 @@ def llm_server_main(port_file: str) -> None:
         if path == "/stats":
             body = json.dumps(stats).encode()
             if "reset" in environ.get("QUERY_STRING", ""):
-                stats.update(first_sentence_ms=[], requests=0, completed=0, closed=0)
+                stats.update(first_sentence_ms=[], requests=0, completed=0, closed=0, summaries=0)
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         started = time.monotonic()
-        environ["wsgi.input"].read()
+        try:
+            streamed = json.loads(environ["wsgi.input"].read() or b"{}").get("stream", False)
+        except ValueError:
+            streamed = True
+        if not streamed:  # the post-call summary (reports/llm_summary.py): one JSON completion, not an answer
+            stats["summaries"] += 1
+            body = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
+                               "model": "bench", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                   "role": "assistant", "content": SUMMARY}}]}, ensure_ascii=False).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         stats["requests"] += 1
         start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
 

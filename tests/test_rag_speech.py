@@ -161,3 +161,24 @@ def test_a_piece_the_rules_cannot_handle_is_read_as_written(monkeypatch, caplog)
     assert speech_form("Звоните: +7 (343) 000-12-20.") == "Звоните: +7 (343) 000-12-20."
     assert "speech form failed" in caplog.text
     assert speech_form("с НДС") == "с эн дэ эс"  # pieces without a phone are unaffected
+
+
+# Written forms of every abbreviation the speech form expands, inside a sentence as the LLM writes them.
+ABBREVIATED_SAMPLES = ["и т.д.", "ит.д.", "и т. п.", "т.е.", "т. к.", "в т.ч.", "вт.ч.", "г. Екатеринбург", "ул.Ленина",
+                       "д. 12", "корп.2", "оф. 3", "стр. 1", "кв.7", "пом. 4", "просп. Мира", "пр-т Мира",
+                       "пер. Тихий", "наб. Реки", "пл. Победы", "Свердловской обл.", "Ленинский р-н", "тел. 2",
+                       "№5", "№ 5"]
+
+
+def test_the_abbreviation_prefilter_lets_every_abbreviation_through():
+    """A piece skips the abbreviation passes when _may_abbreviate says no: it must say yes wherever
+    one of them would change the piece (a new pattern needs its head in _ABBREVIATED_HEADS and a sample here)."""
+    for pattern, _ in speech.ABBREVIATED_WORDS:
+        assert any(pattern.search(s) for s in ABBREVIATED_SAMPLES), f"no sample for {pattern.pattern}"
+    for sample in ABBREVIATED_SAMPLES:
+        for text in (sample, f"Наш адрес: {sample}, звоните.", f"Это ({sample})."):
+            if any(p.search(text) for p, _ in speech.ABBREVIATED_WORDS):
+                assert speech._may_abbreviate(text), text
+    assert not speech._may_abbreviate("Доставка по Екатеринбургу бесплатная. Отгружаем за пять дней.")
+    assert speech_form("Офис: г. Екатеринбург, ул. Испытателей, д. 12.") == speech_form(
+        "Офис: г. Екатеринбург, ул. Испытателей, д. 12.".replace("д. 12", "дом 12"))

@@ -88,6 +88,24 @@ ABBREVIATED_WORDS = [
     (re.compile(r"\bобл\."), "область"), (re.compile(r"\bр-н\b"), "район"), (re.compile(r"\bтел\.\s*"), "телефон "),
     (re.compile(r"№\s*"), "номер "),
 ]
+# The words before a dot that any of them needs (и т.д., т.е., в т.ч., ул., просп. …): a piece with
+# none of them (most pieces) skips the passes, one regex scan each, at the cost of a look at its dots.
+_ABBREVIATED_HEADS = frozenset({"т", "д", "п", "е", "к", "ч", "ит", "вт", "г", "ул", "корп", "оф", "стр", "кв",
+                                "пом", "просп", "пер", "наб", "пл", "обл", "тел"})
+
+
+def _may_abbreviate(text: str) -> bool:
+    if "№" in text or "р-н" in text or "пр-т" in text:
+        return True
+    dot = text.find(".")
+    while dot > 0:
+        start = dot
+        while start > 0 and text[start - 1].isalpha():
+            start -= 1
+        if text[start:dot] in _ABBREVIATED_HEADS:
+            return True
+        dot = text.find(".", dot + 1)
+    return False
 # A six-digit postal code before the city: two groups, as said («шестьсот двадцать, ноль ноль ноль»).
 POSTCODE = re.compile(r"(?<!\d)(\d{3})(\d{3})(?=,\s*(?:г\.|город))")
 
@@ -271,14 +289,22 @@ def _left_abbreviation(m: re.Match) -> str:
     return LEFT_WORDS[m.group("word")] + ("." if ends_sentence else "")
 
 
+_SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_MARK = re.compile(r"\s+([,.!?;:»])")
+_COMMAS = re.compile(r",(?:\s*,)+")
+_COMMA_BEFORE_MARK = re.compile(r",\s*([.!?;:—–])")
+_COMMA_AFTER_OPENER = re.compile(r"([«(—–:])\s*,\s*")
+_LEADING = re.compile(r"^[\s,]+")
+
+
 def _tidy(text: str) -> str:
     text = text.replace("(", ", ").replace(")", ", ").replace("+", " плюс ")
-    text = re.sub(r"\s+", " ", text)
-    text = re.sub(r"\s+([,.!?;:»])", r"\1", text)
-    text = re.sub(r",(?:\s*,)+", ",", text)
-    text = re.sub(r",\s*([.!?;:—–])", lambda m: m.group(1) if m.group(1) in ".!?;:" else " " + m.group(1), text)
-    text = re.sub(r"([«(—–:])\s*,\s*", r"\1 ", text)
-    return re.sub(r"^[\s,]+", "", re.sub(r"\s+", " ", text)).rstrip()
+    text = _SPACES.sub(" ", text)
+    text = _SPACE_BEFORE_MARK.sub(r"\1", text)
+    text = _COMMAS.sub(",", text)
+    text = _COMMA_BEFORE_MARK.sub(lambda m: m.group(1) if m.group(1) in ".!?;:" else " " + m.group(1), text)
+    text = _COMMA_AFTER_OPENER.sub(r"\1 ", text)
+    return _LEADING.sub("", _SPACES.sub(" ", text)).rstrip()
 
 
 def speech_form(text: str) -> str:
@@ -295,26 +321,36 @@ def speech_form(text: str) -> str:
         return text
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _speech_form(text: str) -> str:
+    # Most pieces hold no digit: the number, date, time, phone and model passes (each needs one,
+    # and no pass writes a digit) are skipped for them.
+    digits = _DIGIT.search(text) is not None
     text = EMAIL.sub(_email, text)
-    text = PHONE.sub(_phone, text)
-    text = LOCAL_PHONE.sub(_local_phone, text)
-    text = POSTCODE.sub(lambda m: f"{_number_group(m.group(1))}, {read_digits(m.group(2))}", text)
+    if digits:
+        text = PHONE.sub(_phone, text)
+        text = LOCAL_PHONE.sub(_local_phone, text)
+        text = POSTCODE.sub(lambda m: f"{_number_group(m.group(1))}, {read_digits(m.group(2))}", text)
     text = TIME_ZONE.sub(_time_zone, text)
-    text = YEAR.sub(_year, text)  # before «г.» is taken for «город»
-    for pattern, words in ABBREVIATED_WORDS:
-        text = pattern.sub(words, text)
-    text = TIME.sub(_time, text)
-    text = NUMERIC_DATE.sub(_numeric_date, text)
-    text = DATE.sub(_date, text)
-    text = MODEL.sub(_model, text)
-    text = re.sub(r"(?<=\d)-(?=[А-ЯЁ])", " ", text)  # 44-ФЗ
-    text = NUMBER_ENDING.sub(_number_ending, text)
-    text = re.sub(r"(?<!\d)24/7(?!\d)", "круглосуточно", text)
-    text = re.sub(r"(?<=\d)/(?=\d)", " дробь ", text)
-    text = DOTTED.sub(lambda m: f"{number_words(m.group(1))} точка {number_words(m.group(2))}", text)
-    text = LONG_DIGITS.sub(_digits_in_groups, text)
-    text = NUMBER.sub(_number, text)
+    if digits:
+        text = YEAR.sub(_year, text)  # before «г.» is taken for «город»
+    if _may_abbreviate(text):
+        for pattern, words in ABBREVIATED_WORDS:
+            text = pattern.sub(words, text)
+    if digits:
+        text = TIME.sub(_time, text)
+        text = NUMERIC_DATE.sub(_numeric_date, text)
+        text = DATE.sub(_date, text)
+        text = MODEL.sub(_model, text)
+        text = re.sub(r"(?<=\d)-(?=[А-ЯЁ])", " ", text)  # 44-ФЗ
+        text = NUMBER_ENDING.sub(_number_ending, text)
+        text = re.sub(r"(?<!\d)24/7(?!\d)", "круглосуточно", text)
+        text = re.sub(r"(?<=\d)/(?=\d)", " дробь ", text)
+        text = DOTTED.sub(lambda m: f"{number_words(m.group(1))} точка {number_words(m.group(2))}", text)
+        text = LONG_DIGITS.sub(_digits_in_groups, text)
+        text = NUMBER.sub(_number, text)
     text = LEFT_ABBREVIATIONS.sub(_left_abbreviation, text)
     text = re.sub(r"\bГОСТ Р\b", "гост эр", text)
     text = LATIN.sub(lambda m: LATIN_ABBREVIATIONS[m.group()], text)

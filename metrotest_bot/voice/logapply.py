@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, case, create_engine, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, create_engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -34,6 +34,31 @@ TURNS = Turn.__table__
 CALLS = Call.__table__
 SWEPT_REASON = "server stopped"  # the end_reason of a call the abandoned-call sweep closed
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
+# Built once, the values given as parameters: a statement built per turn with .values() cost more
+# than its execution (SQLAlchemy caches the compiled form per set of columns).
+UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
+INSERT_TURN = insert(TURNS)
+
+
+_COUNTERS = []
+
+
+def _counters_statement():
+    """The Call counters recomputed from the turns of the calls `cids_` (built once)."""
+    if not _COUNTERS:
+        t = TURNS
+
+        def of_call(expr):
+            return select(expr).where(t.c.call_id == CALLS.c.id).scalar_subquery()
+
+        _COUNTERS.append(update(CALLS).where(CALLS.c.id.in_(bindparam("cids_", expanding=True))).values(
+            n_turns=of_call(func.count(t.c.id)),
+            n_interrupted=of_call(func.coalesce(func.sum(case((t.c.interrupted.is_(True), 1), else_=0)), 0)),
+            n_unanswered=of_call(func.coalesce(func.sum(case((t.c.answered.is_(False), 1), else_=0)), 0)),
+            first_piece_ms_sum=of_call(func.coalesce(func.sum(t.c.first_piece_ms), 0.0)),
+            first_piece_n=of_call(func.count(t.c.first_piece_ms)),
+        ))
+    return _COUNTERS[0]
 
 
 @dataclass
@@ -124,6 +149,7 @@ class Batch:
         self.finished: set[str] = set()
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
         self.webhook = False
+        self.to_index: list = []  # (call key, TurnText, new words): indexed once per batch
 
     # -- the call row ------------------------------------------------------------------
 
@@ -184,7 +210,8 @@ class Batch:
             if not changed:
                 return
             counted = not COUNTED.isdisjoint(changed)
-            if session.execute(update(TURNS).where(TURNS.c.id == tid).values(**changed)).rowcount:
+            # Core statements on the session's connection: no ORM execution overhead per turn.
+            if session.connection().execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
                     self._index(session, rec["call"], cid, tid, cols, inserted=False)
             else:
@@ -199,7 +226,7 @@ class Batch:
             values = dict(call_id=cid, seq=rec["seq"], **cols)
             if rec.get("at"):
                 values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
-            tid = session.execute(insert(TURNS).values(**values)).inserted_primary_key[0]
+            tid = session.connection().execute(INSERT_TURN, values).inserted_primary_key[0]
             self._index(session, rec["call"], cid, tid, cols, inserted=True)
         self.turns[key] = (tid, cols)
         if counted:
@@ -207,7 +234,7 @@ class Batch:
 
     def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
         """What the ORM flush hooks would do for this turn (search/hooks.py)."""
-        from ..search import TurnText, get_index
+        from ..search import TurnText
         from ..search.hooks import record_inserted_turn
         from ..search.lemmas import words as said_words
         from ..search.sql import turn_search_text
@@ -218,32 +245,31 @@ class Batch:
             done = self.words.setdefault(key, set())
             new = {w for _, _, w in said_words(said)} - done - (state.words if state else set())
             if new:
-                try:
-                    get_index().index_turns(session, [TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new)))])
-                except Exception:  # the call log matters more than its index, which can be rebuilt
-                    log.exception("transcript index: turn %s of call %s not indexed", tid, cid)
-                else:
-                    done |= new
+                done |= new  # a later snapshot in this batch indexes only what is newer still
+                self.to_index.append((key, TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new))), new))
         if inserted:
             record_inserted_turn(session, cid, tid)  # Elasticsearch's outbox row
+
+    def index(self, session) -> None:
+        """The batch's new words in one go (one savepoint and insert, not one per turn snapshot)."""
+        from ..search import get_index
+
+        if not self.to_index:
+            return
+        try:
+            get_index().index_turns(session, [turn for _, turn, _ in self.to_index])
+        except Exception:  # the call log matters more than its index, which can be rebuilt
+            log.exception("transcript index: turns %s not indexed", [t.turn_id for _, t, _ in self.to_index])
+            for key, _, new in self.to_index:  # not indexed: a later snapshot tries them again
+                self.words[key] -= new
+        self.to_index = []
 
     def counters(self, session, cids) -> None:
         """The Call counters from its turns: right however often a record is applied."""
         cids = sorted(cids)
         if not cids:
             return
-        t = TURNS
-
-        def of_call(expr):
-            return select(expr).where(t.c.call_id == CALLS.c.id).scalar_subquery()
-
-        session.execute(update(CALLS).where(CALLS.c.id.in_(cids)).values(
-            n_turns=of_call(func.count(t.c.id)),
-            n_interrupted=of_call(func.coalesce(func.sum(case((t.c.interrupted.is_(True), 1), else_=0)), 0)),
-            n_unanswered=of_call(func.coalesce(func.sum(case((t.c.answered.is_(False), 1), else_=0)), 0)),
-            first_piece_ms_sum=of_call(func.coalesce(func.sum(t.c.first_piece_ms), 0.0)),
-            first_piece_n=of_call(func.count(t.c.first_piece_ms)),
-        ).execution_options(synchronize_session=False))
+        session.connection().execute(_counters_statement(), {"cids_": cids})
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
@@ -290,6 +316,7 @@ def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) 
                     # Under gevent: let the calls run between records, so a big batch is no pause of
                     # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
                     time.sleep(0)
+                batch.index(session)
                 batch.counters(session, batch.dirty)
                 session.commit()
         except BaseException:
