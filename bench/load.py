@@ -549,7 +549,10 @@ def _run() -> str:
         env.update(OPENAI_API_KEY="bench-key", OPENAI_BASE_URL=llm_url + "/v1", GUNICORN_BIND=f"127.0.0.1:{port}",
                    GUNICORN_WORKERS="1", GUNICORN_WORKER_CONNECTIONS="10000", LOG_LEVEL="warning",
                    LLM_FIRST_TOKEN_TIMEOUT="10", LLM_TOTAL_TIMEOUT="60", FIRST_SPEECH_DEADLINE="30",
-                   VOICE_IDLE_TIMEOUT="300")
+                   VOICE_IDLE_TIMEOUT="300",
+                   # The post-call summary is one model request per call, not part of an answer: off unless
+                   # BENCH_SUMMARY_LLM=true (then the worker's CPU includes it, spread over the answers).
+                   CALL_SUMMARY_LLM=os.environ.get("BENCH_SUMMARY_LLM", "false"))
         log = open(tmp / "gunicorn.log", "wb")
         gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", os.environ.get("BENCH_GUNICORN_CONF", str(ROOT / "gunicorn.conf.py")),
                                      "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -645,7 +648,8 @@ def _report(rows, kb, db_kind, n_questions, load_before, prof=None) -> str:
         f"the LLM server's own time from request to that word written in the same step, whichever is longer "
         f"(on 2 cores the LLM server and the clients slow down at a few hundred streams). *Server adds* = first "
         f"piece − ideal. *Worker CPU per answer* = utime + stime of the worker process (/proc/PID/stat) over the "
-        f"whole step (each call's setup, greeting, three answers, hangup) ÷ answers.",
+        f"whole step (each call's setup, greeting, three answers, hangup) ÷ answers; the post-call summary by the "
+        f"model (one request per call) is off here (`BENCH_SUMMARY_LLM=true` includes it).",
         "",
         *TABLE_HEAD,
     ]
