@@ -52,16 +52,6 @@ def write_big_kb(source: Path, target: Path, copies: int, seed: int = 5) -> Path
     return target
 
 
-def _pct(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = (len(values) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
-
 def _health(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
         return json.loads(r.read())
@@ -113,7 +103,7 @@ def run() -> str:
 
 
 def _run() -> str:
-    from .load import ROOT, SAMPLE_KB, SHARED_KB, _free_port
+    from .load import ROOT, SAMPLE_KB, SHARED_KB, _free_port, _pct
 
     kb = SHARED_KB if SHARED_KB.exists() else SAMPLE_KB
     tmp = Path(tempfile.mkdtemp(prefix="bench-bigkb-"))

@@ -21,7 +21,7 @@ from .support.apps import dispose, make_app
 from .support.browser import screenshot, sign_in_browser
 from .support.kb_samples import PRICE_A, QUESTION, kb_a_cp1251, spoken_answer
 from .support.live_server import serving
-from .support.ws_client import CallClient, text_of
+from .support.ws_client import ask_in_a_call
 
 SAMPLE_KB = Path(__file__).resolve().parents[1] / "metrotest_bot" / "rag" / "sample_kb" / "metrotest_sample.txt"
 WARRANTY_Q = "Какая гарантия на оборудование?"
@@ -190,17 +190,6 @@ def test_replay_of_200_questions_offline_under_10_s(app):
 
 
 # --- in Chromium ----------------------------------------------------------------------------
-
-def ask_in_a_call(server, question: str) -> str:
-    call = CallClient.connect(server)
-    try:
-        call.setup()
-        answer = text_of(call.ask(question, timeout=20))
-        call.hangup()
-    finally:
-        call.close()
-    return answer
-
 
 def upload_in_browser(page, url: str, name: str, data: bytes) -> str:
     page.goto(url + "/logs-ui/kb")

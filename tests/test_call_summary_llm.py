@@ -104,10 +104,8 @@ def test_a_long_answer_is_cut_at_a_sentence(llm_app, fake_openai):
     assert source == "llm" and len(summary) <= llm_summary.MAX_CHARS and summary.endswith("доставке.")
 
 
-def test_two_workers_summarize_a_call_once(llm_app, fake_openai, tmp_path, database_url, webhook_receiver):
-    fake_openai.answer = MODEL_SUMMARY
-    fake_openai.first_token_delay = 0.2  # both workers look while the first is still waiting for the model
-    cids = [ended_call(llm_app) for _ in range(3)]
+def two_workers_summarize(llm_app, tmp_path, database_url, fake_openai) -> list[int]:
+    """Two workers (apps on one database) look for due summaries at the same moment: what each handled."""
     with llm_app_context(tmp_path / "other", database_url, fake_openai,
                          CALL_WEBHOOK_URL=llm_app.config["CALL_WEBHOOK_URL"]) as other:
         done = []
@@ -115,6 +113,14 @@ def test_two_workers_summarize_a_call_once(llm_app, fake_openai, tmp_path, datab
                    for a in (llm_app, other)]
         [t.start() for t in threads]
         [t.join(30) for t in threads]
+    return done
+
+
+def test_two_workers_summarize_a_call_once(llm_app, fake_openai, tmp_path, database_url, webhook_receiver):
+    fake_openai.answer = MODEL_SUMMARY
+    fake_openai.first_token_delay = 0.2  # both workers look while the first is still waiting for the model
+    cids = [ended_call(llm_app) for _ in range(3)]
+    done = two_workers_summarize(llm_app, tmp_path, database_url, fake_openai)
     assert sum(done) == 3 and len(summary_requests(fake_openai)) == 3
     assert [state(llm_app, c)[:2] for c in cids] == [(MODEL_SUMMARY, "llm")] * 3
     hooks = eventually(lambda: len(webhook_receiver.delivered()) >= 3 and webhook_receiver.delivered())
@@ -131,13 +137,7 @@ def test_a_call_that_ended_long_ago_is_summarized_once(llm_app, fake_openai, tmp
     with llm_app.app_context():
         db.session.execute(update(Call).where(Call.id == cid).values(ended_at=utcnow() - timedelta(minutes=20)))
         db.session.commit()
-    with llm_app_context(tmp_path / "other", database_url, fake_openai,
-                         CALL_WEBHOOK_URL=llm_app.config["CALL_WEBHOOK_URL"]) as other:
-        done = []
-        threads = [threading.Thread(target=lambda a=a: done.append(llm_summary.summarizer(a).summarize_due()))
-                   for a in (llm_app, other)]
-        [t.start() for t in threads]
-        [t.join(30) for t in threads]
+    done = two_workers_summarize(llm_app, tmp_path, database_url, fake_openai)
     assert sum(done) == 1 and len(summary_requests(fake_openai)) == 1
     assert state(llm_app, cid)[:2] == (MODEL_SUMMARY, "llm")
     hooks = eventually(lambda: webhook_receiver.delivered())

@@ -17,7 +17,7 @@ from .support.admin_data import ADMIN, PASSWORD, csrf_token, make_admin, sign_in
 from .support.apps import dispose, make_app
 from .support.browser import phone_tab, screenshot, sign_in_browser
 from .support.live_server import serving
-from .support.ws_client import CallClient, text_of
+from .support.ws_client import ask_in_a_call
 from .test_admin_replay import asked
 
 pytestmark = pytest.mark.timeout(240)
@@ -150,17 +150,6 @@ def test_a_kb_run_is_no_prompt_candidate(llm_app):
 
 # --- in Chromium, on the served app (gunicorn, gevent) ---------------------------------------
 
-def call_and_ask(srv, question: str) -> str:
-    call = CallClient.connect(srv)
-    try:
-        call.setup()
-        answer = text_of(call.ask(question, timeout=20))
-        call.hangup()
-    finally:
-        call.close()
-    return answer
-
-
 def test_browser_change_the_prompt_see_the_diff_publish(tmp_path_factory, page, browser, fake_openai):
     fake_openai.reply = model_reply
     with serving(tmp_path_factory.mktemp("prompt-replay"), SHARED_STATE_TTL=0.5, OPENAI_API_KEY="sk-local",
@@ -185,7 +174,7 @@ def test_browser_change_the_prompt_see_the_diff_publish(tmp_path_factory, page, 
             phone.goto(page.url)
             phone.wait_for_selector("table.replay-diff")
             screenshot(phone, "prompt-replay-diff-phone")
-        assert call_and_ask(srv, HOURS_Q) == ANSWER  # calls keep the prompt in force meanwhile
+        assert ask_in_a_call(srv, HOURS_Q) == ANSWER  # calls keep the prompt in force meanwhile
 
         # The settings page keeps the prompt in force in its box and leads to the waiting candidate.
         page.goto(srv.url + "/logs-ui/settings")
@@ -209,6 +198,6 @@ def test_browser_change_the_prompt_see_the_diff_publish(tmp_path_factory, page, 
         screenshot(page, "prompt-published")
         time.sleep(1)  # SHARED_STATE_TTL
         fake_openai.requests.clear()
-        refused = call_and_ask(srv, HOURS_Q)
+        refused = ask_in_a_call(srv, HOURS_Q)
         assert refused != ANSWER and "сотрудник" in refused  # the narrow prompt is in force: the model refuses
         assert fake_openai.requests[-1]["messages"][0]["content"].startswith(NARROW_PROMPT)

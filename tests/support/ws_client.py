@@ -155,3 +155,15 @@ class CallClient:
 
 def text_of(frames: list[dict]) -> str:
     return " ".join(f["text"] for f in frames if f.get("type") == "text" and f.get("text"))
+
+
+def ask_in_a_call(server, question: str, timeout: float = 20) -> str:
+    """A call of one question: its answer as heard (the pieces joined), then hang up."""
+    call = CallClient.connect(server)
+    try:
+        call.setup()
+        answer = text_of(call.ask(question, timeout=timeout))
+        call.hangup()
+    finally:
+        call.close()
+    return answer
