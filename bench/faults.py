@@ -33,7 +33,7 @@ from pathlib import Path
 
 import websocket
 
-from .fault_support import Said, at, llm_server, rss_mb, run_all, run_call, settle, turn_source, wait_for_new_worker, \
+from .fault_support import Said, at, count, llm_server, rss_mb, run_all, run_call, settle, turn_source, wait_for_new_worker, \
     worker, worker_pid
 
 TITLE = "Faults: database outage, kill -9, slow models, a client that never reads"
@@ -125,6 +125,9 @@ def outage(srv, pg, llm, qs, calls: int = CALLS, questions: int = QUESTIONS, out
 # -- 2. kill -9 during answers ----------------------------------------------------------------------------
 
 
+SWEEP_WAIT_S = 20.0
+
+
 def kill(srv, llm, qs, calls: int = CALLS, kill_at: float = KILL_AT, settle_quiet: float = 8.0,
          settle_max: float = 40.0) -> dict:
     _set(llm, answer=SLOW_ANSWER, token_delay=SLOW_TOKEN_S)
@@ -155,6 +158,13 @@ def kill(srv, llm, qs, calls: int = CALLS, kill_at: float = KILL_AT, settle_quie
     restart_s = time.monotonic() - restarted
     before = killed[0] - KILL_GRACE_S
     result, waited = settle(srv.database_url, said, before=before, quiet_s=settle_quiet, max_s=settle_max)
+    # The new worker's start-up sweep closes the killed worker's calls as lost, with what was said: the
+    # calls are counted again until it has (bounded), and how long that took is reported.
+    swept_from = time.monotonic()
+    while result["calls_open"] and time.monotonic() - swept_from < SWEEP_WAIT_S:
+        time.sleep(0.5)
+        result = count(srv.database_url, said, before)
+    result["swept_s"] = round(time.monotonic() - swept_from + waited, 1) if not result["calls_open"] else None
     streaming = sum(1 for s in said for a, got in s.answers.items()
                     if a != "greeting" and any(w < killed[0] for _, w in got))
     result.update(waited_s=waited, restart_s=restart_s, streaming=streaming, calls=calls, quiet_s=settle_quiet)
@@ -354,7 +364,8 @@ def report(out: dict, load_before: float) -> str:
             f"{KILL_GRACE_S} s before the kill; *logged* = those the bot turn's `spoken` holds, in order, once "
             f"the log settled (everything in it, or no change for {k0['quiet_s']:g} s).", "",
             "| database | answers streaming | new worker answers after, s | calls with a row | caller turns said / logged "
-            "| bot turns said / logged | pieces spoken / logged / **lost** | calls still «идёт» | target |",
+            "| bot turns said / logged | pieces spoken / logged / **lost** | calls still «идёт» (closed as lost after, s) "
+            "| target |",
             "|---|---:|---:|---:|---|---|---|---:|:---:|"]
         for db_kind, k in out["kill"].items():
             ok = k["pieces_logged"] == k["pieces_said"] and k["caller_logged"] == k["caller_said"]
@@ -362,7 +373,7 @@ def report(out: dict, load_before: float) -> str:
                 f"| {db_kind} | {k['streaming']} | {k['restart_s']:.1f} | {k['calls_with_row']} / {k['calls']} "
                 f"| {k['caller_said']} / {k['caller_logged']} | {k['bot_said']} / {k['bot_logged']} "
                 f"| {k['pieces_said']} / {k['pieces_logged']} / {_lost(k['pieces_said'], k['pieces_logged'])} "
-                f"| {k['calls_open']} | {_verdict(ok)} |")
+                f"| {k['calls_open']} ({k.get('swept_s') if k.get('swept_s') is not None else '—'}) | {_verdict(ok)} |")
         lines.append("")
     if "slow" in out:
         lines += [

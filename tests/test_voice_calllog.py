@@ -217,3 +217,26 @@ def test_puts_from_many_threads_keep_each_calls_order(app):
     for log in logs:
         call, turns = read_call(app, log.call_id)
         assert [t.text for t in turns] == [f"фраза {i}" for i in range(25)] and call.n_turns == 25
+
+
+def test_an_answer_saved_at_every_piece_queues_one_record_read_when_written(fast):
+    """Each piece is logged as it is sent; while the writer has not taken the turn's record, a later save
+    adds no copy of the text (a long answer would queue all its text so far once per piece)."""
+    log = start(fast, "vox-pieces")
+    assert log.flush()
+    writer = writer_for(fast)
+    bot = BotTurn(kind="answer", answer_id="a-long", seq=log.next_seq(), question="Расскажите подробно")
+    with writer._busy:  # the writer is between batches
+        for i in range(200):
+            bot.pieces.append(f"Предложение {i}.")
+            bot.text = " ".join(bot.pieces)
+            log.save_bot_turn(bot)
+        queued = [r for r in writer.queue if r.get("call") == log.key and r.get("seq") == bot.seq]
+        assert len(queued) == 1
+    assert log.flush()
+    bot.pieces.append("Последнее.")
+    bot.text = " ".join(bot.pieces)
+    log.save_bot_turn(bot)  # after the writer took it: a new record
+    assert log.flush()
+    _, turns = call_by_vox(fast, "vox-pieces")
+    assert [t.text for t in turns if t.role == "bot"] == [bot.text]

@@ -79,6 +79,7 @@ class CallLog:
         self._seq = 0
         self._lock = threading.Lock()  # seq numbers of one call
         self._first_saved: dict[int, str] = {}  # a bot turn's time is when it was first saved
+        self._queued_turns: dict[int, dict] = {}  # a bot turn's record still waiting for the writer
 
     @property
     def call_id(self) -> int | None:
@@ -138,4 +139,9 @@ class CallLog:
         """Log the bot turn as it is now (inserted the first time, updated after); counters follow."""
         at = self._first_saved.setdefault(turn.seq, utcnow().isoformat())
         turn.turn_id = turn.turn_id or f"{self.key}:{turn.seq}"
-        self._put("turn", seq=turn.seq, at=at, cols=turn.columns())
+        queued = self._queued_turns.get(turn.seq)
+        if queued is not None and not queued.get("taken"):
+            return  # its record still waits: the writer reads the turn as it is then (logwriter.materialize)
+        record = {"op": "turn", "call": self.key, **self._natural, "seq": turn.seq, "at": at, "turn": turn}
+        self._queued_turns[turn.seq] = record
+        self.writer.put(record)

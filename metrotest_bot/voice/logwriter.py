@@ -105,7 +105,7 @@ class CallLogWriter(BackgroundWorker):
     def process(self) -> None:
         with self._busy:
             n = len(self.queue)
-            batch = [self.queue.popleft() for _ in range(n)]
+            batch = [materialize(self.queue.popleft()) for _ in range(n)]
             due = time.monotonic() >= self._retry_at
             if not self.orphans_done.is_set() and due:
                 self._replay_orphans()
@@ -236,6 +236,18 @@ def _close_all() -> None:
             writer.close()
         except Exception:
             log.exception("call log: the last records could not be written at exit")
+
+
+def materialize(record: dict) -> dict:
+    """A bot turn's record carries the live turn until the writer takes it: its columns are read then,
+    once per batch. An answer saved at every piece would otherwise queue a copy of all its text so far
+    per piece (quadratic in its length: a runaway 94 KB answer held ~90 MB while a slow client read
+    nothing). `taken` first: a save after it queues a new record, one before it is in this snapshot."""
+    turn = record.get("turn")
+    if turn is None:
+        return record
+    record["taken"] = True
+    return {k: v for k, v in record.items() if k not in ("turn", "taken")} | {"cols": turn.columns()}
 
 
 def writer_for(app) -> CallLogWriter:
