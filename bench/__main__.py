@@ -4,6 +4,7 @@ A section is a module in this package with `TITLE` and `run() -> str` (Markdown)
 `python -m bench retrieval load` runs only the named sections.
 """
 import importlib
+import os
 import platform
 import sys
 import time
@@ -31,7 +32,12 @@ def main(argv):
             raise
         print(f"\n=== {module.TITLE} ===", flush=True)
         started = time.monotonic()
-        body = module.run()
+        saved_env = dict(os.environ)
+        try:
+            body = module.run()
+        finally:  # a section may set variables for the servers it starts: the next one sees make bench's
+            os.environ.clear()
+            os.environ.update(saved_env)
         print(body, flush=True)
         parts.append(f"## {module.TITLE}\n\n{body.strip()}\n\n_Section time: {time.monotonic() - started:.0f} s._\n")
     header = (

@@ -94,15 +94,6 @@ class _Caller(threading.Thread):
 
 
 def run() -> str:
-    saved_env = dict(os.environ)
-    try:
-        return _run()
-    finally:  # the sections after this one see the environment `make bench` was started with
-        os.environ.clear()
-        os.environ.update(saved_env)
-
-
-def _run() -> str:
     from .load import ROOT, SAMPLE_KB, SHARED_KB, _free_port, _pct
 
     kb = SHARED_KB if SHARED_KB.exists() else SAMPLE_KB

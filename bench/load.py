@@ -491,15 +491,6 @@ def profile_markdown(prof: dict) -> str:
 
 
 def run() -> str:
-    saved_env = dict(os.environ)
-    try:
-        return _run()
-    finally:  # the sections after this one see the environment `make bench` was started with
-        os.environ.clear()
-        os.environ.update(saved_env)
-
-
-def _run() -> str:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
