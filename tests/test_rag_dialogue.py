@@ -32,10 +32,11 @@ def test_a_pronoun_follow_up_gets_the_previous_subject(app):
 
 
 def test_without_the_memory_the_same_follow_up_is_not_about_the_machine(app):
-    """The test above would pass by luck if the bare question already found the machine's price."""
+    """The test above would pass by luck if the bare question already found the machine's price
+    as its best sentence (a second, weaker sentence may be any price of the KB)."""
     with app.app_context():
         text = get_engine().answer("а сколько она стоит", BotSettings()).text()
-        assert "1 250 000" not in text
+        assert "1 250 000" not in text.split(". ")[0]
 
 
 def test_a_new_topic_resets_the_memory(app):

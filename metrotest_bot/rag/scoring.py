@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -225,7 +226,9 @@ class GateModel:
                    float(data.get("threshold", 0.5)))
 
     def raw(self, values: dict[str, float]) -> float:
-        x = [values.get(name, 0.0) for name in self.features]
+        # sklearn compares features as float32: rounded the same way, a value a hair above a split
+        # (0.30000001 vs 0.3) goes down the same branch here as in training.
+        x = array("f", [values.get(name, 0.0) for name in self.features])
         total = 0.0
         for tree in self.trees:
             node = tree[0]
