@@ -75,9 +75,13 @@ def collect(questions: list[dict]) -> tuple[list[dict], list[dict]]:
                     continue
                 docs = result.retrieved.documents
                 rows.append(features(result.query, docs, index.stats))
+                # A two-part question's parts are judged by the same model, each alone (rag/found.py).
+                parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
+                          "off_topic": p.retrieved.off_topic, "answer": compose(p.query, p.passages, index.stats)}
+                         for p in result.parts]
                 found.append({"texts": [p.text for p in result.passages],
                               "answer": compose(result.query, result.passages, index.stats),
-                              "off_topic": result.off_topic})
+                              "off_topic": result.retrieved.off_topic, "parts": parts})
     return rows, found
 
 
@@ -113,13 +117,14 @@ def export(model, names) -> dict:
     return {"features": list(names), "base": base, "rate": model.learning_rate, "trees": trees}
 
 
-def metrics(questions, found, answered) -> dict:
+def metrics(questions, found, answered, texts=None) -> dict:
     ans = [i for i, q in enumerate(questions) if q.get("answerable")]
     una = [i for i, q in enumerate(questions) if not q.get("answerable")]
     n = len(ans) or 1
     return {
         "recall@3": sum(r._hit(questions[i]["any_of"], found[i]["texts"][:3]) for i in ans) / n,
-        "answer holds the fact": sum(answered[i] and r._hit(questions[i]["any_of"], [found[i]["answer"]])
+        "answer holds the fact": sum(answered[i] and r._hit(questions[i]["any_of"],
+                                                            [texts[i] if texts else found[i]["answer"]])
                                      for i in ans) / n,
         "false refusals": sum(not answered[i] for i in ans) / n,
         "unanswerable refused": sum(not answered[i] for i in una) / (len(una) or 1),
@@ -143,13 +148,24 @@ def cross_validate(questions, rows, found, folds: int = FOLDS, kind: str = "tree
     X = matrix(rows, FEATURES)
     y = np.array([bool(q.get("answerable")) for q in questions])
     answered = [False] * len(questions)
+    texts = [f["answer"] for f in found]
+
+    def verdict(row, off_topic, p):
+        return bool(row) and p >= 0.5 and not off_topic and row["quantity_ok"] > 0
+
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(X, y):
         model = fit(X[train], y[train], kind)
         prob = model.predict_proba(X[test])[:, 1]
         for i, p in zip(test, prob):
-            answered[i] = (bool(rows[i]) and p >= 0.5 and not found[i].get("off_topic", True)
-                           and rows[i]["quantity_ok"] > 0)
-    return metrics(questions, found, answered)
+            said = []
+            if found[i].get("parts"):  # as the engine does: each answered part is spoken
+                parts = found[i]["parts"]
+                part_prob = model.predict_proba(matrix([x["row"] for x in parts], FEATURES))[:, 1]
+                said = [x["answer"] for x, q in zip(parts, part_prob) if verdict(x["row"], x["off_topic"], q)]
+            answered[i] = verdict(rows[i], found[i].get("off_topic", True), p) or bool(said)
+            if said:
+                texts[i] = " ".join(dict.fromkeys(said))
+    return metrics(questions, found, answered, texts)
 
 
 def train(write: bool = True) -> dict:

@@ -26,18 +26,10 @@ def offline_config(config) -> dict:
 
 
 def retrieve(index, question: str):
-    """The retrieval a call runs (no dialogue): rag.engine.Found, or None when there is nothing to ask."""
-    from ..rag.engine import Found
-    from ..rag.pipeline import run_pipeline
-    from ..rag.types import Passage
+    """The retrieval a call runs (no dialogue): rag.found.Found, or None when there is nothing to ask."""
+    from ..rag.found import find
 
-    if index is None:
-        return None
-    result = run_pipeline(index.pipeline, question, None)
-    if result.query.is_empty():
-        return None
-    return Found(result, [Passage(id=d.id, text=d.meta.get("text", ""), section=d.meta.get("section", ""),
-                                  score=float(d.score or 0.0)) for d in result.documents])
+    return None if index is None else find(index.pipeline, question)
 
 
 def answer(index, found, question: str, settings, config, started: float) -> dict:

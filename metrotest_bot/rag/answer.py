@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 
-from . import generate, offline
+from . import generate
 from .speakable import PieceSplitter, split_text
 from .types import CallerContext, Timings
 
@@ -138,7 +138,7 @@ class Answer:
         self.question = question
         self.found = found
         self.query = found.query if found else None  # the analysed question, follow-up resolved
-        self.passages = found.passages if found else []
+        self.passages = found.context if found else []
         self.timings = Timings(retrieval_ms=round(retrieval_ms, 1))
         self.planned_text = ""
         self.error: str | None = None  # why the LLM was not used, when it failed
@@ -194,7 +194,7 @@ class Answer:
     def offline_text(self) -> str:
         if not self.found:
             return self._settings.refusal
-        return offline.compose(self.found.query, self.passages, self._stats) or self._settings.refusal
+        return self.found.compose(self._stats) or self._settings.refusal
 
     def _offline_pieces(self):
         for piece in split_text(self.offline_text()):

@@ -25,7 +25,8 @@ from .dialogue import Dialogue
 from .answer import Answer
 from .errors import KBError
 from .indexer import build_index
-from .pipeline import Retrieved, build_pipeline, run_pipeline
+from .found import Found, find
+from .pipeline import build_pipeline
 from .stats import KBStats
 from .sources import build_lock, local_source
 from .stores import open_store
@@ -356,13 +357,7 @@ class Engine:
         question) and retrieve: (what was found, or None with no KB or no words; retrieval_ms)."""
         started = time.monotonic()
         index = self.current()
-        found = None
-        if index is not None:
-            result = run_pipeline(index.pipeline, question, previous)
-            if not result.query.is_empty():
-                found = Found(result, [Passage(id=d.id, text=d.meta.get("text", ""),
-                                               section=d.meta.get("section", ""), score=float(d.score or 0.0))
-                                       for d in result.documents])
+        found = find(index.pipeline, question, previous) if index is not None else None
         return found, (time.monotonic() - started) * 1000
 
     def answer(self, question: str, settings, caller: CallerContext | None = None,
@@ -375,22 +370,3 @@ class Engine:
                       settings=settings, caller=caller, config=self.config, stats=index.stats if index else None,
                       dialogue=dialogue)
 
-
-@dataclass
-class Found:
-    """Retrieval's result as the answer needs it."""
-
-    retrieved: Retrieved
-    passages: list[Passage]
-
-    @property
-    def query(self):
-        return self.retrieved.query
-
-    @property
-    def answered(self) -> bool:
-        return self.retrieved.answered
-
-    @property
-    def off_topic(self) -> bool:
-        return self.retrieved.off_topic

@@ -1,0 +1,101 @@
+"""What retrieval found for one question, as the answer needs it; a two-part question is asked as two.
+
+«сколько стоит ПИ-3000 и какая у него нагрузка»: the passage with the price and the one with the
+load each hold half of the question, so neither covered it and the gate refused. Split at «и» (or
+«ещё») before a question word, each part is retrieved and judged alone, against the same call so
+far; the offline answer speaks each answered part, and the LLM reads the parts' passages in turn.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import lexicon, offline
+from .analysis import LETTERS, lemma
+from .pipeline import Retrieved, run_pipeline
+from .types import Passage
+
+PART_WORDS = lexicon.words("parts.txt")
+JOINS = frozenset({"и", "еще", "ещё"})
+LOOKAHEAD = 4  # the question word comes within this many words after the join («и у него какая…»)
+_WORD = re.compile(r"[\w-]+")
+
+
+@dataclass
+class Found:
+    """Retrieval's result as the answer needs it."""
+
+    retrieved: Retrieved
+    passages: list[Passage]
+    parts: tuple["Found", ...] = ()  # a two-part question's parts, each retrieved and judged alone
+
+    @property
+    def query(self):
+        return self.retrieved.query
+
+    @property
+    def answered(self) -> bool:
+        return self.retrieved.answered or any(p.answered for p in self.parts)
+
+    @property
+    def off_topic(self) -> bool:
+        return self.retrieved.off_topic and all(p.off_topic for p in self.parts)
+
+    @property
+    def context(self) -> list[Passage]:
+        """The passages an LLM reads: each part's best in turn, then the whole question's."""
+        seen, out = set(), []
+        lists = [p.passages for p in self.parts] + [self.passages]
+        for rank in range(max(len(x) for x in lists)):
+            for passages in lists:
+                if rank < len(passages) and passages[rank].id not in seen:
+                    seen.add(passages[rank].id)
+                    out.append(passages[rank])
+        return out
+
+    def compose(self, stats) -> str:
+        """The offline reply: each answered part's, or the whole question's."""
+        answered = [p for p in self.parts if p.answered]
+        if not answered:
+            return offline.compose(self.query, self.passages, stats)
+        texts = dict.fromkeys(offline.compose(p.query, p.passages, stats) for p in answered)
+        return " ".join(t for t in texts if t)
+
+
+def question_parts(question: str) -> list[str]:
+    """«… и какая гарантия» → two questions; one otherwise (each part at least two words)."""
+    words = _WORD.findall(question.lower())
+    parts, start = [], 0
+    for i, word in enumerate(words):
+        # «пэ и две тысячи» spells ПИ-2000: an «и» after a letter's name is a letter, not a join.
+        if word in JOINS and i - start >= 2 and words[i - 1] not in LETTERS and any(lemma(w) in PART_WORDS for w in words[i + 1:i + 1 + LOOKAHEAD]):
+            parts.append(words[start:i])
+            start = i + 1
+    parts.append(words[start:])
+    if len(parts) < 2 or any(len(p) < 2 for p in parts):
+        return [question]
+    return [" ".join(p) for p in parts]
+
+
+def find(pipeline, question: str, previous=None) -> Found | None:
+    """Analyse and retrieve (a follow-up resolved against `previous`); None when nothing can be asked.
+    A second part is asked as a follow-up of the first («и сколько он стоит»: «он» is the first's subject)."""
+    found = _find_one(pipeline, question, previous)
+    parts = question_parts(question) if found is not None else [question]
+    if len(parts) > 1:
+        each = []
+        for part in parts:
+            one = _find_one(pipeline, part, each[-1].query if each else previous)
+            if one is not None:
+                each.append(one)
+        if len(each) > 1:
+            found.parts = tuple(each)
+    return found
+
+
+def _find_one(pipeline, question: str, previous) -> Found | None:
+    result = run_pipeline(pipeline, question, previous)
+    if result.query.is_empty():
+        return None
+    return Found(result, [Passage(id=d.id, text=d.meta.get("text", ""), section=d.meta.get("section", ""),
+                                  score=float(d.score or 0.0)) for d in result.documents])
