@@ -43,6 +43,12 @@ def lemma_alternatives(word: str) -> tuple[str, ...]:
     return tuple(out) or (word,)
 
 
+@lru_cache(maxsize=50_000)
+def is_place(lemma_: str) -> bool:
+    """A geographic name (pymorphy's Geox): Пермь, Тюмень, Питер, Казахстан."""
+    return lemma_.isalpha() and any("Geox" in parse.tag for parse in morph().parse(lemma_))
+
+
 _VERB_POS = frozenset({"INFN", "VERB", "PRTF", "PRTS", "GRND"})
 # Words that qualify or link rather than name a thing: adverbs, particles, pronouns…
 _MINOR_POS = _VERB_POS | {"ADVB", "PRED", "PRCL", "CONJ", "INTJ", "NPRO", "COMP"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 
 from razdel import sentenize
 
@@ -175,12 +174,6 @@ def _stands_alone(name: str) -> bool:
     return any(parse.tag.case in (None, "nomn") for parse in analysis.morph().parse(first))
 
 
-@lru_cache(maxsize=4096)
-def _is_place(term: str) -> bool:
-    """A geographic name (pymorphy's Geox): Пермь, Тюмень, Казахстан."""
-    return term.isalpha() and any("Geox" in parse.tag for parse in analysis.morph().parse(term))
-
-
 def _name_terms(text: str) -> set[str]:
     return {t for t in analysis.index_terms(text) if not t.startswith("#") and not t.endswith("~")}
 
@@ -209,7 +202,7 @@ def focus_list_item(sentence: str, parsed: Query) -> str:
     chosen = [i for i, score in enumerate(scores) if score == best]
     if best == 0 or len(chosen) == len(dash_list.items):
         return sentence
-    if any(_is_place(t) for t in asked - set().union(*names)):
+    if any(analysis.is_place(t) for t in asked - set().union(*names)):
         # «мы в перми, когда инженер приедет» over «по Свердловской области — 3 дня, в другие регионы —
         # 10 дней»: the caller's own place is in no item's name, so the item for it may be the catch-all.
         return sentence
