@@ -26,7 +26,7 @@ from . import retrieval as r
 HERE = Path(__file__).resolve().parent
 # Every set is used for training only after its first (blind) measurement, recorded in BENCHMARKS.md.
 TRAINING_SETS = [r.EVAL, r.PARAPHRASES, r.PROBE, r.HOLDOUT, r.HOLDOUT2, r.HOLDOUT3, r.HOLDOUT4] + [
-    HERE / f"retrieval_holdout{n}.jsonl" for n in (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)]
+    HERE / f"retrieval_holdout{n}.jsonl" for n in (5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)]
 MODEL_PATH = r.REPO / "metrotest_bot" / "rag" / "gate_model.json"
 FOLDS = 5
 SEED = 7
@@ -34,7 +34,8 @@ SEED = 7
 
 # Conversations whose turns are labelled too (asked in order, follow-ups resolved as in a call).
 TRAINING_DIALOGUES = [HERE / "dialogues.jsonl", HERE / "dialogues2.jsonl", HERE / "dialogues3.jsonl",
-                      HERE / "dialogues4.jsonl", HERE / "dialogues5.jsonl", HERE / "dialogues6.jsonl"]
+                      HERE / "dialogues4.jsonl", HERE / "dialogues5.jsonl", HERE / "dialogues6.jsonl",
+                      HERE / "dialogues7.jsonl"]
 
 
 def labelled() -> list[dict]:
