@@ -144,6 +144,7 @@ def cross_validate(questions, rows, found, folds: int = FOLDS, kind: str = "tree
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
+    from metrotest_bot.rag.found import join_replies
     from metrotest_bot.rag.scoring import FEATURES
 
     X = matrix(rows, FEATURES)
@@ -158,14 +159,14 @@ def cross_validate(questions, rows, found, folds: int = FOLDS, kind: str = "tree
         model = fit(X[train], y[train], kind)
         prob = model.predict_proba(X[test])[:, 1]
         for i, p in zip(test, prob):
+            whole = verdict(rows[i], found[i].get("off_topic", True), p)
             said = []
-            if found[i].get("parts"):  # as the engine does: each answered part is spoken
+            if found[i].get("parts"):  # as the engine does (rag/found.py): each answered part adds its reply
                 parts = found[i]["parts"]
                 part_prob = model.predict_proba(matrix([x["row"] for x in parts], FEATURES))[:, 1]
                 said = [x["answer"] for x, q in zip(parts, part_prob) if verdict(x["row"], x["off_topic"], q)]
-            answered[i] = verdict(rows[i], found[i].get("off_topic", True), p) or bool(said)
-            if said:
-                texts[i] = " ".join(dict.fromkeys(said))
+                texts[i] = join_replies(found[i]["answer"] if whole else "", said)
+            answered[i] = whole or bool(said)
     return metrics(questions, found, answered, texts)
 
 

@@ -12,7 +12,7 @@ def reachable(word: str) -> bool:
     return word == lemma(word) or word in lemma_alternatives(word)
 
 
-@pytest.mark.parametrize("name", ["stop.txt", "light.txt", "anaphora.txt", "parts.txt"])
+@pytest.mark.parametrize("name", ["stop.txt", "light.txt", "anaphora.txt", "parts.txt", "others.txt"])
 def test_word_lists_hold_lemmas(name):
     dead = sorted(w for w in lexicon.words(name) if not reachable(w))
     assert not dead, f"{name}: never produced by the analyser: {dead}"

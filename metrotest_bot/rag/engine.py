@@ -348,7 +348,7 @@ class Engine:
         return "elasticsearch" if self.config.get("ELASTICSEARCH_URL") else "embedded"
 
     def retrieve(self, question: str, previous=None) -> tuple[list[Passage], bool, float]:
-        """(passages best first, answered offline, retrieval_ms)."""
+        """(the whole question's passages best first, answered offline — by the whole or a part —, retrieval_ms)."""
         found, ms = self.search(question, previous)
         return (found.passages if found else []), bool(found and found.answered), ms
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 from . import lexicon, offline
 from .analysis import LETTERS, lemma
-from .pipeline import Retrieved, run_pipeline
+from .pipeline import TOP_K, Retrieved, run_pipeline
 from .types import Passage
 
 PART_WORDS = lexicon.words("parts.txt")
-JOINS = frozenset({"и", "еще", "ещё"})
+JOINS = frozenset({"и"})  # not «ещё»: mostly an adverb («а он ещё есть в наличии»)
 LOOKAHEAD = 4  # the question word comes within this many words after the join («и у него какая…»)
+MAX_PARTS = 3  # a longer run-on question is asked whole (each part is a pipeline run)
 _WORD = re.compile(r"[\w-]+")
 
 
@@ -43,7 +44,9 @@ class Found:
 
     @property
     def context(self) -> list[Passage]:
-        """The passages an LLM reads: each part's best in turn, then the whole question's."""
+        """The passages an LLM reads (TOP_K): each part's best in turn, then the whole question's."""
+        if not self.parts:
+            return self.passages
         seen, out = set(), []
         lists = [p.passages for p in self.parts] + [self.passages]
         for rank in range(max(len(x) for x in lists)):
@@ -51,15 +54,20 @@ class Found:
                 if rank < len(passages) and passages[rank].id not in seen:
                     seen.add(passages[rank].id)
                     out.append(passages[rank])
-        return out
+        return out[:TOP_K]
 
     def compose(self, stats) -> str:
-        """The offline reply: each answered part's, or the whole question's."""
-        answered = [p for p in self.parts if p.answered]
-        if not answered:
-            return offline.compose(self.query, self.passages, stats)
-        texts = dict.fromkeys(offline.compose(p.query, p.passages, stats) for p in answered)
-        return " ".join(t for t in texts if t)
+        """The offline reply: the whole question's when it is answered, with what the answered parts add."""
+        whole = offline.compose(self.query, self.passages, stats) if self.retrieved.answered or not self.parts else ""
+        return join_replies(whole, [offline.compose(p.query, p.passages, stats) for p in self.parts if p.answered])
+
+
+def join_replies(whole: str, parts: list[str]) -> str:
+    """The whole question's reply, then each part's sentences it does not already say (once each)."""
+    said = list(dict.fromkeys(offline.sentences(whole)))
+    for reply in parts:
+        said += [s for s in offline.sentences(reply) if s not in said]
+    return offline.trim(" ".join(said), offline.MAX_CHARS * 2)
 
 
 def question_parts(question: str) -> list[str]:
@@ -72,7 +80,7 @@ def question_parts(question: str) -> list[str]:
             parts.append(words[start:i])
             start = i + 1
     parts.append(words[start:])
-    if len(parts) < 2 or any(len(p) < 2 for p in parts):
+    if not 2 <= len(parts) <= MAX_PARTS or any(len(p) < 2 for p in parts):
         return [question]
     return [" ".join(p) for p in parts]
 

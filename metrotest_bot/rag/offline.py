@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from razdel import sentenize
 
-from . import analysis
+from . import analysis, lexicon
 from .query import Query
 from .scoring import coverage, holds_asked_fact, match_score, max_match
 from .stats import KBStats
 from .types import Passage
 
 MAX_CHARS = 320
+CATCH_ALL = lexicon.words("others.txt")
 # A second sentence is spoken when it scores this share of the best one, or, when it holds a part of
 # the question the best one lacks, SECOND_PART of it (on the labelled sets, with the kinds of fact
 # and the caller's place below, 0.75 → 0.5 held 1,500 → 1,524 of 1,644 answerable facts; replies
@@ -84,6 +85,10 @@ def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: i
             break
     chosen.sort(key=lambda c: (c[1], c[2]))
     return trim(" ".join(focus_list_item(c[3], parsed) for c in chosen), max_chars)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.text for s in sentenize(text) if s.text.strip()]
 
 
 def _said_covered(parsed: Query, terms: set[str]) -> frozenset[int]:
@@ -202,9 +207,9 @@ def focus_list_item(sentence: str, parsed: Query) -> str:
     chosen = [i for i, score in enumerate(scores) if score == best]
     if best == 0 or len(chosen) == len(dash_list.items):
         return sentence
-    if any(analysis.is_place(t) for t in asked - set().union(*names)):
+    if any(n & CATCH_ALL for n in names) and any(analysis.is_place(t) for t in asked - set().union(*names)):
         # «мы в перми, когда инженер приедет» over «по Свердловской области — 3 дня, в другие регионы —
-        # 10 дней»: the caller's own place is in no item's name, so the item for it may be the catch-all.
+        # 10 дней»: the caller's own place is in no item's name, so the catch-all item may be theirs.
         return sentence
     if not dash_list.head and not all(_stands_alone(dash_list.name(dash_list.items[i])) for i in chosen):
         # «Срок изготовления машин УИМ — …, гидравлических машин ГИМ — …»: the item depends on

@@ -35,8 +35,8 @@ def mapping(name: str) -> dict[str, tuple[str, ...]]:
 
 
 FILES = ("stop.txt", "light.txt", "canonical.txt", "compounds.txt", "synonyms.txt", "intents.txt", "letters.txt",
-         "anaphora.txt", "parts.txt")
-WORD_LISTS = ("stop.txt", "light.txt", "anaphora.txt", "parts.txt")
+         "anaphora.txt", "parts.txt", "others.txt")
+WORD_LISTS = ("stop.txt", "light.txt", "anaphora.txt", "parts.txt", "others.txt")
 
 
 def entry_count() -> int:
