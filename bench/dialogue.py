@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 SETS = [("dialogues 1", HERE / "dialogues.jsonl"), ("dialogues 2", HERE / "dialogues2.jsonl"),
         ("dialogues 3", HERE / "dialogues3.jsonl"), ("dialogues 4", HERE / "dialogues4.jsonl"),
         ("dialogues 5", HERE / "dialogues5.jsonl"), ("dialogues 6", HERE / "dialogues6.jsonl"),
-        ("dialogues 7", HERE / "dialogues7.jsonl"), ("dialogues 8", HERE / "dialogues8.jsonl")]
+        ("dialogues 7", HERE / "dialogues7.jsonl"), ("dialogues 8", HERE / "dialogues8.jsonl"),
+        ("dialogues 9", HERE / "dialogues9.jsonl")]
 TARGET = 0.9
 # Each blind set's first measurement, before any change it prompted: (engine, follow-up holds the fact,
 # unanswerable follow-ups refused; the same two without the call's memory). Engines as in bench/retrieval.py.
@@ -27,7 +28,8 @@ FIRST = {"dialogues 1": ("v1", 0.56, 0.75, 0.54, 0.25), "dialogues 2": ("v2", 0.
          "dialogues 3": ("v3", 0.68, 0.60, 0.49, 0.80), "dialogues 4": ("v4", 0.79, 0.60, 0.67, 0.20),
          "dialogues 5": ("v5", 0.81, 0.50, 0.57, 0.50), "dialogues 6": ("v6", 0.79, 0.71, 0.71, 0.57),
          "dialogues 7": ("v7", 0.78, 0.30, 0.53, 0.40),
-         "dialogues 8": ("v8", 0.80, 0.64, 0.57, 0.45)}
+         "dialogues 8": ("v8", 0.80, 0.64, 0.57, 0.45),
+         "dialogues 9": ("v8.1", 0.67, 0.67, 0.47, 0.44)}
 
 
 def load(path: Path) -> list[dict]:
