@@ -206,6 +206,14 @@ class ChunkStream:
 
     def __init__(self, response):
         self.response = response
+        self.bounded = False  # set by a reader that bounds every wait itself (rag/answer.py)
+
+    def _raw(self):
+        """The body's bytes: off the lane's connection directly when it can (rag/llm_http.py)."""
+        from .llm_http import direct_body
+
+        body = direct_body(self.response, self.bounded)
+        return self.response.iter_raw() if body is None else body
 
     def _lines(self):
         """The body's lines (str, without line ends). An unencoded body (what SSE streams are) is
@@ -215,7 +223,7 @@ class ChunkStream:
             yield from response.iter_lines()  # gzip and the like: httpx decodes
             return
         rest = b""
-        for raw in response.iter_raw():
+        for raw in self._raw():
             if rest:
                 raw = rest + raw
             *lines, rest = raw.split(b"\n")

@@ -101,3 +101,58 @@ def lane_pool(max_lanes: int, keepalive_expiry: float | None):
                     self._pool._give_back(lane)
 
     return LanePool()
+
+
+READ_BYTES = 64 * 1024
+
+
+def direct_body(response, bounded: bool):
+    """The body of a streamed HTTP/1.1 response, read straight off its connection: the socket's
+    recv and the connection's own h11 state, without the five wrapping streams of httpx and
+    httpcore (each a generator, a context manager and a socket timeout set per chunk: most of
+    the CPU of reading an LLM stream, issue #16). The connection's state stays httpcore's: once
+    the body's end is read, closing the response gives the connection back for keep-alive.
+
+    `bounded`: the caller bounds every wait itself (a gevent timer), so the socket is read
+    without a timeout (else a timer per chunk); otherwise the request's read timeout applies.
+    None when the response is not one this can read (another transport, HTTP/2, a proxy)."""
+    core = getattr(getattr(getattr(response, "stream", None), "_stream", None), "_stream", None)
+    conn_stream = getattr(getattr(core, "_httpcore_stream", None), "_stream", None)
+    conn = getattr(conn_stream, "_connection", None)
+    state = getattr(conn, "_h11_state", None)
+    sock = getattr(getattr(conn, "_network_stream", None), "_sock", None)
+    if (type(conn_stream).__name__ != "HTTP11ConnectionByteStream" or state is None or sock is None
+            or type(conn._network_stream).__name__ != "SyncStream"):
+        return None
+    timeout = None if bounded else (response.request.extensions.get("timeout") or {}).get("read")
+    return _body(state, sock, timeout, response.request)
+
+
+def _body(state, sock, timeout, request):
+    import socket
+
+    import h11
+
+    httpx = httpx_module()
+    need_data, paused, data_event, end = h11.NEED_DATA, h11.PAUSED, h11.Data, h11.EndOfMessage
+    next_event, receive, recv = state.next_event, state.receive_data, sock.recv
+    try:
+        sock.settimeout(timeout)
+        while True:
+            event = next_event()
+            if event is need_data:
+                data = recv(READ_BYTES)
+                if not data and state.their_state is h11.SEND_RESPONSE:
+                    raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                                    request=request)
+                receive(data)
+            elif type(event) is data_event:
+                yield bytes(event.data)
+            elif event is paused or type(event) is end:
+                return
+    except socket.timeout as exc:
+        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+    except h11.RemoteProtocolError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except OSError as exc:
+        raise httpx.ReadError(str(exc), request=request) from exc
