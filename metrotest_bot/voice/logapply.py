@@ -36,6 +36,7 @@ SWEPT_REASON = "server stopped"  # the end_reason of a call the abandoned-call s
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
 # Built once, the values given as parameters: a statement built per turn with .values() cost more
 # than its execution (SQLAlchemy caches the compiled form per set of columns).
+YIELD_EVERY = 8  # records applied between two yields to the calls (each a switch through the hub)
 UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
 
@@ -150,6 +151,9 @@ class Batch:
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
         self.webhook = False
         self.to_index: list = []  # (call key, TurnText, new words): indexed once per batch
+        # UPDATEs of turns, by the set of columns they change: one executemany each, run before
+        # anything reads the turns (a call's end, the index, the counters).
+        self.updates: dict[frozenset, list] = {}
 
     # -- the call row ------------------------------------------------------------------
 
@@ -210,6 +214,12 @@ class Batch:
             if not changed:
                 return
             counted = not COUNTED.isdisjoint(changed)
+            if not self.replay:
+                self.updates.setdefault(frozenset(changed), []).append((rec, cid, tid, cols, changed))
+                self.turns[key] = (tid, cols)
+                if counted:
+                    self.dirty.add(cid)
+                return
             # Core statements on the session's connection: no ORM execution overhead per turn.
             if session.connection().execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
@@ -223,14 +233,42 @@ class Batch:
                 session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
                 self._index(session, rec["call"], cid, tid, cols, inserted=False)
         if tid is None:
-            values = dict(call_id=cid, seq=rec["seq"], **cols)
-            if rec.get("at"):
-                values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
-            tid = session.connection().execute(INSERT_TURN, values).inserted_primary_key[0]
-            self._index(session, rec["call"], cid, tid, cols, inserted=True)
+            tid = self._insert(session, rec, cid, cols)
         self.turns[key] = (tid, cols)
         if counted:
             self.dirty.add(cid)
+
+    def _insert(self, session, rec: dict, cid: int, cols: dict) -> int:
+        values = dict(call_id=cid, seq=rec["seq"], **cols)
+        if rec.get("at"):
+            values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
+        tid = session.connection().execute(INSERT_TURN, values).inserted_primary_key[0]
+        self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        return tid
+
+    def run_updates(self, session) -> None:
+        """The batch's turn UPDATEs: one executemany per set of changed columns (an answer's pieces
+        change the same few), where the driver counts the rows of an executemany; else one by one."""
+        groups, self.updates = self.updates, {}
+        conn = session.connection()
+        for items in groups.values():
+            if len(items) > 1 and conn.dialect.supports_sane_multi_rowcount:
+                params = [{"turn_id_": tid, **changed} for _, _, tid, _, changed in items]
+                if conn.execute(UPDATE_TURN, params).rowcount == len(items):
+                    for rec, cid, tid, cols, changed in items:
+                        self._updated(session, rec, cid, tid, cols, changed)
+                    continue
+                # Some row is gone (the log was cleared meanwhile): each on its own, to find it.
+            for rec, cid, tid, cols, changed in items:
+                if conn.execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
+                    self._updated(session, rec, cid, tid, cols, changed)
+                else:  # written anew
+                    self.turns[(rec["call"], rec["seq"])] = (self._insert(session, rec, cid, cols), cols)
+                    self.dirty.add(cid)
+
+    def _updated(self, session, rec, cid, tid, cols, changed) -> None:
+        if "text" in changed or "spoken_text" in changed:  # else no new words to index
+            self._index(session, rec["call"], cid, tid, cols, inserted=False)
 
     def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
         """What the ORM flush hooks would do for this turn (search/hooks.py)."""
@@ -273,6 +311,7 @@ class Batch:
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
+        self.run_updates(session)  # the counters and the report read the turns
         cid = self.call_id(session, rec)
         if cid in self.dirty:
             self.counters(session, [cid])  # the report reads them
@@ -311,11 +350,13 @@ def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) 
         session = db.session
         try:
             with write_lock():  # SQLite: one writer at a time (database.py)
-                for rec in coalesce(records):
+                for i, rec in enumerate(coalesce(records), 1):
                     batch.apply(session, rec)
-                    # Under gevent: let the calls run between records, so a big batch is no pause of
-                    # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
-                    time.sleep(0)
+                    if i % YIELD_EVERY == 0:
+                        # Under gevent: let the calls run between records, so a big batch is no pause of
+                        # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
+                        time.sleep(0)
+                batch.run_updates(session)
                 batch.index(session)
                 batch.counters(session, batch.dirty)
                 session.commit()
