@@ -156,3 +156,68 @@ def _body(state, sock, timeout, request):
         raise httpx.RemoteProtocolError(str(exc), request=request) from exc
     except OSError as exc:
         raise httpx.ReadError(str(exc), request=request) from exc
+
+
+# -- requests ---------------------------------------------------------------------------------------
+
+_templates: dict[int, tuple] = {}
+_templates_lock = threading.Lock()
+
+
+def _template(client, path: str):
+    """(URL, headers, timeout) of a POST to `path` exactly as the openai client builds it (its auth,
+    platform and organization headers, base URL, timeouts), built once per client through the
+    client's own request building. None for a client whose credentials may change per request
+    (workload identity, a provider, a key given as a callable): those always go through openai."""
+    if (getattr(client, "workload_identity", None) is not None or getattr(client, "_provider_runtime", None) is not None
+            or not isinstance(getattr(client, "api_key", None), str)):
+        return None
+    key = (id(client), path)
+    with _templates_lock:
+        found = _templates.get(key)
+        if found is None or found[0] is not client:
+            from openai._constants import RAW_RESPONSE_HEADER
+            from openai._models import FinalRequestOptions
+
+            options = FinalRequestOptions.construct(method="post", url=path, json_data={},
+                                                    headers={RAW_RESPONSE_HEADER: "stream"})
+            request = client._build_request(client._prepare_options(options))
+            headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() != "content-length"]
+            found = _templates[key] = (client, str(request.url), headers, request.extensions.get("timeout"))
+        return found[1:]
+
+
+def post_stream(client, path: str, body: dict):
+    """POST `body` as JSON and return the streamed HTTP response unread, as `client.post(...)` with the
+    raw-response header does, without its per-request option models, copies and wrappers (most of the
+    CPU of opening an answer's stream, issue #16): the request is the one the client builds (same
+    URL, headers, timeouts), sent on its own httpx client; errors are openai's (APITimeoutError,
+    APIConnectionError, APIStatusError from the client's own mapping)."""
+    import json
+
+    import openai
+
+    template = _template(client, path)
+    if template is None:
+        from openai._constants import RAW_RESPONSE_HEADER
+
+        # The raw-response header "stream" makes the client return the HTTP response unread.
+        return client.post(path, cast_to=httpx_module().Response, body=body,
+                           options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
+    url, headers, timeout = template
+    httpx = httpx_module()
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    request = httpx.Request("POST", url, headers=headers, content=content, extensions={"timeout": timeout})
+    try:
+        response = client._client.send(request, stream=True)
+    except httpx.TimeoutException as exc:
+        raise openai.APITimeoutError(request=request) from exc
+    except httpx.HTTPError as exc:
+        raise openai.APIConnectionError(request=request) from exc
+    if response.status_code >= 400:
+        try:
+            response.read()
+        finally:
+            response.close()
+        raise client._make_status_error_from_response(response) from None
+    return response
