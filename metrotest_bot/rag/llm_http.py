@@ -128,6 +128,26 @@ def direct_body(response, bounded: bool):
     return _body(state, sock, timeout, response.request)
 
 
+def _waiting_recv(sock):
+    """recv() that waits for the socket to be readable first. An LLM stream's next chunk is never
+    there yet when the last one is parsed: gevent's recv() would try the system call, fail with
+    EAGAIN, wait, and try again (two calls and an exception per chunk). A plain gevent socket only
+    (a TLS socket must read through its SSL object); else its own recv()."""
+    raw, wait, readable = getattr(sock, "_sock", None), getattr(sock, "_wait", None), getattr(sock, "_read_event", None)
+    if type(sock).__module__ != "gevent._socket3" or type(sock).__name__ != "socket" or None in (raw, wait, readable):
+        return sock.recv
+
+    def recv(n: int) -> bytes:
+        while True:
+            wait(readable)
+            try:
+                return raw.recv(n)
+            except BlockingIOError:  # woken with nothing to read after all
+                continue
+
+    return recv
+
+
 def _body(state, sock, timeout, request):
     import socket
 
@@ -135,7 +155,8 @@ def _body(state, sock, timeout, request):
 
     httpx = httpx_module()
     need_data, paused, data_event, end = h11.NEED_DATA, h11.PAUSED, h11.Data, h11.EndOfMessage
-    next_event, receive, recv = state.next_event, state.receive_data, sock.recv
+    next_event, receive = state.next_event, state.receive_data
+    recv = _waiting_recv(sock) if timeout is None else sock.recv
     try:
         sock.settimeout(timeout)
         while True:
