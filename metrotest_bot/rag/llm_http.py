@@ -16,6 +16,7 @@ its request building, auth, timeouts and error mapping are unchanged.
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 import time
 from collections import deque
@@ -128,6 +129,60 @@ def direct_body(response, bounded: bool):
     return _body(state, sock, timeout, response.request)
 
 
+def _at_chunk_boundary(state) -> bool:
+    """h11 reads a chunked body, holds no byte of it and is between two chunks."""
+    reader = getattr(state, "_reader", None)
+    buffer = getattr(state, "_receive_buffer", None)
+    return (type(reader).__name__ == "ChunkedReader" and buffer is not None and len(buffer) == 0
+            and getattr(reader, "_bytes_in_chunk", None) == 0 and getattr(reader, "_bytes_to_discard", None) == b""
+            and getattr(reader, "_reading_trailer", None) is False)
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,20}")
+
+
+def _chunks(recv):
+    """A chunked body's data (RFC 9112 7.1) up to its last chunk, whose bytes (and any after them) it
+    returns for h11: an SSE stream is one chunk per event, and h11's per-chunk events, validation
+    and state cost more than the framing itself. Errors are h11's."""
+    import h11
+
+    buf = b""
+    while True:
+        while (eol := buf.find(b"\r\n")) < 0:
+            if len(buf) > 4096:
+                raise h11.RemoteProtocolError("illegal chunk header")
+            buf += _more(recv)
+        size = buf[:eol].split(b";", 1)[0].rstrip(b" \t")
+        if not _CHUNK_SIZE.fullmatch(size):
+            raise h11.RemoteProtocolError(f"illegal chunk header: {buf[:eol]!r}")
+        left = int(size, 16)
+        if left == 0:
+            return buf
+        buf = buf[eol + 2:]
+        while left:
+            if not buf:
+                buf = _more(recv)
+            data, buf = buf[:left], buf[left:]
+            left -= len(data)
+            yield data
+        while len(buf) < 2:
+            buf += _more(recv)
+        if buf[:2] != b"\r\n":
+            raise h11.RemoteProtocolError(f"malformed chunk footer: {buf[:2]!r}")
+        buf = buf[2:]
+
+
+def _more(recv) -> bytes:
+    data = recv(READ_BYTES)
+    if not data:
+        import h11
+
+        raise h11.RemoteProtocolError("peer closed connection without sending complete message body "
+                                      "(incomplete chunked read)")
+    return data
+
+
 def _waiting_recv(sock):
     """recv() that waits for the socket to be readable first. An LLM stream's next chunk is never
     there yet when the last one is parsed: gevent's recv() would try the system call, fail with
@@ -157,11 +212,17 @@ def _body(state, sock, timeout, request):
     need_data, paused, data_event, end = h11.NEED_DATA, h11.PAUSED, h11.Data, h11.EndOfMessage
     next_event, receive = state.next_event, state.receive_data
     recv = _waiting_recv(sock) if timeout is None else sock.recv
+    framed = True  # the chunked framing not read yet by this module's own reader
     try:
         sock.settimeout(timeout)
         while True:
             event = next_event()
             if event is need_data:
+                if framed and _at_chunk_boundary(state):
+                    framed = False
+                    end = yield from _chunks(recv)
+                    receive(end)  # the last chunk and the trailer: h11 reads the message's end
+                    continue
                 data = recv(READ_BYTES)
                 if not data and state.their_state is h11.SEND_RESPONSE:
                     raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
