@@ -129,6 +129,42 @@ def test_the_records_of_many_calls_are_committed_together(app):
         assert call.n_turns == 2 and turns[1].total_ms == 700.0
 
 
+def test_the_new_turns_of_many_calls_in_one_batch_are_one_insert_per_kind(app):
+    """Issue #16: a batch's new turns go out as one INSERT … RETURNING per set of columns (the
+    questions, the answers), each row with its own id: texts, order, counters and index right."""
+    from metrotest_bot.search import DateRange, get_index
+
+    writer = writer_for(app)
+    logs = [start(app, f"vox-i{i}") for i in range(6)]
+    assert logs[0].flush()
+    with app.app_context():
+        engine = db.engine
+    inserts = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO TURNS"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with writer._busy:  # the whole exchange of every call lands in one batch
+            for i, log in enumerate(logs):
+                log.caller_turn(f"Сколько стоит доставка в город номер {i}?", seq=log.next_seq())
+                log.save_bot_turn(BotTurn(kind="answer", answer_id="a", seq=log.next_seq(), answered=False,
+                                          text=f"Ответ номер {i}. Отгружаем за пять рабочих дней."))
+        assert logs[0].flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(inserts) == 2, inserts  # the questions, the answers
+    for i, log in enumerate(logs):
+        call, turns = read_call(app, log.call_id)
+        assert [t.text for t in turns] == [f"Сколько стоит доставка в город номер {i}?",
+                                           f"Ответ номер {i}. Отгружаем за пять рабочих дней."]
+        assert call.n_turns == 2 and call.n_unanswered == 1
+    with app.app_context():
+        assert sorted(get_index().search("отгружать", DateRange(), 10, 0).call_ids) == sorted(l.call_id for l in logs)
+
+
 def test_the_pieces_of_many_answers_in_one_batch_are_one_update(app):
     """Issue #16: a batch's turn UPDATEs (the answers' later pieces) go out as one executemany per
     set of changed columns, not one statement per turn; what a later piece brings is in the log,

@@ -7,7 +7,7 @@ the database is updated, never inserted twice. The Call counters are recomputed 
 a finish applies only to a call still in progress (or closed by the abandoned-call sweep meanwhile). So replaying a record twice (a crash between a
 commit and the spool's offset) changes nothing.
 
-Turns are written with Core statements (cheaper than the ORM's unit of work); what the ORM's flush
+Turns are written with Core statements, many rows each (cheaper than the ORM's unit of work); what the ORM's flush
 hooks do for ORM writes is done here: the turn's new words go to the transcript index in the same
 transaction, and with Elasticsearch an outbox row per inserted turn (search.outbox sees UPDATEs by
 itself). The Call row, written once per call, stays an ORM object.
@@ -39,7 +39,9 @@ COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn c
 YIELD_EVERY = 8  # records applied between two yields to the calls (each a switch through the hub)
 UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
-
+# Many rows at once (one multi-row statement on SQLite and PostgreSQL alike); the ids come back in
+# any order, with the (call, seq) that tells whose they are.
+INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
 
 _COUNTERS = []
 
@@ -154,6 +156,7 @@ class Batch:
         # UPDATEs of turns, by the set of columns they change: one executemany each, run before
         # anything reads the turns (a call's end, the index, the counters).
         self.updates: dict[frozenset, list] = {}
+        self.inserts: dict[tuple, list] = {}  # new turns, the same way, by their set of columns
 
     # -- the call row ------------------------------------------------------------------
 
@@ -232,23 +235,47 @@ class Batch:
             if tid is not None:
                 session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
                 self._index(session, rec["call"], cid, tid, cols, inserted=False)
+        if tid is None and not self.replay:  # with the batch's other new turns (run_turns)
+            self.inserts.setdefault(tuple(values := self._values(rec, cid, cols)), []).append((rec, cid, cols, values))
+            self.dirty.add(cid)
+            return
         if tid is None:
             tid = self._insert(session, rec, cid, cols)
         self.turns[key] = (tid, cols)
         if counted:
             self.dirty.add(cid)
 
-    def _insert(self, session, rec: dict, cid: int, cols: dict) -> int:
+    @staticmethod
+    def _values(rec: dict, cid: int, cols: dict) -> dict:
         values = dict(call_id=cid, seq=rec["seq"], **cols)
         if rec.get("at"):
             values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
-        tid = session.connection().execute(INSERT_TURN, values).inserted_primary_key[0]
+        return values
+
+    def _insert(self, session, rec: dict, cid: int, cols: dict) -> int:
+        tid = session.connection().execute(INSERT_TURN, self._values(rec, cid, cols)).inserted_primary_key[0]
         self._index(session, rec["call"], cid, tid, cols, inserted=True)
         return tid
 
+    def run_turns(self, session) -> None:
+        """The batch's new turns (an INSERT … RETURNING per set of columns), then its updates; before
+        anything reads the turns (a call's end, the index, the counters)."""
+        groups, self.inserts = self.inserts, {}
+        conn = session.connection()
+        for items in groups.values():
+            keys = {(values["call_id"], values["seq"]) for *_, values in items}
+            if len(items) > 1 and len(keys) == len(items) and conn.dialect.insert_executemany_returning:
+                got = {(cid, seq): tid for tid, cid, seq in conn.execute(INSERT_TURNS, [v for *_, v in items])}
+                ids = [got[(values["call_id"], values["seq"])] for *_, values in items]
+            else:
+                ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]
+            for (rec, cid, cols, _), tid in zip(items, ids):
+                self.turns[(rec["call"], rec["seq"])] = (tid, cols)
+                self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        self.run_updates(session)
+
     def run_updates(self, session) -> None:
-        """The batch's turn UPDATEs: one executemany per set of changed columns (an answer's pieces
-        change the same few), where the driver counts the rows of an executemany; else one by one."""
+        """An executemany per set of changed columns (where the driver counts its rows); else one by one."""
         groups, self.updates = self.updates, {}
         conn = session.connection()
         for items in groups.values():
@@ -311,7 +338,7 @@ class Batch:
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
-        self.run_updates(session)  # the counters and the report read the turns
+        self.run_turns(session)  # the counters and the report read the turns
         cid = self.call_id(session, rec)
         if cid in self.dirty:
             self.counters(session, [cid])  # the report reads them
@@ -356,7 +383,7 @@ def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) 
                         # Under gevent: let the calls run between records, so a big batch is no pause of
                         # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
                         time.sleep(0)
-                batch.run_updates(session)
+                batch.run_turns(session)
                 batch.index(session)
                 batch.counters(session, batch.dirty)
                 session.commit()
