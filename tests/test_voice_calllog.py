@@ -129,9 +129,10 @@ def test_the_records_of_many_calls_are_committed_together(app):
         assert call.n_turns == 2 and turns[1].total_ms == 700.0
 
 
-def test_the_new_turns_of_many_calls_in_one_batch_are_one_insert_per_kind(app):
-    """Issue #16: a batch's new turns go out as one INSERT … RETURNING per set of columns (the
-    questions, the answers), each row with its own id: texts, order, counters and index right."""
+def test_the_new_turns_of_many_calls_in_one_batch_are_one_insert(app):
+    """Issue #16: a batch's new turns (questions and answers, different columns) go out as one
+    INSERT … RETURNING, each row with its own id, written in the batch's order (ids follow seq);
+    texts, counters and index right; a question's answer-only columns stay SQL NULL / defaults."""
     from metrotest_bot.search import DateRange, get_index
 
     writer = writer_for(app)
@@ -155,13 +156,21 @@ def test_the_new_turns_of_many_calls_in_one_batch_are_one_insert_per_kind(app):
         assert logs[0].flush()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert len(inserts) == 2, inserts  # the questions, the answers
+    assert len(inserts) == 1, inserts
     for i, log in enumerate(logs):
         call, turns = read_call(app, log.call_id)
         assert [t.text for t in turns] == [f"Сколько стоит доставка в город номер {i}?",
                                            f"Ответ номер {i}. Отгружаем за пять рабочих дней."]
         assert call.n_turns == 2 and call.n_unanswered == 1
+        assert turns[0].id < turns[1].id and turns[0].interrupted is False and turns[0].answer_id is None
     with app.app_context():
+        ids = db.session.scalars(db.select(Turn.id).where(Turn.call_id.in_([l.call_id for l in logs]))
+                                 .order_by(Turn.call_id, Turn.seq)).all()
+        assert ids == sorted(ids)  # the rows in the order the records came
+        sql_null = db.session.scalar(db.select(db.func.count()).select_from(Turn).where(
+            Turn.role == "caller", Turn.passages.is_(None), Turn.call_id.in_([l.call_id for l in logs])))
+        assert sql_null == 6  # not JSON 'null': as a question written on its own
+        db.session.remove()
         assert sorted(get_index().search("отгружать", DateRange(), 10, 0).call_ids) == sorted(l.call_id for l in logs)
 
 

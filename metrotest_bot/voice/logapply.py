@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, create_engine, func, insert, or_, select, text, update
+from sqlalchemy import JSON, and_, bindparam, case, create_engine, func, insert, null, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -27,6 +27,7 @@ from ..database import write_lock
 from ..extensions import db
 from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
 from ..reports import finalize_call
+from ..timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,10 @@ COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn c
 YIELD_EVERY = 8  # records applied between two yields to the calls (each a switch through the hub)
 UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
-# Many rows at once (one multi-row statement on SQLite and PostgreSQL alike); the ids come back in
-# any order, with the (call, seq) that tells whose they are.
+# A batch's new turns in one statement, in order: every column given (a default, SQL NULL for JSON).
 INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
+FILL = {c.name: null() if isinstance(c.type, JSON) else (c.default.arg if c.default is not None and c.default.is_scalar
+                                                         else None) for c in TURNS.columns if c.name != "id"}
 
 _COUNTERS = []
 
@@ -156,7 +158,7 @@ class Batch:
         # UPDATEs of turns, by the set of columns they change: one executemany each, run before
         # anything reads the turns (a call's end, the index, the counters).
         self.updates: dict[frozenset, list] = {}
-        self.inserts: dict[tuple, list] = {}  # new turns, the same way, by their set of columns
+        self.inserts: list = []  # new turns: one INSERT (run_turns)
 
     # -- the call row ------------------------------------------------------------------
 
@@ -236,7 +238,7 @@ class Batch:
                 session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
                 self._index(session, rec["call"], cid, tid, cols, inserted=False)
         if tid is None and not self.replay:  # with the batch's other new turns (run_turns)
-            self.inserts.setdefault(tuple(values := self._values(rec, cid, cols)), []).append((rec, cid, cols, values))
+            self.inserts.append((rec, cid, cols, self._values(rec, cid, cols)))
             self.dirty.add(cid)
             return
         if tid is None:
@@ -258,20 +260,20 @@ class Batch:
         return tid
 
     def run_turns(self, session) -> None:
-        """The batch's new turns (an INSERT … RETURNING per set of columns), then its updates; before
-        anything reads the turns (a call's end, the index, the counters)."""
-        groups, self.inserts = self.inserts, {}
+        """The batch's new turns (one INSERT … RETURNING, in order), then its updates; before anything
+        reads the turns (a call's end, the index, the counters)."""
+        items, self.inserts = self.inserts, []
         conn = session.connection()
-        for items in groups.values():
-            keys = {(values["call_id"], values["seq"]) for *_, values in items}
-            if len(items) > 1 and len(keys) == len(items) and conn.dialect.insert_executemany_returning:
-                got = {(cid, seq): tid for tid, cid, seq in conn.execute(INSERT_TURNS, [v for *_, v in items])}
-                ids = [got[(values["call_id"], values["seq"])] for *_, values in items]
-            else:
-                ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]
-            for (rec, cid, cols, _), tid in zip(items, ids):
-                self.turns[(rec["call"], rec["seq"])] = (tid, cols)
-                self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        keys = {(values["call_id"], values["seq"]) for *_, values in items}
+        if len(items) > 1 and len(keys) == len(items) and conn.dialect.insert_executemany_returning:
+            rows = [{**FILL, "created_at": utcnow(), **values} for *_, values in items]
+            got = {(cid, seq): tid for tid, cid, seq in conn.execute(INSERT_TURNS, rows)}
+            ids = [got[(values["call_id"], values["seq"])] for *_, values in items]
+        else:
+            ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]
+        for (rec, cid, cols, _), tid in zip(items, ids):
+            self.turns[(rec["call"], rec["seq"])] = (tid, cols)
+            self._index(session, rec["call"], cid, tid, cols, inserted=True)
         self.run_updates(session)
 
     def run_updates(self, session) -> None:
@@ -279,13 +281,12 @@ class Batch:
         groups, self.updates = self.updates, {}
         conn = session.connection()
         for items in groups.values():
-            if len(items) > 1 and conn.dialect.supports_sane_multi_rowcount:
-                params = [{"turn_id_": tid, **changed} for _, _, tid, _, changed in items]
-                if conn.execute(UPDATE_TURN, params).rowcount == len(items):
-                    for rec, cid, tid, cols, changed in items:
-                        self._updated(session, rec, cid, tid, cols, changed)
-                    continue
-                # Some row is gone (the log was cleared meanwhile): each on its own, to find it.
+            # One by one also when the executemany missed a row (the log was cleared meanwhile), to find it.
+            if len(items) > 1 and conn.dialect.supports_sane_multi_rowcount and conn.execute(UPDATE_TURN, [
+                    {"turn_id_": tid, **changed} for _, _, tid, _, changed in items]).rowcount == len(items):
+                for rec, cid, tid, cols, changed in items:
+                    self._updated(session, rec, cid, tid, cols, changed)
+                continue
             for rec, cid, tid, cols, changed in items:
                 if conn.execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                     self._updated(session, rec, cid, tid, cols, changed)
