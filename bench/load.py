@@ -21,7 +21,8 @@ summarises where the worker's CPU goes.
 
 `python -m bench load`. BENCH_STEPS ("100,300,500") sets the steps, BENCH_PAUSE ("1,6") the
 caller's pause before each question in seconds, BENCH_PROFILE_CALLS (100; 0: no profile) the
-profiled step, BENCH_GUNICORN_CONF another gunicorn config.
+profiled step, BENCH_GUNICORN_CONF another gunicorn config, BENCH_IDLE_S (0: not measured) how long
+the worker's CPU is also measured with every call open and silent (left out of CPU per answer).
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ PAUSE_S = tuple(float(x) for x in os.environ.get("BENCH_PAUSE", "1,6").split(","
 CLIENT_PROCS = 2
 STEPS = [int(x) for x in os.environ.get("BENCH_STEPS", "100,300,500").split(",") if x.strip()]
 PROFILE_CALLS = int(os.environ.get("BENCH_PROFILE_CALLS", "100"))
+IDLE_S = float(os.environ.get("BENCH_IDLE_S", "0"))  # > 0: also the worker's CPU with every call open and silent
 # Targets of issue #16, one worker, at 100 and 300 calls (500 is reported).
 TARGET_STEPS = (100, 300)
 TARGET_P50, TARGET_P99 = 1.10, 1.25
@@ -375,6 +377,12 @@ def _run_step(n, ws_url, llm_url, questions, first_piece, worker_pid, llm_pid, s
     cpu_clients = sum(_cpu_s(p.pid) for p in procs)
     time.sleep(0.5)
     rss_open = _rss_mb(worker_pid)
+    idle_cpu, idle_s = None, 0.0
+    if IDLE_S > 0:  # every call open and silent: what the worker spends on calls that say nothing
+        idle_started, idle_before = time.monotonic(), _cpu_s(worker_pid)
+        time.sleep(IDLE_S)
+        idle_s = time.monotonic() - idle_started
+        idle_cpu = _cpu_s(worker_pid) - idle_before
     for p in procs:
         p.stdin.write("release\n")
         p.stdin.flush()
@@ -382,7 +390,8 @@ def _run_step(n, ws_url, llm_url, questions, first_piece, worker_pid, llm_pid, s
     for p in procs:
         p.wait(timeout=60)
     time.sleep(1.0)  # the worker finalizes the calls hung up last
-    cpu_step = _cpu_s(worker_pid) - cpu_worker  # setup, greeting, three answers and hangup of every call
+    # setup, greeting, three answers and hangup of every call (the silent spell measured apart)
+    cpu_step = _cpu_s(worker_pid) - cpu_worker - (idle_cpu or 0.0)
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         try:
@@ -404,6 +413,7 @@ def _run_step(n, ws_url, llm_url, questions, first_piece, worker_pid, llm_pid, s
         "rss_idle": rss_idle, "rss_open": rss_open, "llm_requests": llm["requests"],
         "worker_cpu": cpu_asking / asking_s, "llm_cpu": cpu_llm / asking_s, "clients_cpu": cpu_clients / asking_s,
         "cpu_ms_per_answer": cpu_step * 1000 / answers if answers else float("nan"),
+        "idle_cpu": idle_cpu / idle_s if idle_cpu is not None else None,  # share of a core, all calls silent
     }
     if llm["requests"] != answers:
         errors.append(f"the LLM was asked {llm['requests']} times for {answers} answers")
@@ -569,7 +579,8 @@ def run() -> str:
                   f"{row['ratio'].get(50, float('nan')):.2f} p99 {row['ratio'].get(99, float('nan')):.2f}, "
                   f"errors {len(row['errors'])}, CPU per answer {row['cpu_ms_per_answer']:.1f} ms, "
                   f"CPU: worker {row['worker_cpu']:.0%}, LLM server {row['llm_cpu']:.0%}, "
-                  f"clients {row['clients_cpu']:.0%}, {time.monotonic() - step_started:.0f} s", flush=True)
+                  f"clients {row['clients_cpu']:.0%}, {time.monotonic() - step_started:.0f} s"
+                  + (f", idle calls: worker {row['idle_cpu']:.1%}" if row.get("idle_cpu") is not None else ""), flush=True)
         if PROFILE_CALLS and have_spy:
             raw = tmp / "profile.txt"
             prow = _run_step(PROFILE_CALLS, ws_url, llm_url, questions, first_piece, worker, llm.pid,

@@ -36,6 +36,15 @@ def pools():
         return [lane._pool for lane, _ in transport._free]
     return [transport._pool]
 
+from metrotest_bot.rag.llm_http import httpx_module
+layered = []  # bodies read through httpx's and httpcore's stream layers instead of off the connection
+response_stream = httpx_module()._transports.default.ResponseStream
+real_iter = response_stream.__iter__
+def counted_iter(self):
+    layered.append(1)
+    return real_iter(self)
+response_stream.__iter__ = counted_iter
+
 streams = [generate.open_stream(cfg, messages) for _ in range(n)]  # all open at once
 answers = [g.get() for g in [gevent.spawn(read, s) for s in streams]]
 kept = sum(len(p.connections) for p in pools())
@@ -48,7 +57,7 @@ def has_expired(self):
 connection_class.has_expired = has_expired
 more = [read(generate.open_stream(cfg, messages)) for _ in range(3)]  # one after another
 print(json.dumps({"answers": answers + more, "kept": kept, "kept_after": sum(len(p.connections) for p in pools()),
-                  "checked": len(checked)}))
+                  "checked": len(checked), "layered": len(layered)}))
 '''
 
 
@@ -69,6 +78,9 @@ def test_connections_are_kept_alive_and_reused_without_walking_them_all(fake_ope
     # Three more answers, each taking a connection and giving it back: their own connection
     # checked, not the N kept alive (httpcore's single pool checked all N twice per answer).
     assert got["checked"] <= 3 * 2
+    # Each body was read straight off its connection (rag/llm_http.py direct_body), and the
+    # connection still went back to its lane: the later answers reused them (kept_after).
+    assert got["layered"] == 0
 
 
 EXPIRY_PROBE = r'''
@@ -103,3 +115,62 @@ def test_lanes_unused_past_the_keep_alive_expiry_are_closed(fake_openai):
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["kept"] == 5
     assert got["after_expiry"] == 1  # the four left idle were closed; the one just used is kept
+
+
+BROKEN_PROBE = r'''
+from gevent import monkey
+monkey.patch_all()
+import json, socket, sys, threading, time
+from config import DEFAULTS
+from metrotest_bot.rag import generate
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+def chunk(text):
+    line = ("data: " + json.dumps({"choices": [{"delta": {"content": text}}]}) + "\n\n").encode()
+    return f"{len(line):x}\r\n".encode() + line + b"\r\n"
+
+def serve(listener, how):
+    conn, _ = listener.accept()
+    conn.recv(65536)
+    conn.sendall(HEAD + chunk("Доставка бесплатная."))
+    if how == "stall":
+        time.sleep(3)
+    conn.close()  # "drop": the body ends mid-stream, no [DONE], no last chunk
+
+got = {}
+for how, bounded in (("drop", False), ("drop", True), ("stall", False)):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    threading.Thread(target=serve, args=(listener, how), daemon=True).start()
+    cfg = {**DEFAULTS, "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}/v1",
+           "LLM_FIRST_TOKEN_TIMEOUT": 0.5}
+    stream = generate.open_stream(cfg, [{"role": "user", "content": "x"}])
+    stream.bounded = bounded
+    deltas, error = [], None
+    started = time.monotonic()
+    try:
+        for delta in stream.deltas():
+            deltas.append(delta)
+    except Exception as exc:
+        error = type(exc).__name__
+    got[f"{how}-{bounded}"] = {"deltas": deltas, "error": error, "s": round(time.monotonic() - started, 2)}
+    listener.close()
+print(json.dumps(got))
+'''
+
+
+def test_a_body_cut_short_or_stalled_raises_httpx_errors_off_the_direct_path():
+    """The body read off the connection (rag/llm_http.py direct_body) fails as httpx's did: a dropped
+    connection is a RemoteProtocolError after the words that came, a silent one a ReadTimeout after
+    the read timeout (unless the reader bounds its waits itself: then no socket timeout at all)."""
+    done = subprocess.run([sys.executable, "-c", BROKEN_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("drop-False", "drop-True"):
+        assert got[key]["deltas"] == ["Доставка бесплатная."]
+        assert got[key]["error"] == "RemoteProtocolError"
+    assert got["stall-False"]["deltas"] == ["Доставка бесплатная."]
+    assert got["stall-False"]["error"] == "ReadTimeout"
+    assert 0.4 <= got["stall-False"]["s"] < 2.5

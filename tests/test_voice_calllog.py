@@ -129,6 +129,110 @@ def test_the_records_of_many_calls_are_committed_together(app):
         assert call.n_turns == 2 and turns[1].total_ms == 700.0
 
 
+def test_the_new_turns_of_many_calls_in_one_batch_are_one_insert(app):
+    """Issue #16: a batch's new turns (questions and answers, different columns) go out as one
+    INSERT … RETURNING, each row with its own id, written in the batch's order (ids follow seq);
+    texts, counters and index right; a question's answer-only columns stay SQL NULL / defaults."""
+    from metrotest_bot.search import DateRange, get_index
+
+    writer = writer_for(app)
+    logs = [start(app, f"vox-i{i}") for i in range(6)]
+    assert logs[0].flush()
+    with app.app_context():
+        engine = db.engine
+    inserts = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO TURNS"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with writer._busy:  # the whole exchange of every call lands in one batch
+            for i, log in enumerate(logs):
+                log.caller_turn(f"Сколько стоит доставка в город номер {i}?", seq=log.next_seq())
+                log.save_bot_turn(BotTurn(kind="answer", answer_id="a", seq=log.next_seq(), answered=False,
+                                          text=f"Ответ номер {i}. Отгружаем за пять рабочих дней."))
+        assert logs[0].flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1, inserts
+    for i, log in enumerate(logs):
+        call, turns = read_call(app, log.call_id)
+        assert [t.text for t in turns] == [f"Сколько стоит доставка в город номер {i}?",
+                                           f"Ответ номер {i}. Отгружаем за пять рабочих дней."]
+        assert call.n_turns == 2 and call.n_unanswered == 1
+        assert turns[0].id < turns[1].id and turns[0].interrupted is False and turns[0].answer_id is None
+    with app.app_context():
+        ids = db.session.scalars(db.select(Turn.id).where(Turn.call_id.in_([l.call_id for l in logs]))
+                                 .order_by(Turn.call_id, Turn.seq)).all()
+        assert ids == sorted(ids)  # the rows in the order the records came
+        sql_null = db.session.scalar(db.select(db.func.count()).select_from(Turn).where(
+            Turn.role == "caller", Turn.passages.is_(None), Turn.call_id.in_([l.call_id for l in logs])))
+        assert sql_null == 6  # not JSON 'null': as a question written on its own
+        db.session.remove()
+        assert sorted(get_index().search("отгружать", DateRange(), 10, 0).call_ids) == sorted(l.call_id for l in logs)
+
+
+def test_the_pieces_of_many_answers_in_one_batch_are_one_update(app):
+    """Issue #16: a batch's turn UPDATEs (the answers' later pieces) go out as one executemany per
+    set of changed columns, not one statement per turn; what a later piece brings is in the log,
+    its words in the transcript index, and a turn whose row is gone is written anew."""
+    from metrotest_bot.search import DateRange, get_index
+
+    writer = writer_for(app)
+    logs = [start(app, f"vox-u{i}") for i in range(6)]
+    turns = []
+    for log in logs:
+        turn = BotTurn(kind="answer", answer_id="a", seq=log.next_seq(), text="Доставка бесплатная.", answered=True)
+        log.save_bot_turn(turn)
+        turns.append(turn)
+    assert logs[0].flush()
+    with app.app_context():
+        engine = db.engine
+        gone = db.session.scalar(db.select(Turn.id).where(Turn.call_id == logs[-1].call_id))
+        db.session.execute(db.delete(Turn).where(Turn.id == gone))  # the log was cleared under the writer
+        db.session.commit()
+        db.session.remove()
+    updates = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE TURNS"):
+            updates.append(len(parameters) if executemany else 1)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with writer._busy:  # every later piece lands in one batch
+            for log, turn in zip(logs, turns):
+                turn.text = "Доставка бесплатная. Отгружаем за пять рабочих дней."
+                log.save_bot_turn(turn)
+        assert logs[0].flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # One executemany of six; then, its row count short by the row that is gone, one by one.
+    assert updates == [6, 1, 1, 1, 1, 1, 1], updates
+    for log in logs:
+        call, rows = read_call(app, log.call_id)
+        assert [t.text for t in rows] == ["Доставка бесплатная. Отгружаем за пять рабочих дней."]
+        assert call.n_turns == 1
+    with app.app_context():
+        assert sorted(get_index().search("отгружать", DateRange(), 10, 0).call_ids) == sorted(l.call_id for l in logs)
+
+    updates.clear()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with writer._busy:
+            for log, turn in zip(logs, turns):
+                turn.total_ms = 700.0
+                log.save_bot_turn(turn)
+        assert logs[0].flush()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert updates == [6], updates  # all rows there: one statement
+    for log in logs:
+        assert read_call(app, log.call_id)[1][0].total_ms == 700.0
+
+
 def test_a_call_never_waits_for_the_database(app, monkeypatch):
     real_commit = Session.commit
 

@@ -83,6 +83,7 @@ class _GreenletReader:
         response headers is given up at `until`, not after the HTTP read timeout."""
         self._arm(until)
         stream = self._bounded(opener)
+        stream.bounded = True  # every read waits under this reader's timer: no socket timeout needed
         self._deltas = stream.deltas()
         return stream
 

@@ -135,11 +135,11 @@ def open_stream(config, messages: list[dict]):
 
     Through the shared openai client (its connection pool, timeouts, headers, auth and
     error mapping: a non-2xx answer raises openai.APIStatusError as before), but with the
-    least work per streamed chunk: the request body goes out as it is (no request-type
-    transform), and each SSE event is read with json.loads into a small object with the
+    least work per answer: the request the client builds, prepared once and sent as it is
+    (rag/llm_http.py post_stream), and each SSE event is read with json.loads into a small object with the
     shape the reader uses (`chunk.choices[0].delta.content`), not a pydantic model.
     """
-    from openai._constants import RAW_RESPONSE_HEADER
+    from .llm_http import post_stream
 
     client = get_client(config)
     body = {
@@ -149,21 +149,7 @@ def open_stream(config, messages: list[dict]):
         "temperature": 0.2,
         "max_tokens": int(config["LLM_MAX_TOKENS"]),
     }
-    # The raw-response header "stream" makes the client return the HTTP response unread.
-    response = client.post("/chat/completions", cast_to=_http_response_type(), body=body,
-                           options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
-    return ChunkStream(response)
-
-
-def _http_response_type():
-    """The httpx Response class the openai client returns raw (its own httpx, whatever its name)."""
-    try:
-        from openai._base_client import http_response_types
-    except ImportError:  # an openai without it: its httpx is the plain one
-        import httpx
-
-        return httpx.Response
-    return http_response_types()[0]
+    return ChunkStream(post_stream(client, "/chat/completions", body))
 
 
 class _Delta:
@@ -206,6 +192,14 @@ class ChunkStream:
 
     def __init__(self, response):
         self.response = response
+        self.bounded = False  # set by a reader that bounds every wait itself (rag/answer.py)
+
+    def _raw(self):
+        """The body's bytes: off the lane's connection directly when it can (rag/llm_http.py)."""
+        from .llm_http import direct_body
+
+        body = direct_body(self.response, self.bounded)
+        return self.response.iter_raw() if body is None else body
 
     def _lines(self):
         """The body's lines (str, without line ends). An unencoded body (what SSE streams are) is
@@ -215,7 +209,7 @@ class ChunkStream:
             yield from response.iter_lines()  # gzip and the like: httpx decodes
             return
         rest = b""
-        for raw in response.iter_raw():
+        for raw in self._raw():
             if rest:
                 raw = rest + raw
             *lines, rest = raw.split(b"\n")

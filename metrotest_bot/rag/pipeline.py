@@ -98,12 +98,13 @@ class PassageRanker:
                 score *= 0.8  # asked for a price and no price here: likely not the answer
             if not doc.meta.get("section"):
                 score *= 0.85  # text before the first heading: usually a preamble, not an answer
-            rescored.append(replace(doc, score=round(score, 4),
-                                    meta={**doc.meta, "coverage": round(cov, 4), "terms": terms,
-                                          "topic": topic_found(parsed, terms, self.stats),
-                                          "holds_price": analysis.M_PRICE in terms}))
-        rescored.sort(key=lambda d: -d.score)
-        return {"documents": rescored[: self.top_k]}
+            rescored.append((round(score, 4), doc, terms, cov))
+        rescored.sort(key=lambda r: -r[0])
+        # New Documents for the kept ones only (each a haystack dataclass built with checks).
+        return {"documents": [replace(doc, score=score, meta={**doc.meta, "coverage": round(cov, 4), "terms": terms,
+                                                              "topic": topic_found(parsed, terms, self.stats),
+                                                              "holds_price": analysis.M_PRICE in terms})
+                              for score, doc, terms, cov in rescored[: self.top_k]]}
 
 
 @component

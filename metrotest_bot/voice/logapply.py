@@ -7,7 +7,7 @@ the database is updated, never inserted twice. The Call counters are recomputed 
 a finish applies only to a call still in progress (or closed by the abandoned-call sweep meanwhile). So replaying a record twice (a crash between a
 commit and the spool's offset) changes nothing.
 
-Turns are written with Core statements (cheaper than the ORM's unit of work); what the ORM's flush
+Turns are written with Core statements, many rows each (cheaper than the ORM's unit of work); what the ORM's flush
 hooks do for ORM writes is done here: the turn's new words go to the transcript index in the same
 transaction, and with Elasticsearch an outbox row per inserted turn (search.outbox sees UPDATEs by
 itself). The Call row, written once per call, stays an ORM object.
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, create_engine, func, insert, or_, select, text, update
+from sqlalchemy import JSON, and_, bindparam, case, create_engine, func, insert, null, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -27,6 +27,7 @@ from ..database import write_lock
 from ..extensions import db
 from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
 from ..reports import finalize_call
+from ..timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,13 @@ SWEPT_REASON = "server stopped"  # the end_reason of a call the abandoned-call s
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
 # Built once, the values given as parameters: a statement built per turn with .values() cost more
 # than its execution (SQLAlchemy caches the compiled form per set of columns).
+YIELD_EVERY = 8  # records applied between two yields to the calls (each a switch through the hub)
 UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
-
+# A batch's new turns in one statement, in order: every column given (a default, SQL NULL for JSON).
+INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
+FILL = {c.name: null() if isinstance(c.type, JSON) else (c.default.arg if c.default is not None and c.default.is_scalar
+                                                         else None) for c in TURNS.columns if c.name != "id"}
 
 _COUNTERS = []
 
@@ -150,6 +155,10 @@ class Batch:
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
         self.webhook = False
         self.to_index: list = []  # (call key, TurnText, new words): indexed once per batch
+        # UPDATEs of turns, by the set of columns they change: one executemany each, run before
+        # anything reads the turns (a call's end, the index, the counters).
+        self.updates: dict[frozenset, list] = {}
+        self.inserts: list = []  # new turns: one INSERT (run_turns)
 
     # -- the call row ------------------------------------------------------------------
 
@@ -210,6 +219,12 @@ class Batch:
             if not changed:
                 return
             counted = not COUNTED.isdisjoint(changed)
+            if not self.replay:
+                self.updates.setdefault(frozenset(changed), []).append((rec, cid, tid, cols, changed))
+                self.turns[key] = (tid, cols)
+                if counted:
+                    self.dirty.add(cid)
+                return
             # Core statements on the session's connection: no ORM execution overhead per turn.
             if session.connection().execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
@@ -222,15 +237,66 @@ class Batch:
             if tid is not None:
                 session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
                 self._index(session, rec["call"], cid, tid, cols, inserted=False)
+        if tid is None and not self.replay:  # with the batch's other new turns (run_turns)
+            self.inserts.append((rec, cid, cols, self._values(rec, cid, cols)))
+            self.dirty.add(cid)
+            return
         if tid is None:
-            values = dict(call_id=cid, seq=rec["seq"], **cols)
-            if rec.get("at"):
-                values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
-            tid = session.connection().execute(INSERT_TURN, values).inserted_primary_key[0]
-            self._index(session, rec["call"], cid, tid, cols, inserted=True)
+            tid = self._insert(session, rec, cid, cols)
         self.turns[key] = (tid, cols)
         if counted:
             self.dirty.add(cid)
+
+    @staticmethod
+    def _values(rec: dict, cid: int, cols: dict) -> dict:
+        values = dict(call_id=cid, seq=rec["seq"], **cols)
+        if rec.get("at"):
+            values["created_at"] = _dt(rec["at"])  # when it was said, not when the database came back
+        return values
+
+    def _insert(self, session, rec: dict, cid: int, cols: dict) -> int:
+        tid = session.connection().execute(INSERT_TURN, self._values(rec, cid, cols)).inserted_primary_key[0]
+        self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        return tid
+
+    def run_turns(self, session) -> None:
+        """The batch's new turns (one INSERT … RETURNING, in order), then its updates; before anything
+        reads the turns (a call's end, the index, the counters)."""
+        items, self.inserts = self.inserts, []
+        conn = session.connection()
+        keys = {(values["call_id"], values["seq"]) for *_, values in items}
+        if len(items) > 1 and len(keys) == len(items) and conn.dialect.insert_executemany_returning:
+            rows = [{**FILL, "created_at": utcnow(), **values} for *_, values in items]
+            got = {(cid, seq): tid for tid, cid, seq in conn.execute(INSERT_TURNS, rows)}
+            ids = [got[(values["call_id"], values["seq"])] for *_, values in items]
+        else:
+            ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]
+        for (rec, cid, cols, _), tid in zip(items, ids):
+            self.turns[(rec["call"], rec["seq"])] = (tid, cols)
+            self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        self.run_updates(session)
+
+    def run_updates(self, session) -> None:
+        """An executemany per set of changed columns (where the driver counts its rows); else one by one."""
+        groups, self.updates = self.updates, {}
+        conn = session.connection()
+        for items in groups.values():
+            # One by one also when the executemany missed a row (the log was cleared meanwhile), to find it.
+            if len(items) > 1 and conn.dialect.supports_sane_multi_rowcount and conn.execute(UPDATE_TURN, [
+                    {"turn_id_": tid, **changed} for _, _, tid, _, changed in items]).rowcount == len(items):
+                for rec, cid, tid, cols, changed in items:
+                    self._updated(session, rec, cid, tid, cols, changed)
+                continue
+            for rec, cid, tid, cols, changed in items:
+                if conn.execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
+                    self._updated(session, rec, cid, tid, cols, changed)
+                else:  # written anew
+                    self.turns[(rec["call"], rec["seq"])] = (self._insert(session, rec, cid, cols), cols)
+                    self.dirty.add(cid)
+
+    def _updated(self, session, rec, cid, tid, cols, changed) -> None:
+        if "text" in changed or "spoken_text" in changed:  # else no new words to index
+            self._index(session, rec["call"], cid, tid, cols, inserted=False)
 
     def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
         """What the ORM flush hooks would do for this turn (search/hooks.py)."""
@@ -273,6 +339,7 @@ class Batch:
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
+        self.run_turns(session)  # the counters and the report read the turns
         cid = self.call_id(session, rec)
         if cid in self.dirty:
             self.counters(session, [cid])  # the report reads them
@@ -311,11 +378,13 @@ def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) 
         session = db.session
         try:
             with write_lock():  # SQLite: one writer at a time (database.py)
-                for rec in coalesce(records):
+                for i, rec in enumerate(coalesce(records), 1):
                     batch.apply(session, rec)
-                    # Under gevent: let the calls run between records, so a big batch is no pause of
-                    # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
-                    time.sleep(0)
+                    if i % YIELD_EVERY == 0:
+                        # Under gevent: let the calls run between records, so a big batch is no pause of
+                        # the worker (SQLite's writer lock is ours meanwhile; readers go on in WAL mode).
+                        time.sleep(0)
+                batch.run_turns(session)
                 batch.index(session)
                 batch.counters(session, batch.dirty)
                 session.commit()

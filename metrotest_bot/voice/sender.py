@@ -9,7 +9,8 @@ lets nothing more of that answer leave. It writes into an outlet: a
 `SocketQueue` bounds the socket (issue #13). simple-websocket's `send()` writes
 from the caller's greenlet and blocks for as long as the client does not read,
 with no timeout: the answer, then the whole call, waits forever. Here frames are
-encoded in order into a queue, and one writer greenlet puts them on the socket.
+encoded in order; a frame with nothing queued before it is written at once (non-blocking),
+the rest go into a queue that one writer greenlet puts on the socket.
 A client that takes nothing for `stall_timeout` seconds, or lets more than
 `max_queued` bytes pile up beyond the kernel's buffers, is a slow consumer: the
 connection is cut (no close frame could get through anyway) and the session
@@ -169,7 +170,20 @@ class SocketQueue:
             data = self.ws.ws.send(TextMessage(data=frame))  # wsproto: the frame's bytes, in order
         except LocalProtocolError:  # the close handshake has begun
             return False
-        if self.queue and self.queued + len(data) > self.max_queued:
+        if not self.queue:
+            # Nothing waits before it: straight onto the socket from this greenlet, without waking
+            # the writer (a switch and an event per frame); only what the kernel does not take
+            # now is queued. Never waiting here: the socket's one write watcher is the writer's.
+            try:
+                sent = self.ws.sock.send(data, 0, 0.0)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the connection broke: the session's receive() sees it too
+                return True
+            if sent == len(data):
+                return True
+            data = data[sent:]
+        elif self.queued + len(data) > self.max_queued:
             self.fail(f"{self.queued + len(data)} bytes queued")
             return False
         self.queue.append(data)
