@@ -132,8 +132,10 @@ def post_worker_init(worker):
     # Collections less often: a worker streaming hundreds of answers allocates a few million objects
     # a second (parsed chunks, frames, rows), nearly none of them in cycles, and at the default
     # (700, 10, 10) it spent ~0.8 ms of CPU per answer scanning them (issue #16, bench/load.py at 300
-    # calls: 9.4 -> 8.6 ms). Cyclic garbage still goes, a little later; a full collection runs after
-    # GC_THRESHOLDS[0] * [1] * [2] allocations at most (minutes under load, never a pause of calls).
+    # calls: 9.4 -> 8.6 ms). Cyclic garbage still goes, a little later: a full collection waits for at
+    # least [0] * [1] * [2] allocations (and for the objects awaiting one to reach 25 % of the long-lived
+    # ones: minutes under load); a generation-1 pass scans up to [0] * [1] objects, so passes are rarer
+    # but longer — the load bench's p99 first-piece latency is where such a pause would show.
     gc.set_threshold(*GC_THRESHOLDS)
     _end_calls_before_the_kill(worker)
 

@@ -121,8 +121,13 @@ BROKEN_PROBE = r'''
 from gevent import monkey
 monkey.patch_all()
 import json, socket, sys, threading, time
+import gevent
 from config import DEFAULTS
-from metrotest_bot.rag import generate
+from metrotest_bot.rag import generate, llm_http
+
+direct = []  # the body was read by llm_http's own reader, not httpx's streams
+_body = llm_http._body
+llm_http._body = lambda *a: (direct.append(1), _body(*a))[1]
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -139,7 +144,7 @@ def serve(listener, how):
     conn.close()  # "drop": the body ends mid-stream, no [DONE], no last chunk
 
 got = {}
-for how, bounded in (("drop", False), ("drop", True), ("stall", False)):
+for how, bounded in (("drop", False), ("drop", True), ("stall", False), ("stall", True)):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -150,12 +155,16 @@ for how, bounded in (("drop", False), ("drop", True), ("stall", False)):
     stream.bounded = bounded
     deltas, error = [], None
     started = time.monotonic()
+    direct.clear()
     try:
-        for delta in stream.deltas():
-            deltas.append(delta)
-    except Exception as exc:
+        # bounded: no socket timeout; the answer's own timer (here a gevent.Timeout) must end a stall
+        with gevent.Timeout(0.5 if bounded else None):
+            for delta in stream.deltas():
+                deltas.append(delta)
+    except BaseException as exc:
         error = type(exc).__name__
-    got[f"{how}-{bounded}"] = {"deltas": deltas, "error": error, "s": round(time.monotonic() - started, 2)}
+    got[f"{how}-{bounded}"] = {"deltas": deltas, "error": error, "s": round(time.monotonic() - started, 2),
+                               "direct": bool(direct)}
     listener.close()
 print(json.dumps(got))
 '''
@@ -168,9 +177,14 @@ def test_a_body_cut_short_or_stalled_raises_httpx_errors_off_the_direct_path():
     done = subprocess.run([sys.executable, "-c", BROKEN_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(case["direct"] for case in got.values()), got
     for key in ("drop-False", "drop-True"):
         assert got[key]["deltas"] == ["Доставка бесплатная."]
         assert got[key]["error"] == "RemoteProtocolError"
     assert got["stall-False"]["deltas"] == ["Доставка бесплатная."]
     assert got["stall-False"]["error"] == "ReadTimeout"
     assert 0.4 <= got["stall-False"]["s"] < 2.5
+    # read with no socket timeout, a stalled stream ends on the reader's timer, not never
+    assert got["stall-True"]["deltas"] == ["Доставка бесплатная."]
+    assert got["stall-True"]["error"] == "Timeout"
+    assert 0.4 <= got["stall-True"]["s"] < 2.5

@@ -117,3 +117,16 @@ def test_an_answer_opens_its_stream_without_openais_request_machinery(monkeypatc
     stream = generate.open_stream(cfg, [{"role": "user", "content": "x"}])
     assert [d for d in stream.deltas()] == ["Да."]
     generate._clients.clear()
+
+
+def test_a_client_whose_key_is_a_callable_is_never_served_a_cached_request():
+    """openai keeps such a key as `api_key == ""` and asks the callable per request: a prepared
+    request would send the first token forever."""
+    import openai
+
+    from metrotest_bot.rag.llm_http import _template
+
+    rotating = openai.OpenAI(api_key=lambda: "tok", base_url="http://127.0.0.1:9/v1")
+    plain = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1")
+    assert _template(rotating, "/chat/completions") is None
+    assert _template(plain, "/chat/completions") is not None

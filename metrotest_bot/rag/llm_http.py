@@ -147,30 +147,31 @@ def _chunks(recv):
     and state cost more than the framing itself. Errors are h11's."""
     import h11
 
-    buf = b""
+    buf, at = b"", 0  # `at`: where the unread bytes of buf begin (no copy of the rest per chunk)
     while True:
-        while (eol := buf.find(b"\r\n")) < 0:
-            if len(buf) > 4096:
+        while (eol := buf.find(b"\r\n", at)) < 0:
+            if len(buf) - at > 4096:
                 raise h11.RemoteProtocolError("illegal chunk header")
-            buf += _more(recv)
-        size = buf[:eol].split(b";", 1)[0].rstrip(b" \t")
+            buf, at = buf[at:] + _more(recv), 0
+        size = buf[at:eol].split(b";", 1)[0].rstrip(b" \t")
         if not _CHUNK_SIZE.fullmatch(size):
-            raise h11.RemoteProtocolError(f"illegal chunk header: {buf[:eol]!r}")
+            raise h11.RemoteProtocolError(f"illegal chunk header: {buf[at:eol]!r}")
         left = int(size, 16)
         if left == 0:
-            return buf
-        buf = buf[eol + 2:]
+            return buf[at:]
+        at = eol + 2
         while left:
-            if not buf:
-                buf = _more(recv)
-            data, buf = buf[:left], buf[left:]
+            if at >= len(buf):
+                buf, at = _more(recv), 0
+            data = buf[at:at + left]
+            at += len(data)
             left -= len(data)
             yield data
-        while len(buf) < 2:
-            buf += _more(recv)
-        if buf[:2] != b"\r\n":
-            raise h11.RemoteProtocolError(f"malformed chunk footer: {buf[:2]!r}")
-        buf = buf[2:]
+        while len(buf) - at < 2:
+            buf, at = buf[at:] + _more(recv), 0
+        if buf[at:at + 2] != b"\r\n":
+            raise h11.RemoteProtocolError(f"malformed chunk footer: {buf[at:at + 2]!r}")
+        at += 2
 
 
 def _more(recv) -> bytes:
@@ -252,6 +253,7 @@ def _template(client, path: str):
     client's own request building. None for a client whose credentials may change per request
     (workload identity, a provider, a key given as a callable): those always go through openai."""
     if (getattr(client, "workload_identity", None) is not None or getattr(client, "_provider_runtime", None) is not None
+            or getattr(client, "_api_key_provider", None) is not None  # a key given as a callable: api_key is ""
             or not isinstance(getattr(client, "api_key", None), str)):
         return None
     key = (id(client), path)
@@ -290,11 +292,13 @@ def post_stream(client, path: str, body: dict):
     httpx = httpx_module()
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     request = httpx.Request("POST", url, headers=headers, content=content, extensions={"timeout": timeout})
+    from openai._httpx2 import request_exceptions, timeout_exceptions
+
     try:
         response = client._client.send(request, stream=True)
-    except httpx.TimeoutException as exc:
+    except timeout_exceptions() as exc:  # the exception sets openai's own request path maps
         raise openai.APITimeoutError(request=request) from exc
-    except httpx.HTTPError as exc:
+    except request_exceptions() as exc:
         raise openai.APIConnectionError(request=request) from exc
     if response.status_code >= 400:
         try:

@@ -3,14 +3,13 @@
 A record is a plain dict (JSON in the spool): `op` (start | turn | recording | finish), `call` (the
 call's local key), and the call's natural key `vox` + `t0` (Voximplant id and start time), by which a
 replay finds a call row written before. Turns are snapshots keyed by (call, seq): a turn already in
-the database is updated, never inserted twice. The Call counters are recomputed from the turns, and
-a finish applies only to a call still in progress (or closed by the abandoned-call sweep meanwhile). So replaying a record twice (a crash between a
-commit and the spool's offset) changes nothing.
-
-Turns are written with Core statements, many rows each (cheaper than the ORM's unit of work); what the ORM's flush
-hooks do for ORM writes is done here: the turn's new words go to the transcript index in the same
-transaction, and with Elasticsearch an outbox row per inserted turn (search.outbox sees UPDATEs by
-itself). The Call row, written once per call, stays an ORM object.
+the database is updated, never inserted twice. The Call counters are recomputed from the turns, and a
+finish applies only to a call still in progress (or closed by the abandoned-call sweep meanwhile). So
+replaying a record twice (a crash between a commit and the spool's offset) changes nothing. Turns are
+written with Core statements, many rows each (cheaper than the ORM's unit of work); what the ORM's
+flush hooks do for ORM writes is done here: the turn's new words go to the transcript index in the
+same transaction, and with Elasticsearch an outbox row per inserted turn (search.outbox sees UPDATEs
+by itself). The Call row, written once per call, stays an ORM object.
 """
 from __future__ import annotations
 
@@ -35,13 +34,14 @@ TURNS = Turn.__table__
 CALLS = Call.__table__
 SWEPT_REASON = "server stopped"  # the end_reason of a call the abandoned-call sweep closed
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
-# Built once, the values given as parameters: a statement built per turn with .values() cost more
-# than its execution (SQLAlchemy caches the compiled form per set of columns).
 YIELD_EVERY = 8  # records applied between two yields to the calls (each a switch through the hub)
+# Statements built once, values as parameters (SQLAlchemy caches the compiled form per set of columns).
+# A batch's new turns in one, every column given (a default, SQL NULL for JSON), in order: PostgreSQL
+# assigns serials in VALUES order only when SQLAlchemy is asked to sort the rows (SQLite does anyway).
 UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
-# A batch's new turns in one statement, in order: every column given (a default, SQL NULL for JSON).
 INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
+INSERT_TURNS_PG = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq, sort_by_parameter_order=True)
 FILL = {c.name: null() if isinstance(c.type, JSON) else (c.default.arg if c.default is not None and c.default.is_scalar
                                                          else None) for c in TURNS.columns if c.name != "id"}
 
@@ -155,8 +155,7 @@ class Batch:
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
         self.webhook = False
         self.to_index: list = []  # (call key, TurnText, new words): indexed once per batch
-        # UPDATEs of turns, by the set of columns they change: one executemany each, run before
-        # anything reads the turns (a call's end, the index, the counters).
+        # UPDATEs of turns by the columns they change: an executemany each, run before the turns are read.
         self.updates: dict[frozenset, list] = {}
         self.inserts: list = []  # new turns: one INSERT (run_turns)
 
@@ -267,7 +266,8 @@ class Batch:
         keys = {(values["call_id"], values["seq"]) for *_, values in items}
         if len(items) > 1 and len(keys) == len(items) and conn.dialect.insert_executemany_returning:
             rows = [{**FILL, "created_at": utcnow(), **values} for *_, values in items]
-            got = {(cid, seq): tid for tid, cid, seq in conn.execute(INSERT_TURNS, rows)}
+            stmt = INSERT_TURNS_PG if conn.dialect.name == "postgresql" else INSERT_TURNS
+            got = {(cid, seq): tid for tid, cid, seq in conn.execute(stmt, rows)}
             ids = [got[(values["call_id"], values["seq"])] for *_, values in items]
         else:
             ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]

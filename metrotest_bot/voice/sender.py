@@ -161,6 +161,9 @@ class SocketQueue:
         self._wake = Event()
         self._empty = Event()
         self._empty.set()
+        # A plain gevent socket honours send()'s zero timeout; gevent's SSLSocket (a worker that ends
+        # TLS itself) ignores it and could block the caller: its frames always go through the writer.
+        self._direct = type(getattr(ws, "sock", None)).__module__ == "gevent._socket3"
 
     def put(self, frame: str) -> bool:
         """Queue one text frame; False when it cannot go out (socket closed, or the client cut off)."""
@@ -170,7 +173,7 @@ class SocketQueue:
             data = self.ws.ws.send(TextMessage(data=frame))  # wsproto: the frame's bytes, in order
         except LocalProtocolError:  # the close handshake has begun
             return False
-        if not self.queue:
+        if not self.queue and self._direct:
             # Nothing waits before it: straight onto the socket from this greenlet, without waking
             # the writer (a switch and an event per frame); only what the kernel does not take
             # now is queued. Never waiting here: the socket's one write watcher is the writer's.
