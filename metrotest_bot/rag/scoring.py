@@ -228,7 +228,7 @@ class GateModel:
     def raw(self, values: dict[str, float]) -> float:
         # sklearn compares features as float32: rounded the same way, a value a hair above a split
         # (0.30000001 vs 0.3) goes down the same branch here as in training.
-        x = array("f", [values.get(name, 0.0) for name in self.features])
+        x = array("f", [values.get(name, 0.0) for name in self.features]).tolist()  # plain floats to index
         total = 0.0
         for tree in self.trees:
             node = tree[0]
