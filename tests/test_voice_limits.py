@@ -14,7 +14,7 @@ import websocket
 from metrotest_bot.bot_settings import BotSettings, invalidate, save_bot_settings
 from tests.support.call_log import call_snapshot, eventually, finished_call
 from tests.support.live_server import serving
-from tests.support.ws_client import CallClient, Closed, text_of
+from tests.support.ws_client import CallClient, Closed, set_up_call, text_of
 
 QUESTION = "Сколько стоит доставка?"
 SEND_TIMEOUT = 2.0
@@ -30,10 +30,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def call(server):
-    client = CallClient.connect(server)
-    client.setup()
-    yield client
-    client.close()
+    with set_up_call(server) as client:
+        yield client
 
 
 def worker_rss_mb(server) -> float:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.support.live_server import serving
-from tests.support.ws_client import CallClient, text_of
+from tests.support.ws_client import set_up_call, text_of
 
 DEADLINE = 1.0  # FIRST_SPEECH_DEADLINE here
 STALL = 1.0  # LLM_STALL_TIMEOUT here
@@ -26,10 +26,8 @@ def server(tmp_path_factory, _fake_openai_server):
 
 @pytest.fixture
 def call(server):
-    client = CallClient.connect(server, timeout=15)
-    client.setup()
-    yield client
-    client.close()
+    with set_up_call(server, timeout=15) as client:
+        yield client
 
 
 def ask_timed(call, question=QUESTION):

@@ -6,7 +6,7 @@ from metrotest_bot.rag.speakable import split_text
 from metrotest_bot.rag.speech import speech_form
 from tests.support.call_log import finished_call
 from tests.support.live_server import serving
-from tests.support.ws_client import CallClient
+from tests.support.ws_client import set_up_call
 
 REPROMPT = "Алло, вы на связи? Спросите, пожалуйста, что вас интересует."
 GOODBYE = "Не слышу вас. Всего доброго, до свидания."
@@ -22,10 +22,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def call(server):
-    client = CallClient.connect(server, timeout=20)
-    client.setup()
-    yield client
-    client.close()
+    with set_up_call(server, timeout=20) as client:
+        yield client
 
 
 def _reprompt_frames(call):

@@ -8,7 +8,7 @@ import pytest
 from metrotest_bot.rag.speech import speech_form
 from tests.support.call_log import call_snapshot, eventually, finished_call
 from tests.support.live_server import serving
-from tests.support.ws_client import CallClient, text_of
+from tests.support.ws_client import set_up_call, text_of
 
 QUESTION = "Сколько стоит доставка?"  # the sample KB answers it, so the LLM is asked
 LONG_ANSWER = " ".join(
@@ -34,10 +34,8 @@ def slow_llm(fake_openai):
 
 @pytest.fixture
 def call(server):
-    client = CallClient.connect(server, timeout=15)
-    client.setup()
-    yield client
-    client.close()
+    with set_up_call(server, timeout=15) as client:
+        yield client
 
 
 def answer_turn(server, call, answer_id, final=True):

@@ -14,6 +14,7 @@ import json
 import struct
 import time
 import uuid
+from contextlib import contextmanager
 
 import websocket
 from websocket import ABNF
@@ -157,13 +158,20 @@ def text_of(frames: list[dict]) -> str:
     return " ".join(f["text"] for f in frames if f.get("type") == "text" and f.get("text"))
 
 
-def ask_in_a_call(server, question: str, timeout: float = 20) -> str:
-    """A call of one question: its answer as heard (the pieces joined), then hang up."""
-    call = CallClient.connect(server)
+@contextmanager
+def set_up_call(server, timeout: float = 10.0):
+    """A connected call after its `setup`, its socket closed on the way out (the voice tests' `call`)."""
+    call = CallClient.connect(server, timeout=timeout)
     try:
         call.setup()
-        answer = text_of(call.ask(question, timeout=timeout))
-        call.hangup()
+        yield call
     finally:
         call.close()
+
+
+def ask_in_a_call(server, question: str, timeout: float = 20) -> str:
+    """A call of one question: its answer as heard (the pieces joined), then hang up."""
+    with set_up_call(server) as call:
+        answer = text_of(call.ask(question, timeout=timeout))
+        call.hangup()
     return answer
