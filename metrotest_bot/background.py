@@ -13,6 +13,15 @@ import threading
 
 class BackgroundWorker:
     thread_name = "background"
+    extension_key = ""  # where for_app() keeps the app's one instance (app.extensions)
+
+    @classmethod
+    def for_app(cls, app):
+        """The app's one instance, made from the app on first use."""
+        found = app.extensions.get(cls.extension_key)
+        if found is None:
+            found = app.extensions[cls.extension_key] = cls(app)
+        return found
 
     def __init__(self):
         self._wake = threading.Event()

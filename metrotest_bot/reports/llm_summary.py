@@ -96,6 +96,7 @@ def _turns(call_id: int) -> list:
 
 class Summarizer(BackgroundWorker):
     thread_name = "call-summary"
+    extension_key = "call_summarizer"
 
     def __init__(self, app):
         super().__init__()
@@ -186,10 +187,7 @@ def _due():
 
 
 def summarizer(app) -> Summarizer:
-    found = app.extensions.get("call_summarizer")
-    if found is None:
-        found = app.extensions["call_summarizer"] = Summarizer(app)
-    return found
+    return Summarizer.for_app(app)
 
 
 def init_app(app) -> None:

@@ -116,6 +116,7 @@ class WebhookSender(BackgroundWorker):
     """Delivers due reports of one app; one per app, its thread started on demand."""
 
     thread_name = "call-webhook"
+    extension_key = "call_webhook_sender"
 
     def __init__(self, app):
         super().__init__()
@@ -243,10 +244,7 @@ def status(app) -> dict | None:
 
 
 def sender(app) -> WebhookSender:
-    found = app.extensions.get("call_webhook_sender")
-    if found is None:
-        found = app.extensions["call_webhook_sender"] = WebhookSender(app)
-    return found
+    return WebhookSender.for_app(app)
 
 
 def wake(app) -> None:

@@ -34,6 +34,7 @@ class Outage(Exception):
 
 class CallLogWriter(BackgroundWorker):
     thread_name = "call-log-writer"
+    extension_key = "calllog_writer"
 
     def __init__(self, app):
         super().__init__()
@@ -251,10 +252,7 @@ def materialize(record: dict) -> dict:
 
 
 def writer_for(app) -> CallLogWriter:
-    writer = app.extensions.get("calllog_writer")
-    if writer is None:
-        writer = app.extensions["calllog_writer"] = CallLogWriter(app)
-    return writer
+    return CallLogWriter.for_app(app)
 
 
 def spooled(app) -> bool:
