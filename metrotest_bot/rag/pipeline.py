@@ -21,16 +21,12 @@ from typing import Optional
 from haystack import Document, Pipeline, component
 
 from . import analysis, query as q
-from .scoring import (GateModel, coverage, features, holds_asked_fact, load_gate, match_score, plainly_off_topic,
-                      topic_found, topic_of)
+from .ranking import RankModel, candidates, load_ranker, rank_features
+from .scoring import GateModel, features, load_gate, plainly_off_topic, topic_found, topic_of
 from .stats import KBStats
 
 CANDIDATES = 20  # fetched from the backend
 TOP_K = 6  # passages returned: the LLM reads them all, the offline answer the first three
-# Ranking bonus of passages whose section title names the question's topic, and of that section's first passage.
-TITLE_BONUS, LEAD_BONUS = 0.1, 0.05
-# Ranking bonus, for a follow-up, of passages in the section the previous answer came from.
-FOLLOWUP_SECTION_BONUS = 0.2
 
 
 @component
@@ -64,47 +60,26 @@ class SectionLeads:
 
 @component
 class PassageRanker:
-    """Rescore candidates the same way on every backend: question coverage + term match + BM25."""
+    """Rescore candidates the same way on every backend, by the learned ranking model (rag/ranking.py)."""
 
-    def __init__(self, stats: KBStats, top_k: int = TOP_K):
+    def __init__(self, stats: KBStats, top_k: int = TOP_K, model: RankModel | None = None):
         self.stats = stats
         self.top_k = top_k
+        self.model = model or load_ranker()
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document], parsed: q.Query, titles: list[str]):
         """`titles`: the section titles naming the question's topic (SectionLeads found them)."""
         if not documents:
             return {"documents": []}
-        best_bm25 = max((d.score or 0.0) for d in documents) or 1.0
-        scored = []
-        for doc in documents:
-            terms = set((doc.content or "").split())
-            scored.append((doc, terms, coverage(parsed, terms, self.stats), match_score(parsed, terms, self.stats)))
-        best_match = max(m for *_, m in scored) or 1.0
-        titles = set(titles)
-        rescored = []
-        for doc, terms, cov, match in scored:
-            score = 0.4 * cov + 0.4 * match / best_match + 0.2 * (doc.score or 0.0) / best_bm25
-            section = doc.meta.get("section", "")
-            if section in titles:
-                # The question names this section's topic; with no particular fact asked
-                # for, the section's opening says best what it is about.
-                score += TITLE_BONUS
-                if not parsed.markers and self.stats.leads[section].id == doc.id:
-                    score += LEAD_BONUS
-            if parsed.previous_section and section == parsed.previous_section:
-                score += FOLLOWUP_SECTION_BONUS  # «а гарантия после этого?» is about the part just talked of
-            if not holds_asked_fact(parsed, terms):
-                score *= 0.8  # asked for a price and no price here: likely not the answer
-            if not doc.meta.get("section"):
-                score *= 0.85  # text before the first heading: usually a preamble, not an answer
-            rescored.append((round(score, 4), doc, terms, cov))
-        rescored.sort(key=lambda r: -r[0])
+        found = candidates(parsed, documents, self.stats)
+        rows = rank_features(parsed, found, set(titles), self.stats)
+        rescored = sorted(zip(self.model.scores(rows), found), key=lambda r: -r[0])
         # New Documents for the kept ones only (each a haystack dataclass built with checks).
-        return {"documents": [replace(doc, score=score, meta={**doc.meta, "coverage": round(cov, 4), "terms": terms,
-                                                              "topic": topic_found(parsed, terms, self.stats),
-                                                              "holds_price": analysis.M_PRICE in terms})
-                              for score, doc, terms, cov in rescored[: self.top_k]]}
+        return {"documents": [replace(c.doc, score=round(score, 4), meta={**c.doc.meta, "coverage": round(c.cov, 4), "terms": c.terms,
+                                                                "topic": topic_found(parsed, c.terms, self.stats),
+                                                                "holds_price": analysis.M_PRICE in c.terms})
+                              for score, c in rescored[: self.top_k]]}
 
 
 @component

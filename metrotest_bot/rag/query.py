@@ -92,6 +92,7 @@ class Query:
     # The section the previous answer came from: a follow-up is most often about the same part of the KB.
     previous_section: str | None = None
     answered_from: str | None = None  # the section this question's best passage is in (set after retrieval)
+    own_slots: int | None = None  # a follow-up: its first own_slots slots are its own words, the rest carried
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -168,7 +169,9 @@ def analyze_question(question: str) -> Query:
     slots: list[Slot] = []
     seen: set[str] = set()
     said = items(question)  # every word once: the content words below, the pointing-back words too
-    for alts in (a for a in said if a[0] not in STOP):
+    # A word pointing back («туда», «такой», «его») stands for the previous question's topic, which
+    # resolve() carries in: as a word of its own it would be an unknown topic («туда» is in no passage).
+    for alts in (a for a in said if a[0] not in STOP and a[0] not in ANAPHORA):
         if alts[0] in seen:
             continue
         seen.add(alts[0])
@@ -253,4 +256,4 @@ def resolve(query: "Query", previous: "Query | None") -> "Query":
     # The topic stays the one set before (a code named now replaces its code).
     new_topic = topic + [s for s in query.slots if _is_code(s)]
     return replace(query, slots=query.slots + carried, markers=list(markers), asks_price=asks_price,
-                   carried=True, topic=new_topic, previous_section=previous.answered_from)
+                   carried=True, own_slots=len(query.slots), topic=new_topic, previous_section=previous.answered_from)

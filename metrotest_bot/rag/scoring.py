@@ -116,9 +116,12 @@ def plainly_off_topic(parsed: Query, stats: KBStats) -> bool:
 
     The only screen before an LLM, which judges everything else itself."""
     said = [s for s in parsed.slots if s.said and not s.context]
-    nouns = [s for s in said if not s.verb]
+    # Adverbs and particles («потом», «вообще») name no topic: only nouns, adjectives and codes do.
+    nouns = [s for s in said if not s.minor]
     if nouns:
         return not any(stats.knows(s) for s in nouns)
+    if parsed.carried:  # «а поверить его потом сколько будет»: the call's topic is what it is about
+        return False
     return bool(said) and not any(stats.knows(s) for s in said) and not parsed.extra
 
 
