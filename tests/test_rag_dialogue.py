@@ -31,6 +31,20 @@ def test_a_pronoun_follow_up_gets_the_previous_subject(app):
         assert stream.answered and "1 250 000" in text and "920 000" not in text and "18 000" not in text
 
 
+def test_a_follow_up_with_only_adverbs_of_its_own_is_about_the_calls_topic(app):
+    """«потом» names no topic and «его» points back: the question is about the press just asked about.
+    It used to be screened out as off-topic («потом» taken for a noun the KB never uses)."""
+    with app.app_context():
+        _, (stream, text) = converse(["сколько стоит пресс пи две тысячи", "а поверить его потом сколько будет стоить"])
+        assert stream.answered and "12 000" in text
+
+
+def test_a_word_pointing_back_is_no_topic_of_its_own():
+    """«туда» stands for the place just talked about (carried in by resolve), not for a word to find."""
+    query = analyze_question("а сколько туда едет")
+    assert [s.lemmas[0] for s in query.slots] == ["ехать"] and query.leans_back
+
+
 def test_without_the_memory_the_same_follow_up_is_not_about_the_machine(app):
     """The test above would pass by luck if the bare question already found the machine's price
     as its best sentence (a second, weaker sentence may be any price of the KB)."""

@@ -152,7 +152,7 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
 FEATURES = (
     "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "quantity_ok", "topic_top", "match_share",
     "known_share", "unknown_nouns", "asks_fact", "fact_top", "fact_any3", "price_ok", "margin", "said_words",
-    "context_share", "code_asked", "code_top", "followup", "same_section_top",
+    "context_share", "code_asked", "code_top", "followup", "same_section_top", "named_fact",
 )
 
 
@@ -170,6 +170,10 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     if parsed.asks_price:
         price_ok = float(any(d.meta.get("holds_price") and d.meta.get("coverage", 0.0) >= PRICE_COVERAGE
                              for d in top))
+    # The models and quantities the caller names (КМ-750, «на семьсот пятьдесят джоулей»): a sentence
+    # holding the asked fact should name them too — «Стоимость копра КМ-300 — …» does not answer for КМ-750.
+    named = {s.lemmas[0] for s in said if s.lemmas[0] in {c.lemmas[0] for c in codes} or s.lemmas[0].isdigit()}
+    named_fact = 0.0 if named else 1.0
     sent_cov = sent_fact_cov = 0.0
     for doc in top:
         # One sentence holding the subject and the asked fact together: «почта бухгалтерии» is not
@@ -180,6 +184,8 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
             sent_cov = max(sent_cov, c)
             if holds_asked_fact(parsed, sentence):
                 sent_fact_cov = max(sent_fact_cov, c)
+                if named and named <= sentence:
+                    named_fact = 1.0
     # «сколько весит ПИ-2000»: the unit of the asked quantity (кг, кВт…) must be in a passage.
     units = {u for s in parsed.slots for u in s.expansions if u in analysis.UNITS}
     quantity_ok = float(not units or any(units & t for t in terms))
@@ -204,6 +210,7 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
         "code_asked": float(bool(codes)),
         "code_top": float(bool(codes) and bool(top) and any(c.lemmas[0] in terms[0] for c in codes)),
         "followup": float(parsed.carried),
+        "named_fact": named_fact,
         "same_section_top": float(bool(top) and bool(parsed.previous_section)
                                   and top[0].meta.get("section") == parsed.previous_section),
     }
