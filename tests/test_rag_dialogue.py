@@ -45,6 +45,11 @@ def test_a_word_pointing_back_is_no_topic_of_its_own():
     assert [s.lemmas[0] for s in query.slots] == ["ехать"] and query.leans_back
 
 
+def test_an_interjection_is_no_topic():
+    """«слушайте» (pymorphy: an interjection, its own lemma) is how the caller talks, not what about."""
+    assert [s.lemmas[0] for s in analyze_question("слушайте а на копёр гарантия какая").slots] == ["копер", "гарантия"]
+
+
 def test_without_the_memory_the_same_follow_up_is_not_about_the_machine(app):
     """The test above would pass by luck if the bare question already found the machine's price
     as its best sentence (a second, weaker sentence may be any price of the KB)."""

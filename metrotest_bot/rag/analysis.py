@@ -70,6 +70,12 @@ def is_minor(lemma_: str) -> bool:
     return morph().parse(lemma_)[0].tag.POS in _MINOR_POS
 
 
+@lru_cache(maxsize=50_000)
+def is_interjection(word: str) -> bool:
+    """«слушайте», «ой», «алло»: how a caller talks, never what about."""
+    return word.isalpha() and morph().parse(word)[0].tag.POS == "INTJ"
+
+
 # Function words and the way callers wrap a question; they say nothing about
 
 # Vocabulary as data (rag/lexicon/): see that package.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from . import lexicon
 from .analysis import (M_ADDRESS, M_EMAIL, M_HOURS, M_MODEL, M_PHONE, M_PRICE, M_SELF, M_TERM, SELF_WORDS, STOP,
-                       Code, content_items, is_minor, is_verb, items, normalize, stem)
+                       Code, content_items, is_interjection, is_minor, is_verb, items, normalize, stem)
 
 # Question words that ask for a kind of fact: marker → lemmas (rag/lexicon/intents.txt).
 _LEMMA_INTENTS = {"#" + k: frozenset(v) for k, v in lexicon.mapping("intents.txt").items()}
@@ -171,7 +171,7 @@ def analyze_question(question: str) -> Query:
     said = items(question)  # every word once: the content words below, the pointing-back words too
     # A word pointing back («туда», «такой», «его») stands for the previous question's topic, which
     # resolve() carries in: as a word of its own it would be an unknown topic («туда» is in no passage).
-    for alts in (a for a in said if a[0] not in STOP and a[0] not in ANAPHORA):
+    for alts in (a for a in said if a[0] not in STOP and a[0] not in ANAPHORA and not is_interjection(a[0])):
         if alts[0] in seen:
             continue
         seen.add(alts[0])
