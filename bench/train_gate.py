@@ -217,7 +217,8 @@ def run() -> str:
         "", f"The passages' order (`metrotest_bot/rag/ranker_model.json`, a pairwise logistic model fitted first): "
         f"the best passage holds the fact for {data['ranker_cv']['top-1']:.3f} of "
         f"{data['ranker_cv']['questions']} answerable questions, the best three for {data['ranker_cv']['top-3']:.3f}, "
-        "cross-validated the same way.",
+        "in 5 folds by question (the gate's folds above judge passages ordered by the ranker fitted on all "
+        "questions: a small leak, 0.003 of top-1 when measured).",
         "", "Features (all shares or flags against the KB in force, so the model is not tied to one KB): "
         + ", ".join(f"`{f}`" for f in data["features"]) + "."]) + "\n"
 
@@ -228,7 +229,7 @@ def main(argv=None) -> None:
     print(f"{FOLDS}-fold cross-validation over {data['cv']['n']} labelled questions:")
     for k, v in data["cv"].items():
         print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}")
-    print("ranker, same folds by question:", ", ".join(f"{k} {v:.3f}" for k, v in data["ranker_cv"].items()
+    print("ranker, 5 folds by question:", ", ".join(f"{k} {v:.3f}" for k, v in data["ranker_cv"].items()
                                                        if isinstance(v, float)))
     print("logistic regression, same folds:", ", ".join(f"{k} {v:.3f}" for k, v in data["cv_logistic"].items()
                                                         if isinstance(v, float)))

@@ -107,11 +107,11 @@ def train(questions: list[dict], write: bool = True) -> dict:
     from metrotest_bot.rag.ranking import RANK_FEATURES, load_ranker
 
     X, y, groups = collect(questions)
-    before = top_hits(_shipped_scores(X), y, groups)
+    shipped = top_hits(_shipped_scores(X), y, groups)  # in-sample for sets it was trained on: not a CV figure
     cv = cross_validate(X, y, groups)
     weights = fit(X, y, groups)
     data = {"features": list(RANK_FEATURES), "weights": [round(float(w), 6) for w in weights], "bias": 0.0,
-            "cv": cv, "shipped_before": before}
+            "cv": cv, "shipped_in_sample": shipped}
     if write:
         MODEL_PATH.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         load_ranker.cache_clear()
@@ -119,7 +119,7 @@ def train(questions: list[dict], write: bool = True) -> dict:
 
 
 def _shipped_scores(X):
-    """The order the shipped weights give (the figure before this training)."""
+    """The order the shipped weights give (the model before this training, on questions it may have seen)."""
     import numpy as np
 
     from metrotest_bot.rag.ranking import load_ranker

@@ -23,6 +23,9 @@ from .stats import KBStats
 from .types import Passage
 
 MAX_CHARS = 320
+# How much a sentence of the best, second and third passage counts: the ranker's order, not its scores
+# (a share of the best passage's, steep by construction).
+RANK_FACTORS = (1.0, 0.85, 0.7)
 CATCH_ALL = lexicon.words("others.txt")
 # A second sentence is spoken when it scores this share of the best one, or, when it holds a part of
 # the question the best one lacks, SECOND_PART of it (on the labelled sets, with the kinds of fact
@@ -47,13 +50,12 @@ def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: i
     if lead:
         return trim(lead, max_chars)
     scale = max_match(parsed, stats)
-    top_score = passages[0].score or 0.0
     # (score, passage rank, position in passage, sentence, holds the fact asked for, slots held, markers held)
     candidates = []
     for rank, passage in enumerate(passages[:3]):
         section_terms = set(analysis.index_terms(passage.section))
         # The ranker's order counts, but a sentence further down that holds more of the question wins.
-        rank_factor = max(0.5, (passage.score / top_score)) if top_score else 1.0
+        rank_factor = RANK_FACTORS[rank]
         # The sentences' terms as the gate's features read them (kept per passage by the KB's statistics).
         for pos, (text, terms) in enumerate(stats.sentences(passage.id, passage.text)):
             score = 0.0

@@ -169,9 +169,11 @@ def analyze_question(question: str) -> Query:
     slots: list[Slot] = []
     seen: set[str] = set()
     said = items(question)  # every word once: the content words below, the pointing-back words too
-    # A word pointing back («туда», «такой», «его») stands for the previous question's topic, which
+    # A pronoun or adverb pointing back («туда», «его») stands for the previous question's topic, which
     # resolve() carries in: as a word of its own it would be an unknown topic («туда» is in no passage).
-    for alts in (a for a in said if a[0] not in STOP and a[0] not in ANAPHORA and not is_interjection(a[0])):
+    # «другой» stays: it is also a KB word («машины других производителей»).
+    for alts in (a for a in said if a[0] not in STOP and not (a[0] in ANAPHORA and is_minor(a[0]))
+                 and not is_interjection(a[0])):
         if alts[0] in seen:
             continue
         seen.add(alts[0])

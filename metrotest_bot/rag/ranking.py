@@ -4,8 +4,8 @@ The order used to be a hand-tuned sum (0.4 coverage + 0.4 term match + 0.2 BM25,
 titled section, one for the previous answer's section, penalties for a missing asked fact…). Those
 weights are now learned from the labelled questions (`python -m bench train-gate` fits them with the
 gate, on which passages hold the expected fact) and shipped as data (ranker_model.json): a
-pairwise logistic model: a passage's score is exp(its raw score − the best one's), 1.0 for the best,
-a share the offline answer and the gate's margin read as before.
+pairwise logistic model. A passage's score is exp(its raw score − the best one's): 1.0 for the best,
+a steep share for the rest (the gate's margin reads it; the offline answer reads the order only).
 """
 from __future__ import annotations
 
@@ -115,7 +115,13 @@ class RankModel:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RankModel":
-        return cls(tuple(data["features"]), tuple(float(w) for w in data["weights"]), float(data["bias"]))
+        """Weights in RANK_FEATURES' order, whatever order the file lists them in; a feature missing from the
+        file (a model trained before it existed) is an error, not a silently shifted weight."""
+        weights = dict(zip(data["features"], data["weights"]))
+        missing = [f for f in RANK_FEATURES if f not in weights]
+        if missing:
+            raise ValueError(f"ranker model lacks features {missing}: run `python -m bench train-gate`")
+        return cls(RANK_FEATURES, tuple(float(weights[f]) for f in RANK_FEATURES), float(data["bias"]))
 
     def raw(self, row: list[float]) -> float:
         return self.bias + sum(w * x for w, x in zip(self.weights, row))

@@ -10,7 +10,7 @@ class Passage:
     id: str
     text: str  # original passage text as it appears in the KB
     section: str  # section title the passage belongs to
-    score: float  # relevance score, higher is better (comparable within one backend)
+    score: float  # the ranker's score: 1.0 for the question's best passage, a share of it for the others
 
     def to_dict(self) -> dict:
         return asdict(self)
