@@ -431,7 +431,10 @@ def _run_step(n, ws_url, llm_url, questions, first_piece, worker_pid, llm_pid, s
 # Where a sample's CPU belongs: the first of these found anywhere in its stack (outermost frames
 # checked first within one rule's list, rules in this order).
 COMPONENTS = [
-    ("call log (voice/calllog.py, SQLAlchemy)", ("voice/calllog.py",)),
+    # The writer's greenlet (logwriter.py) commits every call's records: before this entry its samples fell
+    # to "other SQL" below, which read as settings and KB-version reads (issue #16, third round).
+    ("call log (voice/calllog.py, its writer, SQLAlchemy)", ("voice/calllog.py", "voice/logwriter.py",
+                                                             "voice/logapply.py", "voice/logcalls.py")),
     ("retrieval (engine.search: analysis, Haystack pipeline, scoring)", ("rag/engine.py", "haystack/")),
     ("other SQL (settings, KB version, reports)", ("sqlalchemy/",)),
     ("sentence splitter (rag/speakable.py)", ("rag/speakable.py", "razdel/")),

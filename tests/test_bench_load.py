@@ -17,12 +17,16 @@ def test_profile_summary_gives_each_sample_to_its_first_component(tmp_path):
         "CallLog.save_bot_turn (metrotest_bot/voice/calllog.py);Session.commit (sqlalchemy/orm/session.py) 6\n"
         "thread (0x1);_Reader._run (metrotest_bot/rag/answer.py);ChunkStream.__iter__ (metrotest_bot/rag/generate.py);"
         "read (httpcore2/_sync/http11.py) 3\n"
-        "thread (0x1);Hub.run (gevent/hub.py) 1\n", encoding="utf-8")
+        "thread (0x1);Hub.run (gevent/hub.py) 1\n"
+        "thread (0x2);CallLogWriter._run (metrotest_bot/voice/logwriter.py);commit (metrotest_bot/voice/logapply.py);"
+        "Session.commit (sqlalchemy/orm/session.py) 2\n", encoding="utf-8")
     prof = load.profile_summary(raw, answers=2)
     shares = dict(prof["components"])
-    assert prof["samples"] == 10
-    assert shares["call log (voice/calllog.py, SQLAlchemy)"] == 0.6
-    assert shares["LLM client (openai, httpx, httpcore, h11)"] == 0.3
-    assert shares["gevent hub, HTTP server, other"] == 0.1
-    assert dict(prof["own"])["Session.commit (sqlalchemy/orm/session.py)"] == 0.6
-    assert "| call log (voice/calllog.py, SQLAlchemy) | 60% | 30.0 |" in load.profile_markdown(prof)
+    assert prof["samples"] == 12
+    # The call log's writer is the call log, not "other SQL" (its greenlet's stacks name no calllog.py).
+    assert shares["call log (voice/calllog.py, its writer, SQLAlchemy)"] == 8 / 12
+    assert "other SQL (settings, KB version, reports)" not in shares
+    assert shares["LLM client (openai, httpx, httpcore, h11)"] == 3 / 12
+    assert shares["gevent hub, HTTP server, other"] == 1 / 12
+    assert dict(prof["own"])["Session.commit (sqlalchemy/orm/session.py)"] == 8 / 12
+    assert "| call log (voice/calllog.py, its writer, SQLAlchemy) | 67% | 40.0 |" in load.profile_markdown(prof)

@@ -287,6 +287,48 @@ def test_an_outage_loses_nothing_and_keeps_the_order(fast, monkeypatch):
         assert db.session.query(Turn).count() == 5 and db.session.query(Call).count() == 2
 
 
+def test_a_call_row_is_written_by_core_not_by_an_orm_flush(app):
+    """Issue #16: a call's row is a Core INSERT (an ORM flush and its hooks cost the writer as much as
+    the call's answers): no ORM flush while calls start; the row as the ORM wrote it (defaults, CRM
+    columns, JSON), and the caller found by name, company and number in the same commit."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    from metrotest_bot.models import OUTCOME_IN_PROGRESS
+    from metrotest_bot.search import DateRange, get_index
+
+    flushed = []
+
+    def seen(session, flush_context):
+        flushed.extend(type(o).__name__ for o in session.new)
+
+    event.listen(OrmSession, "after_flush", seen)
+    try:
+        logs = []
+        for i in range(3):
+            log = CallLog(app)
+            log.start(vox_call_id=f"vox-core-{i}", vox_session_id="s-1", caller=f"7912345678{i}",
+                      dialled="+73430000000", crm_data={"name": f"Сидоров {i}"} if i else None,
+                      caller_name="Иван Сидоров" if i else None, caller_company="Бетонлаб" if i else None)
+            log.caller_turn("Какие сроки поставки?", seq=log.next_seq())
+            logs.append(log)
+        assert logs[0].flush()
+    finally:
+        event.remove(OrmSession, "after_flush", seen)
+    assert "Call" not in flushed, flushed
+    ids = [log.call_id for log in logs]
+    assert None not in ids and len(set(ids)) == 3
+    call, turns = read_call(app, ids[1])
+    assert (call.outcome, call.n_turns, call.first_piece_ms_sum, call.vox_session_id) == (OUTCOME_IN_PROGRESS, 1, 0.0, "s-1")
+    assert call.crm_data == {"name": "Сидоров 1"} and call.caller_company == "Бетонлаб" and call.worker
+    assert call.started_at is not None and [t.text for t in turns] == ["Какие сроки поставки?"]
+    assert read_call(app, ids[0])[0].crm_data is None
+    with app.app_context():
+        index = get_index()
+        assert sorted(index.search("бетонлаб", DateRange(), 10, 0).call_ids) == sorted(ids[1:])
+        assert index.search("+7 912 345-67-80", DateRange(), 10, 0).call_ids == [ids[0]]
+        db.session.remove()
+
+
 def test_turns_written_with_core_statements_are_in_the_transcript_index(app):
     from metrotest_bot.search import DateRange, get_index
 

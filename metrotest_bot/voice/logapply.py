@@ -9,7 +9,7 @@ replaying a record twice (a crash between a commit and the spool's offset) chang
 written with Core statements, many rows each (cheaper than the ORM's unit of work); what the ORM's
 flush hooks do for ORM writes is done here: the turn's new words go to the transcript index in the
 same transaction, and with Elasticsearch an outbox row per inserted turn (search.outbox sees UPDATEs
-by itself). The Call row, written once per call, stays an ORM object.
+by itself). The Call row is written by Core statements too (logcalls.py).
 """
 from __future__ import annotations
 
@@ -18,20 +18,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import JSON, and_, bindparam, case, create_engine, func, insert, null, or_, select, text, update
+from sqlalchemy import JSON, and_, bindparam, create_engine, insert, null, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ..database import write_lock
 from ..extensions import db
-from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Call, Turn
+from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Turn
 from ..reports import finalize_call
 from ..timeutil import utcnow
+from .logcalls import CALLS, counters_statement, insert_call
 
 log = logging.getLogger(__name__)
 
 TURNS = Turn.__table__
-CALLS = Call.__table__
 SWEPT_REASON = "server stopped"  # the end_reason of a call the abandoned-call sweep closed
 COUNTED = frozenset({"interrupted", "answered", "first_piece_ms"})  # the turn columns the Call counters read
 YIELD_EVERY = 8  # records applied between two yields to the calls (each a switch through the hub)
@@ -44,27 +44,6 @@ INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
 INSERT_TURNS_PG = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq, sort_by_parameter_order=True)
 FILL = {c.name: null() if isinstance(c.type, JSON) else (c.default.arg if c.default is not None and c.default.is_scalar
                                                          else None) for c in TURNS.columns if c.name != "id"}
-
-_COUNTERS = []
-
-
-def _counters_statement():
-    """The Call counters recomputed from the turns of the calls `cids_` (built once)."""
-    if not _COUNTERS:
-        t = TURNS
-
-        def of_call(expr):
-            return select(expr).where(t.c.call_id == CALLS.c.id).scalar_subquery()
-
-        _COUNTERS.append(update(CALLS).where(CALLS.c.id.in_(bindparam("cids_", expanding=True))).values(
-            n_turns=of_call(func.count(t.c.id)),
-            n_interrupted=of_call(func.coalesce(func.sum(case((t.c.interrupted.is_(True), 1), else_=0)), 0)),
-            n_unanswered=of_call(func.coalesce(func.sum(case((t.c.answered.is_(False), 1), else_=0)), 0)),
-            first_piece_ms_sum=of_call(func.coalesce(func.sum(t.c.first_piece_ms), 0.0)),
-            first_piece_n=of_call(func.count(t.c.first_piece_ms)),
-        ))
-    return _COUNTERS[0]
-
 
 @dataclass
 class CallState:
@@ -176,10 +155,9 @@ class Batch:
         if cid is None:
             fields = rec.get("fields") or self.fields.get(key) or (known.fields if known else None) or {
                 "vox_call_id": rec.get("vox"), "started_at": rec.get("t0")}
-            call = Call(**{**fields, "started_at": _dt(fields["started_at"])})
-            session.add(call)
-            session.flush()  # ORM: the search hooks index the caller's number and name
-            cid = call.id
+            cid, said = insert_call(session, fields)  # Core (logcalls.py): no ORM flush per call
+            if said is not None:
+                self.to_index.append((key, said, set()))  # who called: indexed with the batch's words
         self.call_ids[key] = cid
         return cid
 
@@ -327,7 +305,8 @@ class Batch:
         except Exception:  # the call log matters more than its index, which can be rebuilt
             log.exception("transcript index: turns %s not indexed", [t.turn_id for _, t, _ in self.to_index])
             for key, _, new in self.to_index:  # not indexed: a later snapshot tries them again
-                self.words[key] -= new
+                if new:
+                    self.words[key] -= new
         self.to_index = []
 
     def counters(self, session, cids) -> None:
@@ -335,7 +314,7 @@ class Batch:
         cids = sorted(cids)
         if not cids:
             return
-        session.connection().execute(_counters_statement(), {"cids_": cids})
+        session.connection().execute(counters_statement(), {"cids_": cids})
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .. import crm
 from ..bot_settings import BotSettings
@@ -49,7 +50,13 @@ class Line:
 def pieces(phrase: str) -> list[tuple[str, str]]:
     """A phrase said as an answer: its speakable pieces, (written, speech form) each. An empty phrase
     is one empty piece: it still closes its answer."""
-    return [(p, speech_form(p)) for p in (split_text(phrase) or [""])]
+    return list(_pieces(phrase))
+
+
+@lru_cache(maxsize=512)
+def _pieces(phrase: str) -> tuple[tuple[str, str], ...]:
+    # Every call's greeting is the same few phrases: cut and worded once, not per call (issue #16).
+    return tuple((p, speech_form(p)) for p in (split_text(phrase) or [""]))
 
 
 class Phrases:
