@@ -23,6 +23,7 @@ def collect(questions: list[dict]):
     import numpy as np
 
     from metrotest_bot.rag import get_engine
+    from metrotest_bot.rag.pipeline import fetch
     from metrotest_bot.rag.ranking import candidates, rank_features
 
     rows, labels, groups = [], [], []
@@ -31,21 +32,17 @@ def collect(questions: list[dict]):
         with app.app_context():
             engine = get_engine()
             index, _ = engine.reindex()
-            component = index.pipeline.get_component
             previous = None
             for number, q in enumerate(questions):
                 if not q.get("turn"):
                     previous = None  # a new conversation (or a lone question)
-                analysed = component("analyzer").run(question=q["question"], previous=previous)
-                parsed = analysed["parsed"]
+                parsed, docs, titles = fetch(index.pipeline, q["question"], previous)
                 found, _ = engine.search(q["question"], previous)  # resolves the next follow-up as in a call
                 previous = found.query if found else previous
                 if not q.get("answerable") or parsed.is_empty():
                     continue
-                docs = component("retriever").run(query=analysed["query"])["documents"]
-                leads = component("leads").run(documents=docs, parsed=parsed)
-                found_now = candidates(parsed, leads["documents"], index.stats)
-                for cand, row in zip(found_now, rank_features(parsed, found_now, set(leads["titles"]), index.stats)):
+                found_now = candidates(parsed, docs, index.stats)
+                for cand, row in zip(found_now, rank_features(parsed, found_now, set(titles), index.stats)):
                     rows.append(row)
                     labels.append(r._hit(q["any_of"], [cand.doc.meta.get("text", "")]))
                     groups.append(number)

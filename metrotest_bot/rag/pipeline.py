@@ -139,14 +139,21 @@ def run_pipeline(pipe: Pipeline, question: str, previous: q.Query | None = None)
     of a retrieval (the candidates' documents, the analysed query). The components never change
     their inputs (the ranker and the leads make new Documents), so here they share them.
     tests/test_rag_pipeline.py holds this path to Pipeline.run()'s results."""
+    parsed, candidates, titles = fetch(pipe, question, previous)
+    docs = pipe.get_component("ranker").run(documents=candidates, parsed=parsed, titles=titles)["documents"]
+    gate = pipe.get_component("gate").run(documents=docs, parsed=parsed)
+    return _retrieved(parsed, gate)
+
+
+def fetch(pipe: Pipeline, question: str, previous: q.Query | None = None) -> tuple[q.Query, list[Document], list[str]]:
+    """The components before the ranker: (analysed question, candidate passages, section titles naming
+    its topic) — what the ranker orders (bench/train_ranker.py learns from the same)."""
     component = pipe.get_component
     analysed = component("analyzer").run(question=question, previous=previous)
     parsed = analysed["parsed"]
     docs = component("retriever").run(query=analysed["query"])["documents"]
     leads = component("leads").run(documents=docs, parsed=parsed)
-    docs = component("ranker").run(documents=leads["documents"], parsed=parsed, titles=leads["titles"])["documents"]
-    gate = component("gate").run(documents=docs, parsed=parsed)
-    return _retrieved(parsed, gate)
+    return parsed, leads["documents"], leads["titles"]
 
 
 def run_haystack(pipe: Pipeline, question: str, previous: q.Query | None = None) -> Retrieved:

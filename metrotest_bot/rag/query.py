@@ -220,7 +220,8 @@ def is_followup(query: "Query") -> bool:
     return query.leans_back or not (subject or query.markers or query.extra)
 
 
-def _is_code(slot: Slot) -> bool:
+def is_code(slot: Slot) -> bool:
+    """A model code (ПИ-2000, км-300): letters and digits joined by a hyphen."""
     return "-" in slot.lemmas[0] and any(ch.isdigit() for ch in slot.lemmas[0])
 
 
@@ -232,7 +233,7 @@ def subject_slots(query: "Query") -> list[Slot]:
 def _names_only_items(query: "Query") -> bool:
     """The question's own words are only codes or numbers: «а ПИ-3000?», «а на пятьсот?»."""
     subject = subject_slots(query)
-    return bool(subject) and all(_is_code(s) or s.lemmas[0].isdigit() for s in subject)
+    return bool(subject) and all(is_code(s) or s.lemmas[0].isdigit() for s in subject)
 
 
 def resolve(query: "Query", previous: "Query | None") -> "Query":
@@ -247,15 +248,15 @@ def resolve(query: "Query", previous: "Query | None") -> "Query":
     if previous is None or not is_followup(query):
         return query
     own = {t for s in query.slots for t in s.lemmas}
-    names_code = any(_is_code(s) for s in query.slots)
+    names_code = any(is_code(s) for s in query.slots)
     topic = [s for s in (previous.topic or subject_slots(previous))
-             if not own & set(s.lemmas) and not (names_code and _is_code(s))]
+             if not own & set(s.lemmas) and not (names_code and is_code(s))]
     weight = W_CARRIED if subject_slots(query) and not _names_only_items(query) else 1.0
     carried = [replace(s, weight=weight, context=False) for s in topic]
     markers, asks_price = query.markers, query.asks_price
     if _names_only_items(query) and not query.markers:
         markers, asks_price = previous.markers, previous.asks_price
     # The topic stays the one set before (a code named now replaces its code).
-    new_topic = topic + [s for s in query.slots if _is_code(s)]
+    new_topic = topic + [s for s in query.slots if is_code(s)]
     return replace(query, slots=query.slots + carried, markers=list(markers), asks_price=asks_price,
                    carried=True, own_slots=len(query.slots), topic=new_topic, previous_section=previous.answered_from)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .query import Query
+from .query import Query, is_code
 from .scoring import coverage, holds_asked_fact, match_score
 from .stats import KBStats
 
@@ -58,7 +58,7 @@ def rank_features(parsed: Query, found: list[Candidate], titles: set[str], stats
     own = own_query(parsed)
     link = lead_terms(parsed.previous_section, stats) if parsed.carried else frozenset()
     link_total = sum(stats.idf(t) for t in link) or 1.0
-    codes = [s.lemmas[0] for s in parsed.slots if "-" in s.lemmas[0] and any(ch.isdigit() for ch in s.lemmas[0])]
+    codes = [s.lemmas[0] for s in parsed.slots if is_code(s)]
     rows = []
     for c in found:
         section = c.doc.meta.get("section", "")
@@ -128,8 +128,7 @@ class RankModel:
 
     def scores(self, rows: list[list[float]]) -> list[float]:
         """Each candidate's score relative to the best one: exp(raw − best raw), 1.0 for the best. The
-        weights only order (they are fitted on pairs), and a ratio to the best is what the offline
-        answer and the gate's margin read."""
+        weights only order (they are fitted on pairs); the gate's margin reads the ratio to the best."""
         raw = [self.raw(row) for row in rows]
         best = max(raw, default=0.0)
         return [math.exp(max(-50.0, z - best)) for z in raw]

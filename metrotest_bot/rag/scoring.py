@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import analysis
-from .query import W_MARKER, W_SYNONYM, Query
+from .query import W_MARKER, W_SYNONYM, Query, is_code
 from .stats import KBStats, slot_match
 
 # Weight in the gate's coverage of a question's verb or adverb that no KB passage uses.
@@ -162,7 +162,7 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     terms = [d.meta.get("terms") or set((d.content or "").split()) for d in top]
     said = [s for s in parsed.slots if s.said]
     nouns = [s for s in said if not s.verb and not s.context]
-    codes = [s for s in parsed.slots if "-" in s.lemmas[0] and any(c.isdigit() for c in s.lemmas[0])]
+    codes = [s for s in parsed.slots if is_code(s)]
     scale = max_match(parsed, stats) or 1.0
     cov = [d.meta.get("coverage", 0.0) for d in top]
     scores = [d.score or 0.0 for d in top]
@@ -172,7 +172,7 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
                              for d in top))
     # The models and quantities the caller names (КМ-750, «на семьсот пятьдесят джоулей»): a sentence
     # holding the asked fact should name them too — «Стоимость копра КМ-300 — …» does not answer for КМ-750.
-    named = {s.lemmas[0] for s in said if s.lemmas[0] in {c.lemmas[0] for c in codes} or s.lemmas[0].isdigit()}
+    named = {s.lemmas[0] for s in said if is_code(s) or s.lemmas[0].isdigit()}
     named_fact = 0.0 if named else 1.0
     sent_cov = sent_fact_cov = 0.0
     for doc in top:
