@@ -129,6 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LLM_TOTAL_TIMEOUT", float, 20.0, "seconds of a whole answer before it is closed with a phrase"),
     Setting("LLM_FIRST_TOKEN_TIMEOUT", float, 4.0, "the HTTP read timeout of the model's stream"),
     Setting("LLM_MAX_TOKENS", int, 300, "longest answer the model may write, in tokens"),
+    Setting("LLM_READ_PACE_MS", float, 100.0, "once an answer's first piece is spoken, its stream is read at most this "
+            "often (what arrived meanwhile in one read: less CPU per answer; later pieces are queued for speech "
+            "anyway); 0: every chunk as it comes"),
     # search
     Setting("ELASTICSEARCH_URL", str, None, "Elasticsearch for KB and transcripts", shown="none: embedded search"),
     Setting("ELASTICSEARCH_PREFIX", str, "metrotest", "prefix of the Elasticsearch index names"),

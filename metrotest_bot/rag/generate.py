@@ -193,12 +193,13 @@ class ChunkStream:
     def __init__(self, response):
         self.response = response
         self.bounded = False  # set by a reader that bounds every wait itself (rag/answer.py)
+        self.pace = 0.0  # seconds between reads of a bounded stream (rag/answer.py sets it, llm_http reads it)
 
     def _raw(self):
         """The body's bytes: off the lane's connection directly when it can (rag/llm_http.py)."""
         from .llm_http import direct_body
 
-        body = direct_body(self.response, self.bounded)
+        body = direct_body(self.response, self.bounded, lambda: self.pace)
         return self.response.iter_raw() if body is None else body
 
     def _lines(self):

@@ -107,7 +107,7 @@ def lane_pool(max_lanes: int, keepalive_expiry: float | None):
 READ_BYTES = 64 * 1024
 
 
-def direct_body(response, bounded: bool):
+def direct_body(response, bounded: bool, pace=None):
     """The body of a streamed HTTP/1.1 response, read straight off its connection: the socket's
     recv and the connection's own h11 state, without the five wrapping streams of httpx and
     httpcore (each a generator, a context manager and a socket timeout set per chunk: most of
@@ -116,7 +116,8 @@ def direct_body(response, bounded: bool):
 
     `bounded`: the caller bounds every wait itself (a gevent timer), so the socket is read
     without a timeout (else a timer per chunk); otherwise the request's read timeout applies.
-    None when the response is not one this can read (another transport, HTTP/2, a proxy)."""
+    `pace`: with `bounded`, a callable giving the seconds to let pass before each read of the socket
+    (0: read as soon as it is readable), see _waiting_recv. None when the response is not one this can read (another transport, HTTP/2, a proxy)."""
     core = getattr(getattr(getattr(response, "stream", None), "_stream", None), "_stream", None)
     conn_stream = getattr(getattr(core, "_httpcore_stream", None), "_stream", None)
     conn = getattr(conn_stream, "_connection", None)
@@ -126,7 +127,7 @@ def direct_body(response, bounded: bool):
             or type(conn._network_stream).__name__ != "SyncStream"):
         return None
     timeout = None if bounded else (response.request.extensions.get("timeout") or {}).get("read")
-    return _body(state, sock, timeout, response.request)
+    return _body(state, sock, timeout, response.request, pace)
 
 
 def _at_chunk_boundary(state) -> bool:
@@ -184,16 +185,29 @@ def _more(recv) -> bytes:
     return data
 
 
-def _waiting_recv(sock):
+def _waiting_recv(sock, pace=None):
     """recv() that waits for the socket to be readable first. An LLM stream's next chunk is never
     there yet when the last one is parsed: gevent's recv() would try the system call, fail with
     EAGAIN, wait, and try again (two calls and an exception per chunk). A plain gevent socket only
-    (a TLS socket must read through its SSL object); else its own recv()."""
+    (a TLS socket must read through its SSL object); else its own recv().
+
+    `pace()` > 0: sleep that long first and take whatever arrived meanwhile in one read. A model
+    sends a chunk a token (~15 ms apart); woken for each, the worker spends most of an answer's CPU
+    on wakeups, system calls and per-read parsing (issue #16). The answer sets it once its first
+    piece is spoken, when later pieces only queue up behind the speech."""
     raw, wait, readable = getattr(sock, "_sock", None), getattr(sock, "_wait", None), getattr(sock, "_read_event", None)
     if type(sock).__module__ != "gevent._socket3" or type(sock).__name__ != "socket" or None in (raw, wait, readable):
         return sock.recv
+    from gevent import sleep
 
     def recv(n: int) -> bytes:
+        delay = pace() if pace is not None else 0
+        if delay > 0:
+            sleep(delay)
+            try:
+                return raw.recv(n)
+            except BlockingIOError:  # nothing came meanwhile: wait for it as usual
+                pass
         while True:
             wait(readable)
             try:
@@ -204,7 +218,7 @@ def _waiting_recv(sock):
     return recv
 
 
-def _body(state, sock, timeout, request):
+def _body(state, sock, timeout, request, pace=None):
     import socket
 
     import h11
@@ -212,7 +226,7 @@ def _body(state, sock, timeout, request):
     httpx = httpx_module()
     need_data, paused, data_event, end = h11.NEED_DATA, h11.PAUSED, h11.Data, h11.EndOfMessage
     next_event, receive = state.next_event, state.receive_data
-    recv = _waiting_recv(sock) if timeout is None else sock.recv
+    recv = _waiting_recv(sock, pace) if timeout is None else sock.recv
     framed = True  # the chunked framing not read yet by this module's own reader
     try:
         sock.settimeout(timeout)
