@@ -259,7 +259,7 @@ class Answer:
                     chunks.pause()  # the caller's code runs at a yield: no deadline may fire there
                 for piece in pieces:
                     if not spoken_any:  # later pieces queue behind speech: read the rest in fewer gulps
-                        stream.pace = float(cfg.get("LLM_READ_PACE_MS", 0)) / 1000
+                        stream.pace = float(cfg["LLM_READ_PACE_MS"]) / 1000
                     spoken_any = True
                     last_piece_at = time.monotonic()
                     yield self._emit(piece)
