@@ -28,6 +28,7 @@ from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Turn
 from ..reports import finalize_call
 from ..timeutil import utcnow
 from .logcalls import CALLS, counters_statement, insert_call
+from .logindex import Indexing
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class CallState:
     fields: dict | None = None  # the start record's, to create the row should it be missing
     turns: dict = field(default_factory=dict)  # seq -> (turn id, columns as committed)
     words: set = field(default_factory=set)  # words already in the transcript index
+    said: dict = field(default_factory=dict)  # seq -> (turn text whose words are indexed, its last word's start)
     finished: bool = False
 
 
@@ -119,7 +121,7 @@ def coalesce(records: list[dict]) -> list[dict]:
     return out
 
 
-class Batch:
+class Batch(Indexing):
     """One transaction's changes, merged into the writer's state only after the commit."""
 
     def __init__(self, app, state: dict[str, CallState], replay: bool):
@@ -129,6 +131,8 @@ class Batch:
         self.call_ids: dict[str, int] = {}
         self.turns: dict[tuple, tuple] = {}
         self.words: dict[str, set] = {}
+        self.said: dict[tuple, tuple] = {}  # (call key, seq) -> as CallState.said
+        self.unsaid: set[str] = set()  # calls whose indexing failed: their turns are read in full again
         self.fields: dict[str, dict] = {}
         self.finished: set[str] = set()
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
@@ -205,7 +209,7 @@ class Batch:
             # Core statements on the session's connection: no ORM execution overhead per turn.
             if session.connection().execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
-                    self._index(session, rec["call"], cid, tid, cols, inserted=False)
+                    self._index(session, rec, cid, tid, cols, inserted=False)
             else:
                 tid, counted = None, True  # the row is gone (the log was cleared): written anew
         elif self.replay:
@@ -213,7 +217,7 @@ class Batch:
                                  .order_by(TURNS.c.id).limit(1))
             if tid is not None:
                 session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
-                self._index(session, rec["call"], cid, tid, cols, inserted=False)
+                self._index(session, rec, cid, tid, cols, inserted=False)
         if tid is None and not self.replay:  # with the batch's other new turns (run_turns)
             self.inserts.append((rec, cid, cols, self._values(rec, cid, cols)))
             self.dirty.add(cid)
@@ -233,7 +237,7 @@ class Batch:
 
     def _insert(self, session, rec: dict, cid: int, cols: dict) -> int:
         tid = session.connection().execute(INSERT_TURN, self._values(rec, cid, cols)).inserted_primary_key[0]
-        self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        self._index(session, rec, cid, tid, cols, inserted=True)
         return tid
 
     def run_turns(self, session) -> None:
@@ -251,7 +255,7 @@ class Batch:
             ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]
         for (rec, cid, cols, _), tid in zip(items, ids):
             self.turns[(rec["call"], rec["seq"])] = (tid, cols)
-            self._index(session, rec["call"], cid, tid, cols, inserted=True)
+            self._index(session, rec, cid, tid, cols, inserted=True)
         self.run_updates(session)
 
     def run_updates(self, session) -> None:
@@ -274,40 +278,7 @@ class Batch:
 
     def _updated(self, session, rec, cid, tid, cols, changed) -> None:
         if "text" in changed or "spoken_text" in changed:  # else no new words to index
-            self._index(session, rec["call"], cid, tid, cols, inserted=False)
-
-    def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
-        """What the ORM flush hooks would do for this turn (search/hooks.py)."""
-        from ..search import TurnText
-        from ..search.hooks import record_inserted_turn
-        from ..search.lemmas import words as said_words
-        from ..search.sql import turn_search_text
-
-        said = turn_search_text(cols.get("text"), cols.get("spoken_text"))
-        if said:
-            state = self.state.get(key)
-            done = self.words.setdefault(key, set())
-            new = {w for _, _, w in said_words(said)} - done - (state.words if state else set())
-            if new:
-                done |= new  # a later snapshot in this batch indexes only what is newer still
-                self.to_index.append((key, TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new))), new))
-        if inserted:
-            record_inserted_turn(session, cid, tid)  # Elasticsearch's outbox row
-
-    def index(self, session) -> None:
-        """The batch's new words in one go (one savepoint and insert, not one per turn snapshot)."""
-        from ..search import get_index
-
-        if not self.to_index:
-            return
-        try:
-            get_index().index_turns(session, [turn for _, turn, _ in self.to_index])
-        except Exception:  # the call log matters more than its index, which can be rebuilt
-            log.exception("transcript index: turns %s not indexed", [t.turn_id for _, t, _ in self.to_index])
-            for key, _, new in self.to_index:  # not indexed: a later snapshot tries them again
-                if new:
-                    self.words[key] -= new
-        self.to_index = []
+            self._index(session, rec, cid, tid, cols, inserted=False)
 
     def counters(self, session, cids) -> None:
         """The Call counters from its turns: right however often a record is applied."""
@@ -346,6 +317,10 @@ class Batch:
             self.state.setdefault(key, CallState()).turns[seq] = turn
         for key, words in self.words.items():
             self.state.setdefault(key, CallState()).words |= words
+        for key in self.unsaid:
+            self.state.setdefault(key, CallState()).said.clear()
+        for (key, seq), said in self.said.items():
+            self.state.setdefault(key, CallState()).said[seq] = said
         for key in self.finished:
             self.state.setdefault(key, CallState()).finished = True
 
