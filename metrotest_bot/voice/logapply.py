@@ -285,7 +285,8 @@ class Batch(Indexing):
         cids = sorted(cids)
         if not cids:
             return
-        session.connection().execute(counters_statement(), {"cids_": cids})
+        conn = session.connection()
+        conn.execute(counters_statement(conn.dialect.name), {"cids_": cids})
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
@@ -309,20 +310,24 @@ class Batch(Indexing):
     # -- after the commit ----------------------------------------------------------------
 
     def merge(self) -> None:
+        def of(key) -> CallState:  # no CallState built per lookup
+            known = self.state.get(key)
+            return known if known is not None else self.state.setdefault(key, CallState())
+
         for key, cid in self.call_ids.items():
-            self.state.setdefault(key, CallState()).id = cid
+            of(key).id = cid
         for key, fields in self.fields.items():
-            self.state.setdefault(key, CallState()).fields = fields
+            of(key).fields = fields
         for (key, seq), turn in self.turns.items():
-            self.state.setdefault(key, CallState()).turns[seq] = turn
+            of(key).turns[seq] = turn
         for key, words in self.words.items():
-            self.state.setdefault(key, CallState()).words |= words
+            of(key).words |= words
         for key in self.unsaid:
-            self.state.setdefault(key, CallState()).said.clear()
+            of(key).said.clear()
         for (key, seq), said in self.said.items():
-            self.state.setdefault(key, CallState()).said[seq] = said
+            of(key).said[seq] = said
         for key in self.finished:
-            self.state.setdefault(key, CallState()).finished = True
+            of(key).finished = True
 
 
 def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) -> Batch:

@@ -31,7 +31,9 @@ def last_word_start(text: str) -> int:
 
 
 class Indexing:
-    """Mixed into logapply.Batch (its state, words, said and to_index)."""
+    """Mixed into logapply.Batch (its app, state, words, said and to_index)."""
+
+    outbox: bool | None = None
 
     def _index(self, session, rec: dict, cid: int, tid: int, cols: dict, inserted: bool) -> None:
         key = rec["call"]
@@ -46,8 +48,14 @@ class Indexing:
             if new:
                 done |= new  # a later snapshot in this batch indexes only what is newer still
                 self.to_index.append((key, TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new))), new))
-        if inserted:
+        if inserted and self._outbox():
             record_inserted_turn(session, cid, tid)  # Elasticsearch's outbox row
+
+    def _outbox(self) -> bool:
+        """Whether the app's index keeps an outbox (Elasticsearch): looked up once per batch, not per turn."""
+        if self.outbox is None:
+            self.outbox = getattr(self.app.extensions.get("transcript_index"), "outbox", None) is not None
+        return self.outbox
 
     def _said_before(self, state, tkey: tuple):
         """(text, last word's start) of the turn's text whose words are indexed already, or None."""
