@@ -23,13 +23,15 @@ SUMMARY_INPUT = (
                                              TURNS.c.kind == "answer")))
     .where(CALLS.c.id == bindparam("cid_"))
     .order_by(TURNS.c.seq, TURNS.c.id))
+STORE_SUMMARY = update(CALLS).where(CALLS.c.id == bindparam("cid_"))  # SET from the parameters' keys
 
 
-def finalize_call(session, call_id: int, config) -> bool:
+def finalize_call(session, call_id: int, config, outbox: bool = True) -> bool:
     """Store the call's summary and queue its webhook and CRM note (when configured), in the caller's transaction.
 
     Returns True when there is work after the commit (a webhook queued, a summary for the model):
-    the caller then calls wake(app).
+    the caller then calls wake(app). `outbox` False: no search outbox watches the session's writes
+    (the call log's writer knows), so the summary's UPDATE may bypass the session.
     """
     llm = llm_summary.enabled(config)
     if llm or not (config.get("CALL_WEBHOOK_URL") or crm_note.enabled(config)):
@@ -39,10 +41,12 @@ def finalize_call(session, call_id: int, config) -> bool:
         if not rows:
             return False
         source = llm_summary.PENDING if llm else llm_summary.EXTRACTIVE  # pending: the model words it after the commit
-        # Through session.execute with its values in the statement: with Elasticsearch the call's change
-        # gets its outbox row as an ORM write would (search/hooks.py, do_orm_execute reuses the WHERE).
-        session.execute(update(CALLS).where(CALLS.c.id == call_id).values(
-            summary=call_summary(rows[0].outcome, rows), summary_source=source))
+        summary = call_summary(rows[0].outcome, rows)
+        if outbox:  # session.execute with the values in the statement: with Elasticsearch the call's
+            # change gets its outbox row as an ORM write would (search/hooks.py, do_orm_execute reuses the WHERE)
+            session.execute(update(CALLS).where(CALLS.c.id == call_id).values(summary=summary, summary_source=source))
+        else:
+            session.connection().execute(STORE_SUMMARY, {"cid_": call_id, "summary": summary, "summary_source": source})
         return llm
     call = session.get(Call, call_id)
     if call is None:

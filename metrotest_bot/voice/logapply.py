@@ -43,6 +43,10 @@ UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
 INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
 INSERT_TURNS_PG = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq, sort_by_parameter_order=True)
+# Also a call the sweep closed while its end waited in a spool: the real end wins.
+OPEN_CALL = or_(CALLS.c.outcome == OUTCOME_IN_PROGRESS,
+                and_(CALLS.c.outcome == OUTCOME_LOST, CALLS.c.end_reason == SWEPT_REASON))
+FINISH_CALL = update(CALLS).where(CALLS.c.id == bindparam("cid_"), OPEN_CALL)
 FILL = {c.name: null() if isinstance(c.type, JSON) else (c.default.arg if c.default is not None and c.default.is_scalar
                                                          else None) for c in TURNS.columns if c.name != "id"}
 
@@ -297,14 +301,14 @@ class Batch(Indexing):
         values = dict(rec["values"])
         values["ended_at"] = _dt(values["ended_at"])
         values.setdefault("end_reason", None)  # not the sweep's, should it have closed the call meanwhile
-        # Also a call the sweep closed while this end waited in a spool: the real end wins.
-        open_ = or_(CALLS.c.outcome == OUTCOME_IN_PROGRESS,
-                    and_(CALLS.c.outcome == OUTCOME_LOST, CALLS.c.end_reason == SWEPT_REASON))
-        done = session.execute(update(CALLS).where(CALLS.c.id == cid, open_).values(**values)).rowcount
+        if self._outbox():  # Elasticsearch: session.execute, whose hook records the call's outbox row
+            done = session.execute(update(CALLS).where(CALLS.c.id == cid, OPEN_CALL).values(**values)).rowcount
+        else:  # the statement built once, its SET from the values' keys
+            done = session.connection().execute(FINISH_CALL, {"cid_": cid, **values}).rowcount
         if done:
             session.expire_all()  # the report reads the call as just updated, not an ORM copy from before
             # The post-call report (summary, webhook outbox row) commits with the call's end or not at all.
-            self.webhook |= finalize_call(session, cid, self.app.config)
+            self.webhook |= finalize_call(session, cid, self.app.config, outbox=self._outbox())
         self.finished.add(rec["call"])
 
     # -- after the commit ----------------------------------------------------------------
