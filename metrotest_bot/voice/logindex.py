@@ -36,6 +36,7 @@ class Indexing:
     outbox: bool | None = None
 
     def _index(self, session, rec: dict, cid: int, tid: int, cols: dict, inserted: bool) -> None:
+        """What the ORM flush hooks would do for this turn: its new words queued, its outbox row."""
         key = rec["call"]
         said = turn_search_text(cols.get("text"), cols.get("spoken_text"))
         if said:
