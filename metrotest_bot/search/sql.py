@@ -89,16 +89,26 @@ def call_ids_newest_first(conditions: list, batch: int = 500) -> Iterator[list[i
         last = (rows[-1].started_at, rows[-1].id)
 
 
+_IGNORING: dict = {}  # dialect name -> its INSERT … ON CONFLICT DO NOTHING, built once (not per batch)
+
+
+def _insert_ignoring(name: str):
+    stmt = _IGNORING.get(name)
+    if stmt is None:
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        stmt = _IGNORING[name] = dialect_insert(T).on_conflict_do_nothing()
+    return stmt
+
+
 def _insert_ignoring_duplicates(conn, rows: list[dict]) -> None:
     if not rows:
         return
     name = conn.dialect.name
     if name in ("sqlite", "postgresql"):
-        if name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        conn.execute(dialect_insert(T).on_conflict_do_nothing(), rows)
+        conn.execute(_insert_ignoring(name), rows)
         return
     for row in rows:  # other databases: check first (slow, but correct)
         found = conn.execute(select(T.c.lemma).where(T.c.lemma == row["lemma"], T.c.call_id == row["call_id"])).first()

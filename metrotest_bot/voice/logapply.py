@@ -28,6 +28,7 @@ from ..models import OUTCOME_IN_PROGRESS, OUTCOME_LOST, Turn
 from ..reports import finalize_call
 from ..timeutil import utcnow
 from .logcalls import CALLS, counters_statement, insert_call
+from .logindex import Indexing
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ UPDATE_TURN = update(TURNS).where(TURNS.c.id == bindparam("turn_id_"))
 INSERT_TURN = insert(TURNS)
 INSERT_TURNS = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq)
 INSERT_TURNS_PG = insert(TURNS).returning(TURNS.c.id, TURNS.c.call_id, TURNS.c.seq, sort_by_parameter_order=True)
+# Also a call the sweep closed while its end waited in a spool: the real end wins.
+OPEN_CALL = or_(CALLS.c.outcome == OUTCOME_IN_PROGRESS,
+                and_(CALLS.c.outcome == OUTCOME_LOST, CALLS.c.end_reason == SWEPT_REASON))
+FINISH_CALL = update(CALLS).where(CALLS.c.id == bindparam("cid_"), OPEN_CALL)
 FILL = {c.name: null() if isinstance(c.type, JSON) else (c.default.arg if c.default is not None and c.default.is_scalar
                                                          else None) for c in TURNS.columns if c.name != "id"}
 
@@ -53,6 +58,7 @@ class CallState:
     fields: dict | None = None  # the start record's, to create the row should it be missing
     turns: dict = field(default_factory=dict)  # seq -> (turn id, columns as committed)
     words: set = field(default_factory=set)  # words already in the transcript index
+    said: dict = field(default_factory=dict)  # seq -> (turn text whose words are indexed, its last word's start)
     finished: bool = False
 
 
@@ -119,7 +125,7 @@ def coalesce(records: list[dict]) -> list[dict]:
     return out
 
 
-class Batch:
+class Batch(Indexing):
     """One transaction's changes, merged into the writer's state only after the commit."""
 
     def __init__(self, app, state: dict[str, CallState], replay: bool):
@@ -129,6 +135,8 @@ class Batch:
         self.call_ids: dict[str, int] = {}
         self.turns: dict[tuple, tuple] = {}
         self.words: dict[str, set] = {}
+        self.said: dict[tuple, tuple] = {}  # (call key, seq) -> as CallState.said
+        self.unsaid: set[str] = set()  # calls whose indexing failed: their turns are read in full again
         self.fields: dict[str, dict] = {}
         self.finished: set[str] = set()
         self.dirty: set[int] = set()  # calls whose counters must be recomputed
@@ -205,7 +213,7 @@ class Batch:
             # Core statements on the session's connection: no ORM execution overhead per turn.
             if session.connection().execute(UPDATE_TURN, {"turn_id_": tid, **changed}).rowcount:
                 if "text" in changed or "spoken_text" in changed:  # else no new words to index
-                    self._index(session, rec["call"], cid, tid, cols, inserted=False)
+                    self._index(session, rec, cid, tid, cols, inserted=False)
             else:
                 tid, counted = None, True  # the row is gone (the log was cleared): written anew
         elif self.replay:
@@ -213,7 +221,7 @@ class Batch:
                                  .order_by(TURNS.c.id).limit(1))
             if tid is not None:
                 session.execute(update(TURNS).where(TURNS.c.id == tid).values(**cols))
-                self._index(session, rec["call"], cid, tid, cols, inserted=False)
+                self._index(session, rec, cid, tid, cols, inserted=False)
         if tid is None and not self.replay:  # with the batch's other new turns (run_turns)
             self.inserts.append((rec, cid, cols, self._values(rec, cid, cols)))
             self.dirty.add(cid)
@@ -233,7 +241,7 @@ class Batch:
 
     def _insert(self, session, rec: dict, cid: int, cols: dict) -> int:
         tid = session.connection().execute(INSERT_TURN, self._values(rec, cid, cols)).inserted_primary_key[0]
-        self._index(session, rec["call"], cid, tid, cols, inserted=True)
+        self._index(session, rec, cid, tid, cols, inserted=True)
         return tid
 
     def run_turns(self, session) -> None:
@@ -251,7 +259,7 @@ class Batch:
             ids = [conn.execute(INSERT_TURN, values).inserted_primary_key[0] for *_, values in items]
         for (rec, cid, cols, _), tid in zip(items, ids):
             self.turns[(rec["call"], rec["seq"])] = (tid, cols)
-            self._index(session, rec["call"], cid, tid, cols, inserted=True)
+            self._index(session, rec, cid, tid, cols, inserted=True)
         self.run_updates(session)
 
     def run_updates(self, session) -> None:
@@ -274,47 +282,15 @@ class Batch:
 
     def _updated(self, session, rec, cid, tid, cols, changed) -> None:
         if "text" in changed or "spoken_text" in changed:  # else no new words to index
-            self._index(session, rec["call"], cid, tid, cols, inserted=False)
-
-    def _index(self, session, key: str, cid: int, tid: int, cols: dict, inserted: bool) -> None:
-        """What the ORM flush hooks would do for this turn (search/hooks.py)."""
-        from ..search import TurnText
-        from ..search.hooks import record_inserted_turn
-        from ..search.lemmas import words as said_words
-        from ..search.sql import turn_search_text
-
-        said = turn_search_text(cols.get("text"), cols.get("spoken_text"))
-        if said:
-            state = self.state.get(key)
-            done = self.words.setdefault(key, set())
-            new = {w for _, _, w in said_words(said)} - done - (state.words if state else set())
-            if new:
-                done |= new  # a later snapshot in this batch indexes only what is newer still
-                self.to_index.append((key, TurnText(call_id=cid, turn_id=tid, text=" ".join(sorted(new))), new))
-        if inserted:
-            record_inserted_turn(session, cid, tid)  # Elasticsearch's outbox row
-
-    def index(self, session) -> None:
-        """The batch's new words in one go (one savepoint and insert, not one per turn snapshot)."""
-        from ..search import get_index
-
-        if not self.to_index:
-            return
-        try:
-            get_index().index_turns(session, [turn for _, turn, _ in self.to_index])
-        except Exception:  # the call log matters more than its index, which can be rebuilt
-            log.exception("transcript index: turns %s not indexed", [t.turn_id for _, t, _ in self.to_index])
-            for key, _, new in self.to_index:  # not indexed: a later snapshot tries them again
-                if new:
-                    self.words[key] -= new
-        self.to_index = []
+            self._index(session, rec, cid, tid, cols, inserted=False)
 
     def counters(self, session, cids) -> None:
         """The Call counters from its turns: right however often a record is applied."""
         cids = sorted(cids)
         if not cids:
             return
-        session.connection().execute(counters_statement(), {"cids_": cids})
+        conn = session.connection()
+        conn.execute(counters_statement(conn.dialect.name), {"cids_": cids})
         self.dirty -= set(cids)
 
     def _finish(self, session, rec: dict) -> None:
@@ -325,29 +301,37 @@ class Batch:
         values = dict(rec["values"])
         values["ended_at"] = _dt(values["ended_at"])
         values.setdefault("end_reason", None)  # not the sweep's, should it have closed the call meanwhile
-        # Also a call the sweep closed while this end waited in a spool: the real end wins.
-        open_ = or_(CALLS.c.outcome == OUTCOME_IN_PROGRESS,
-                    and_(CALLS.c.outcome == OUTCOME_LOST, CALLS.c.end_reason == SWEPT_REASON))
-        done = session.execute(update(CALLS).where(CALLS.c.id == cid, open_).values(**values)).rowcount
+        if self._outbox():  # Elasticsearch: session.execute, whose hook records the call's outbox row
+            done = session.execute(update(CALLS).where(CALLS.c.id == cid, OPEN_CALL).values(**values)).rowcount
+        else:  # the statement built once, its SET from the values' keys
+            done = session.connection().execute(FINISH_CALL, {"cid_": cid, **values}).rowcount
         if done:
             session.expire_all()  # the report reads the call as just updated, not an ORM copy from before
             # The post-call report (summary, webhook outbox row) commits with the call's end or not at all.
-            self.webhook |= finalize_call(session, cid, self.app.config)
+            self.webhook |= finalize_call(session, cid, self.app.config, outbox=self._outbox())
         self.finished.add(rec["call"])
 
     # -- after the commit ----------------------------------------------------------------
 
     def merge(self) -> None:
+        def of(key) -> CallState:  # no CallState built per lookup
+            known = self.state.get(key)
+            return known if known is not None else self.state.setdefault(key, CallState())
+
         for key, cid in self.call_ids.items():
-            self.state.setdefault(key, CallState()).id = cid
+            of(key).id = cid
         for key, fields in self.fields.items():
-            self.state.setdefault(key, CallState()).fields = fields
+            of(key).fields = fields
         for (key, seq), turn in self.turns.items():
-            self.state.setdefault(key, CallState()).turns[seq] = turn
+            of(key).turns[seq] = turn
         for key, words in self.words.items():
-            self.state.setdefault(key, CallState()).words |= words
+            of(key).words |= words
+        for key in self.unsaid:
+            of(key).said.clear()
+        for (key, seq), said in self.said.items():
+            of(key).said[seq] = said
         for key in self.finished:
-            self.state.setdefault(key, CallState()).finished = True
+            of(key).finished = True
 
 
 def commit(app, state: dict[str, CallState], records: list[dict], replay: bool) -> Batch:

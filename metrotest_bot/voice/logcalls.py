@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, text, update
 
 from ..models import Call, Turn
 
@@ -20,6 +20,17 @@ TURNS = Turn.__table__
 INSERT_CALL = insert(CALLS)
 
 _COUNTERS = []
+# SQLite and PostgreSQL set the five counters from one pass over the call's turns (a row value),
+# not five correlated subqueries; the same values (`interrupted IS true` counts as WHEN interrupted,
+# `answered IS false` as WHEN NOT answered: NULL counts in neither).
+ROW_COUNTERS = text(
+    "UPDATE calls SET (n_turns, n_interrupted, n_unanswered, first_piece_ms_sum, first_piece_n) = ("
+    "SELECT count(turns.id), coalesce(sum(CASE WHEN turns.interrupted THEN 1 ELSE 0 END), 0), "
+    "coalesce(sum(CASE WHEN NOT turns.answered THEN 1 ELSE 0 END), 0), "
+    "coalesce(sum(turns.first_piece_ms), 0.0), count(turns.first_piece_ms) "
+    "FROM turns WHERE turns.call_id = calls.id) WHERE calls.id IN :cids_"
+).bindparams(bindparam("cids_", expanding=True))
+ROW_VALUE_DIALECTS = ("sqlite", "postgresql")
 
 
 def insert_call(session, fields: dict):
@@ -37,8 +48,10 @@ def insert_call(session, fields: dict):
     return cid, (TurnText(call_id=cid, turn_id=None, text=said) if said else None)
 
 
-def counters_statement():
+def counters_statement(dialect: str = ""):
     """The Call counters recomputed from the turns of the calls `cids_` (built once)."""
+    if dialect in ROW_VALUE_DIALECTS:
+        return ROW_COUNTERS
     if not _COUNTERS:
         t = TURNS
 
