@@ -68,3 +68,24 @@ def test_words_keep_flowing_across_pieces_under_the_stall_deadline(call, fake_op
     texts = [f["text"] for f in frames if f.get("text")]
     assert len(texts) == 5 and "прервался" not in text_of(frames)
     assert last_s > 3 * STALL  # longer than one stall deadline: it was re-armed piece by piece
+
+
+@pytest.fixture(scope="module")
+def paced_server(tmp_path_factory, _fake_openai_server):
+    # Read at most every 0.6 s once a piece is spoken: a piece is read up to 0.6 s after its words came.
+    with serving(tmp_path_factory.mktemp("voice-llm-paced"), OPENAI_API_KEY="test-key",
+                 OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=10,
+                 FIRST_SPEECH_DEADLINE=DEADLINE, LLM_STALL_TIMEOUT=STALL, LLM_READ_PACE_MS=600) as srv:
+        yield srv
+
+
+def test_the_read_pace_is_not_taken_for_the_models_silence(paced_server, fake_openai):
+    """A model that speaks a sentence every ~0.85 s never falls silent for LLM_STALL_TIMEOUT (1 s); read at a
+    0.6 s pace, its pieces reach the answer up to ~1.45 s apart. The stall deadline allows for the pace, so
+    the whole answer is spoken, not cut short with the phrase."""
+    fake_openai.answer = " ".join(f"Предложение номер {i} про часы работы." for i in range(1, 6))
+    fake_openai.token_delay = 0.12
+    with set_up_call(paced_server, timeout=15) as call:
+        frames, _, _ = ask_timed(call)
+    texts = [f["text"] for f in frames if f.get("text")]
+    assert len(texts) == 5 and "прервался" not in text_of(frames)

@@ -215,6 +215,9 @@ class Answer:
         total_deadline = self._started + float(cfg["LLM_TOTAL_TIMEOUT"])
         first_deadline = self._started + float(cfg["FIRST_SPEECH_DEADLINE"])
         stall = float(cfg["LLM_STALL_TIMEOUT"])
+        # Once a piece is spoken the stream is read at this pace (rag/llm_http.py): a read may come that
+        # much after the model's words, so the stall deadline allows for it — it times the model's silence.
+        pace = float(cfg["LLM_READ_PACE_MS"]) / 1000
         splitter = PieceSplitter()
         verdict = generate.NoAnswerDetector()
         spoken_any = False
@@ -234,7 +237,7 @@ class Answer:
                     return
                 until = total_deadline if spoken_any else min(first_deadline, total_deadline)
                 if spoken_any:
-                    until = min(until, last_piece_at + stall)
+                    until = min(until, last_piece_at + stall + pace)
                 try:
                     delta = chunks.next(until)
                 except TimeoutError:
@@ -259,7 +262,7 @@ class Answer:
                     chunks.pause()  # the caller's code runs at a yield: no deadline may fire there
                 for piece in pieces:
                     if not spoken_any:  # later pieces queue behind speech: read the rest in fewer gulps
-                        stream.pace = float(cfg["LLM_READ_PACE_MS"]) / 1000
+                        stream.pace = pace
                     spoken_any = True
                     last_piece_at = time.monotonic()
                     yield self._emit(piece)
