@@ -117,7 +117,8 @@ def direct_body(response, bounded: bool, pace=None):
     `bounded`: the caller bounds every wait itself (a gevent timer), so the socket is read
     without a timeout (else a timer per chunk); otherwise the request's read timeout applies.
     `pace`: with `bounded`, a callable giving the seconds to let pass before each read of the socket
-    (0: read as soon as it is readable), see _waiting_recv. None when the response is not one this can read (another transport, HTTP/2, a proxy)."""
+    (0: read as soon as it is readable), see _waiting_recv.
+    None when the response is not one this can read (another transport, HTTP/2, a proxy)."""
     core = getattr(getattr(getattr(response, "stream", None), "_stream", None), "_stream", None)
     conn_stream = getattr(getattr(core, "_httpcore_stream", None), "_stream", None)
     conn = getattr(conn_stream, "_connection", None)

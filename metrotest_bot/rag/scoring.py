@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from . import analysis
 from .query import W_MARKER, W_SYNONYM, Query, is_code
 from .stats import KBStats, slot_match
@@ -238,8 +240,6 @@ class GateModel:
                    float(data.get("threshold", 0.5)))
 
     def __post_init__(self):
-        import numpy as np
-
         width = max(len(tree) for tree in self.trees)
         n = len(self.trees) * width
         feature, threshold, value = np.zeros(n, np.intp), np.zeros(n), np.zeros(n)
@@ -260,8 +260,6 @@ class GateModel:
                                            value, depth))
 
     def raw(self, values: dict[str, float]) -> float:
-        import numpy as np
-
         roots, feature, threshold, left, right, value, depth = self._walk
         # sklearn compares features as float32: rounded the same way, a value a hair above a split
         # (0.30000001 vs 0.3) goes down the same branch here as in training.
