@@ -355,7 +355,7 @@ def rule_counts() -> dict:
     from metrotest_bot.rag import lexicon
 
     files = [REPO / "metrotest_bot" / "rag" / f for f in
-             ("analysis.py", "query.py", "scoring.py", "stats.py", "pipeline.py", "offline.py", "ranking.py", "found.py")]
+             ("analysis.py", "query.py", "intent.py", "scoring.py", "stats.py", "pipeline.py", "offline.py", "ranking.py", "found.py")]
     alts = consts = 0
     for f in files:
         src = f.read_text(encoding="utf-8")

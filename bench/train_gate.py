@@ -23,12 +23,12 @@ import tempfile
 from pathlib import Path
 
 from . import retrieval as r
-from . import train_ranker
+from . import train_intent, train_ranker
 
 HERE = Path(__file__).resolve().parent
 # Every set is used for training only after its first (blind) measurement, recorded in BENCHMARKS.md.
 TRAINING_SETS = [r.EVAL, r.PARAPHRASES, r.PROBE, r.HOLDOUT, r.HOLDOUT2, r.HOLDOUT3, r.HOLDOUT4] + [
-    HERE / f"retrieval_holdout{n}.jsonl" for n in range(5, 33)]
+    HERE / f"retrieval_holdout{n}.jsonl" for n in range(5, 35)]
 MODEL_PATH = r.REPO / "metrotest_bot" / "rag" / "gate_model.json"
 FOLDS = 5
 SEED = 7
@@ -39,7 +39,7 @@ TRAINING_DIALOGUES = [HERE / "dialogues.jsonl", HERE / "dialogues2.jsonl", HERE 
                       HERE / "dialogues4.jsonl", HERE / "dialogues5.jsonl", HERE / "dialogues6.jsonl",
                       HERE / "dialogues7.jsonl", HERE / "dialogues8.jsonl", HERE / "dialogues9.jsonl",
                       HERE / "dialogues10.jsonl", HERE / "dialogues11.jsonl", HERE / "dialogues12.jsonl",
-                      HERE / "dialogues13.jsonl", HERE / "dialogues14.jsonl"]
+                      HERE / "dialogues13.jsonl", HERE / "dialogues14.jsonl", HERE / "dialogues15.jsonl"]
 
 
 def labelled() -> list[dict]:
@@ -54,10 +54,11 @@ def labelled() -> list[dict]:
     return out
 
 
-def collect(questions: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(features per question, what the engine found: passages texts, offline answer when answered)."""
+def collect(questions: list[dict], intents=None) -> tuple[list[dict], list[dict]]:
+    """(features per question, what the engine found: passages texts, offline answer when answered);
+    each question's kinds asked found by intents[i] when given (bench/train_intent.py)."""
     from metrotest_bot.bot_settings import BotSettings
-    from metrotest_bot.rag import get_engine
+    from metrotest_bot.rag import get_engine, intent
     from metrotest_bot.rag.offline import compose
     from metrotest_bot.rag.scoring import features
 
@@ -69,9 +70,10 @@ def collect(questions: list[dict]) -> tuple[list[dict], list[dict]]:
             BotSettings()
             rows, found = [], []
             previous = None
-            for q in questions:
+            for i, q in enumerate(questions):
                 if not q.get("turn"):
                     previous = None  # a new conversation (or a lone question)
+                intent.override = intents[i] if intents else None
                 result, _ = engine.search(q["question"], previous)
                 previous = result.query if result else previous
                 if result is None:
@@ -87,6 +89,7 @@ def collect(questions: list[dict]) -> tuple[list[dict], list[dict]]:
                 found.append({"texts": [p.text for p in result.passages],
                               "answer": compose(result.query, result.passages, index.stats),
                               "off_topic": result.retrieved.off_topic, "parts": parts})
+            intent.override = None
     return rows, found
 
 
@@ -149,11 +152,20 @@ def matrix(rows, names):
     return np.array([[row[f] if row else 0.0 for f in names] for row in rows], dtype=float)
 
 
-def cross_validate(questions, rows, found, folds: int = FOLDS, kind: str = "trees") -> dict:
-    """Each question judged by a model trained on the other folds: whole sets apart (a set's questions share
-    a writer and a style, and a dialogue's turns a subject), answerability balanced across folds."""
+def folds_of(questions) -> list:
+    """The folds: whole sets apart (a set's questions share a writer and a style, and a dialogue's turns a
+    subject), answerability balanced across folds. The same folds judge the intent model and the gate."""
     import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.array([bool(q.get("answerable")) for q in questions])
+    groups = [q["set"] for q in questions]
+    return list(StratifiedGroupKFold(FOLDS, shuffle=True, random_state=SEED).split(np.zeros(len(y)), y, groups))
+
+
+def cross_validate(questions, rows, found, folds, kind: str = "trees") -> dict:
+    """Each question judged by a model trained on the other folds (folds_of)."""
+    import numpy as np
 
     from metrotest_bot.rag.found import join_replies
     from metrotest_bot.rag.scoring import FEATURES
@@ -166,9 +178,8 @@ def cross_validate(questions, rows, found, folds: int = FOLDS, kind: str = "tree
     def verdict(row, off_topic, p):
         return bool(row) and p >= cut and not off_topic and row["quantity_ok"] > 0
 
-    groups = [q["set"] for q in questions]
     cut = THRESHOLD if kind == "trees" else 0.5  # the logistic model, for comparison, at its own balance point
-    for train, test in StratifiedGroupKFold(folds, shuffle=True, random_state=SEED).split(X, y, groups):
+    for train, test in folds:
         model = fit(X[train], y[train], kind)
         prob = model.predict_proba(X[test])[:, 1]
         for i, p in zip(test, prob):
@@ -189,17 +200,25 @@ def train(write: bool = True) -> dict:
     from metrotest_bot.rag.scoring import FEATURES
 
     questions = labelled()
-    # The gate judges the passages the ranker orders: the ranker is fitted first (bench/train_ranker.py).
-    ranking = train_ranker.train(questions, write=write)
-    rows, found = collect(questions)
-    cv = cross_validate(questions, rows, found)
-    cv_logistic = cross_validate(questions, rows, found, kind="logistic")
+    folds = folds_of(questions)
+    # The kinds asked are read first (bench/train_intent.py); the ranker and the gate are fitted and judged
+    # on kinds found out of fold, as good as a new set's would be.
+    intent_data = train_intent.fit(questions)
+    intents = train_intent.out_of_fold(questions, folds)
+    intent_cv = train_intent.scores(questions, intents)
+    if write:
+        train_intent.write({**intent_data, "cv": intent_cv})
+    # The gate judges the passages the ranker orders: the ranker is fitted next (bench/train_ranker.py).
+    ranking = train_ranker.train(questions, write=write, intents=intents)
+    rows, found = collect(questions, intents)
+    cv = cross_validate(questions, rows, found, folds)
+    cv_logistic = cross_validate(questions, rows, found, folds, kind="logistic")
     X = matrix(rows, FEATURES)
     y = np.array([bool(q.get("answerable")) for q in questions])
     model = fit(X, y)
     data = {**export(model, FEATURES), "threshold": THRESHOLD,
             "trained_on": {p.stem: len(r.load_eval(p)) for p in TRAINING_SETS + TRAINING_DIALOGUES}, "cv": cv, "cv_logistic": cv_logistic,
-            "ranker_cv": ranking["cv"]}
+            "ranker_cv": ranking["cv"], "intent_cv": intent_cv}
     # The exported trees must decide as sklearn does.
     from metrotest_bot.rag.scoring import GateModel
 
@@ -244,6 +263,9 @@ def main(argv=None) -> None:
         print(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}")
     print("ranker, 5 folds by question:", ", ".join(f"{k} {v:.3f}" for k, v in data["ranker_cv"].items()
                                                        if isinstance(v, float)))
+    icv = data["intent_cv"]
+    print(f"kinds asked, same folds: exact {icv['exact']:.3f} of {icv['questions']};",
+          ", ".join(f"{k} {v['precision']:.2f}/{v['recall']:.2f}" for k, v in icv.items() if isinstance(v, dict)))
     print("logistic regression, same folds:", ", ".join(f"{k} {v:.3f}" for k, v in data["cv_logistic"].items()
                                                         if isinstance(v, float)))
 

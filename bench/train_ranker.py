@@ -18,11 +18,12 @@ C = 1.0  # the regularisation chosen by cross-validation (0.1–10 within 0.001 
 FOLDS = 5
 
 
-def collect(questions: list[dict]):
-    """(features, holds the fact, question number) for every candidate of every answerable question."""
+def collect(questions: list[dict], intents=None):
+    """(features, holds the fact, question number) for every candidate of every answerable question;
+    each question's kinds asked found by intents[i] when given (bench/train_intent.py)."""
     import numpy as np
 
-    from metrotest_bot.rag import get_engine
+    from metrotest_bot.rag import get_engine, intent
     from metrotest_bot.rag.pipeline import fetch
     from metrotest_bot.rag.ranking import candidates, rank_features
 
@@ -36,6 +37,7 @@ def collect(questions: list[dict]):
             for number, q in enumerate(questions):
                 if not q.get("turn"):
                     previous = None  # a new conversation (or a lone question)
+                intent.override = intents[number] if intents else None
                 parsed, docs, titles = fetch(index.pipeline, q["question"], previous)
                 found, _ = engine.search(q["question"], previous)  # resolves the next follow-up as in a call
                 previous = found.query if found else previous
@@ -46,6 +48,7 @@ def collect(questions: list[dict]):
                     rows.append(row)
                     labels.append(r._hit(q["any_of"], [cand.doc.meta.get("text", "")]))
                     groups.append(number)
+            intent.override = None
     return np.array(rows, dtype=float), np.array(labels, dtype=bool), np.array(groups)
 
 
@@ -100,10 +103,10 @@ def cross_validate(X, y, groups) -> dict:
     return top_hits(scores, y, groups)
 
 
-def train(questions: list[dict], write: bool = True) -> dict:
+def train(questions: list[dict], write: bool = True, intents=None) -> dict:
     from metrotest_bot.rag.ranking import RANK_FEATURES, load_ranker
 
-    X, y, groups = collect(questions)
+    X, y, groups = collect(questions, intents)
     shipped = top_hits(_shipped_scores(X), y, groups)  # in-sample for sets it was trained on: not a CV figure
     cv = cross_validate(X, y, groups)
     weights = fit(X, y, groups)

@@ -24,11 +24,6 @@ def test_mapping_keys_are_lemmas(name):
     assert not dead, f"{name}: keys the analyser never produces: {dead}"
 
 
-def test_intent_words_are_lemmas():
-    dead = sorted(w for words in lexicon.mapping("intents.txt").values() for w in words if not reachable(w))
-    assert not dead, dead
-
-
 def test_letter_names_are_surface_words():
     # Spelled codes are matched on the words as said («кэ эм триста»), before lemmatising.
     assert all(len(letter) == 1 for letters in lexicon.mapping("letters.txt").values() for letter in letters)

@@ -12,38 +12,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from . import lexicon
-from .analysis import (M_ADDRESS, M_EMAIL, M_HOURS, M_MODEL, M_PHONE, M_PRICE, M_SELF, M_TERM, SELF_WORDS, STOP,
+from . import intent, lexicon
+from .analysis import (M_MODEL, M_PRICE, M_SELF, SELF_WORDS, STOP,
                        Code, content_items, is_interjection, is_minor, is_verb, items, normalize, stem)
 
-# Question words that ask for a kind of fact: marker → lemmas (rag/lexicon/intents.txt).
-_LEMMA_INTENTS = {"#" + k: frozenset(v) for k, v in lexicon.mapping("intents.txt").items()}
 QUERY_SYNONYMS = lexicon.mapping("synonyms.txt")
 
-# Phone phrasings (on the question's text): (pattern, markers, extra terms, said words that become light).
+# Phone phrasings (on the question's text): (pattern, extra terms, said words that become light). Which kind of
+# fact is asked (price, term, hours…) is the intent model's (rag/intent.py), not these patterns'.
 _PHRASES = [
     (re.compile(r"\b(?:во|до|со|с|к)\s+скольк|\b(?:до|с|со)\s+какого\s+(?:часа|времени)|в\s+котором\s+часу|"
                 r"часы работы|режим работы|график работы|открыва|закрыва|открыты?\b|"
                 r"работа\w*\s+(?:ли\s+)?(?:в|по|на)\s+(?:суббот|воскресень|выходн|праздник)|когда\s+(?:вы\s+)?работа|"
                 # «с девяти утра», «после шести вечера»
                 r"\b(?:до|с|со|после)\s+\w+\s+(?:утра|вечера)\b|\bв\s+какие\s+часы"),
-     [M_HOURS], ["работать", "режим"],
+     ["работать", "режим"],
      {"работать", "открываться", "закрываться", "открыть", "открытый", "час", "часы", "время"}),
     (re.compile(r"сколько\s+(?:по\s+)?времени|как\s+долго|как\s+быстро|за\s+сколько|сколько\s+(?:дней|недель|месяцев)|"
                 r"какие\s+сроки|какой\s+срок|в\s+течение\s+какого|когда\s+(?:привез|достав|будет|приед|отгруз|сделает)|"
                 r"сколько\s+(?:\w+\s+){0,2}(?:делается|делать|изготавлива|ждать|ехать|идет|идёт)"),
-     [M_TERM], ["срок"], {"время", "быстро", "долго"}),
+     ["срок"], {"время", "быстро", "долго"}),
     (re.compile(r"как\s+часто|периодичност|раз\s+в\s+(?:год|сколько)"),
-     [M_TERM], ["интервал", "периодический", "периодичность"], {"часто"}),
-    (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), [M_ADDRESS], ["адрес"], set()),
-    # «куда резюме отправить», «куда писать»: an e-mail or postal address is the answer
-    (re.compile(r"\bкуда\s+(?:\w+\s+)?(?:отправ|присыл|присла|слать|высла|выслат|писать|написа|обращ)"),
-     [M_EMAIL, M_ADDRESS], [], set()),
+     ["интервал", "периодический", "периодичность"], {"часто"}),
+    (re.compile(r"где\s+(?:вы|у\s+вас|ваш|наход|располож)"), ["адрес"], set()),
 ]
-# A question that asks what something costs (not how to pay: «картой можно заплатить»).
-ASKS_PRICE = re.compile(r"\bсколько\s+(?:\w+\s+){0,2}(?:стоит|стоят|стоить|стоило|будет стоить)|\bпочем\b|"
-                        r"\b(?:какая|какие|какова|каковы|узнать|скажите|подскажите)\s+(?:\w+\s+){0,2}(?:цен|стоимост)|"
-                        r"\bпрайс|\bрасценк|\bпо\s+деньгам")
 # «расскажите о себе», «кто вы такие», «чем вы занимаетесь»: a question about the company itself.
 _SELF_PHRASE = re.compile(r"\b(?:о|об|про)\s+(?:себе|себя|вас)\b|\bкто\s+вы\b|\bвы\s+кто\b|\bчем\s+(?:вы\s+)?занима|"
                           r"\bчто\s+вы\s+за\b|^\W*(?:а\s+)?что\s+(?:вы|у\s+вас)\s+(?:производ|выпуска|делает|продает)\w*\W*$")
@@ -93,6 +85,9 @@ class Query:
     previous_section: str | None = None
     answered_from: str | None = None  # the section this question's best passage is in (set after retrieval)
     own_slots: int | None = None  # a follow-up: its first own_slots slots are its own words, the rest carried
+    # The intent model could not tell whether some kind of fact is asked («а весит он сколько»: a term?):
+    # the fact features then say less.
+    kind_unsure: bool = False
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -154,14 +149,15 @@ def self_context_lemmas(text: str) -> set[str]:
 
 
 def analyze_question(question: str) -> Query:
-    """The caller's question → slots (content words), fact markers and phrase expansions."""
+    """The caller's question → slots (content words), the kinds of fact asked (markers, rag/intent.py)
+    and phrase expansions."""
     text = normalize(question)
-    markers: list[str] = []
+    kinds = intent.probabilities(question)
+    markers = [k for k, p in kinds.items() if p >= intent.THRESHOLD]
     extra: list[str] = []
     lighten: set[str] = set()
-    for pattern, p_markers, p_extra, p_light in _PHRASES:
+    for pattern, p_extra, p_light in _PHRASES:
         if pattern.search(text):
-            markers += p_markers
             extra += p_extra
             lighten |= p_light
     self_question = bool(_SELF_PHRASE.search(text))
@@ -184,10 +180,6 @@ def analyze_question(question: str) -> Query:
         expansions: list[str] = []
         for a in alts:
             expansions += [e for e in QUERY_SYNONYMS.get(a, []) if e not in alts]
-            for marker, words in _LEMMA_INTENTS.items():
-                if a in words:
-                    markers.append(marker)
-                    expansions.append(marker)
         slots.append(Slot(alts, W_LIGHT if light else W_SAID, tuple(dict.fromkeys(expansions)), is_verb(alts[0]),
                           is_minor(alts[0]), alts[0] in context))
     soft = [M_MODEL] if _MODELS_QUESTION.search(text) else []
@@ -199,7 +191,8 @@ def analyze_question(question: str) -> Query:
         extra += ["компания", M_SELF]
         soft.append(M_SELF)
     return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
-                 list(dict.fromkeys(soft)), asks_price=bool(ASKS_PRICE.search(text)),
+                 list(dict.fromkeys(soft)), asks_price=M_PRICE in markers,
+                 kind_unsure=any(intent.UNSURE[0] <= p <= intent.UNSURE[1] for p in kinds.values()),
                  leans_back=bool(_GOES_ON.search(text)) or any(alts[0] in ANAPHORA for alts in said))
 
 

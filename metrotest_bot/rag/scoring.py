@@ -153,7 +153,8 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
 FEATURES = (
     "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "quantity_ok", "topic_top", "match_share",
     "known_share", "unknown_nouns", "asks_fact", "fact_top", "fact_any3", "price_ok", "margin", "said_words",
-    "context_share", "code_asked", "code_top", "followup", "same_section_top", "named_fact",
+    "context_share", "code_asked", "code_top", "followup", "same_section_top", "named_fact", "carried_fact",
+    "kind_unsure",
 )
 
 
@@ -175,6 +176,11 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     # holding the asked fact should name them too — «Стоимость копра КМ-300 — …» does not answer for КМ-750.
     named = {s.lemmas[0] for s in said if is_code(s) or s.lemmas[0].isdigit()}
     named_fact = 0.0 if named else 1.0
+    # A follow-up's carried topic counts for nothing in coverage (its words are not said): «а телефон их»
+    # after a question about a dealer is covered by any sentence with a phone. carried_fact: the share of
+    # the carried topic held by the best-covered sentence holding the asked fact (1.0 when none is carried).
+    carried = [s for s in parsed.slots[parsed.own_slots:] if not s.said] if parsed.carried and parsed.own_slots else []
+    carried_fact, best = (0.0 if carried else 1.0), -1.0
     sent_cov = sent_fact_cov = 0.0
     for doc in top:
         # One sentence holding the subject and the asked fact together: «почта бухгалтерии» is not
@@ -187,6 +193,10 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
                 sent_fact_cov = max(sent_fact_cov, c)
                 if named and named <= sentence:
                     named_fact = 1.0
+                if carried:
+                    held = sum(slot_match(s, sentence, stats)[0] > 0 for s in carried) / len(carried)
+                    if (c, held) > (best, carried_fact):
+                        best, carried_fact = c, held
     # «сколько весит ПИ-2000»: the unit of the asked quantity (кг, кВт…) must be in a passage.
     units = {u for s in parsed.slots for u in s.expansions if u in analysis.UNITS}
     quantity_ok = float(not units or any(units & t for t in terms))
@@ -205,13 +215,16 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
         "fact_top": float(bool(top) and holds_asked_fact(parsed, terms[0])),
         "fact_any3": float(any(holds_asked_fact(parsed, t) for t in terms)),
         "price_ok": price_ok,
-        "margin": ((scores[0] - scores[1]) / scores[0]) if len(scores) > 1 and scores[0] > 0 else 1.0,
+        # Rounded: the trees split on 0.9975 against 1.0 (a few rows of one KB), which says nothing.
+        "margin": round((scores[0] - scores[1]) / scores[0], 2) if len(scores) > 1 and scores[0] > 0 else 1.0,
         "said_words": min(len(said), 6) / 6,
         "context_share": (sum(s.context for s in parsed.slots) / len(parsed.slots)) if parsed.slots else 0.0,
         "code_asked": float(bool(codes)),
         "code_top": float(bool(codes) and bool(top) and any(c.lemmas[0] in terms[0] for c in codes)),
         "followup": float(parsed.carried),
         "named_fact": named_fact,
+        "carried_fact": carried_fact,
+        "kind_unsure": float(parsed.kind_unsure),
         "same_section_top": float(bool(top) and bool(parsed.previous_section)
                                   and top[0].meta.get("section") == parsed.previous_section),
     }

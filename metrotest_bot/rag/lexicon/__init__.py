@@ -34,12 +34,11 @@ def mapping(name: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-FILES = ("stop.txt", "light.txt", "canonical.txt", "compounds.txt", "synonyms.txt", "intents.txt", "letters.txt",
+FILES = ("stop.txt", "light.txt", "canonical.txt", "compounds.txt", "synonyms.txt", "letters.txt",
          "anaphora.txt", "parts.txt", "others.txt")
 WORD_LISTS = ("stop.txt", "light.txt", "anaphora.txt", "parts.txt", "others.txt")
 
 
 def entry_count() -> int:
     """Hand-written vocabulary entries (words and mapping keys), for BENCHMARKS.md."""
-    return sum(len(words(f)) if f in WORD_LISTS else sum(len(v) or 1 for v in mapping(f).values())
-               if f == "intents.txt" else len(mapping(f)) for f in FILES)
+    return sum(len(words(f)) if f in WORD_LISTS else len(mapping(f)) for f in FILES)
