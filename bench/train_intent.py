@@ -65,6 +65,9 @@ def fit(questions: list[dict], idx=None) -> dict:
     weights = np.zeros((len(names), len(KINDS)))
     intercepts = []
     for j in range(len(KINDS)):
+        if len(set(Y[idx, j])) < 2:  # a kind no question (or every one) asks: a constant, no weights
+            intercepts.append(10.0 if Y[idx, j].all() else -10.0)
+            continue
         model = LogisticRegression(C=C, max_iter=5000).fit(X, Y[idx, j])
         weights[:, j] = model.coef_[0]
         intercepts.append(round(float(model.intercept_[0]), 5))

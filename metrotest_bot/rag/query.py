@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import intent, lexicon
-from .analysis import (M_MODEL, M_PRICE, M_SELF, SELF_WORDS, STOP,
-                       Code, content_items, is_interjection, is_minor, is_verb, items, normalize, stem)
+from .analysis import (M_MODEL, M_PRICE, M_SELF, SELF_WORDS, STOP, Code, content_items, is_interjection, is_minor,
+                       is_place, is_verb, items, normalize, stem)
 
 QUERY_SYNONYMS = lexicon.mapping("synonyms.txt")
 
@@ -224,9 +224,14 @@ def subject_slots(query: "Query") -> list[Slot]:
 
 
 def _names_only_items(query: "Query") -> bool:
-    """The question's own words are only codes or numbers: «а ПИ-3000?», «а на пятьсот?»."""
+    """The question's own words only name another item of the same question: a code or a number («а
+    ПИ-3000?», «а на пятьсот?»), or a place said with no verb («а во Владивосток?», «а в Пермь?»; not
+    «а в Москве его можно посмотреть», a question of its own)."""
     subject = subject_slots(query)
-    return bool(subject) and all(is_code(s) or s.lemmas[0].isdigit() for s in subject)
+    places = [s for s in subject if is_place(s.lemmas[0])]
+    if places and any(s.verb and s.said and not s.context for s in query.slots):
+        return False
+    return bool(subject) and all(is_code(s) or s.lemmas[0].isdigit() or s in places for s in subject)
 
 
 def resolve(query: "Query", previous: "Query | None") -> "Query":
@@ -236,20 +241,23 @@ def resolve(query: "Query", previous: "Query | None") -> "Query":
     that its answer held) joins the follow-up: as its subject when it names none
     («а сколько он стоит»), else at W_CARRIED so the caller's own words lead
     («а гарантия на него какая»). A code the caller now names replaces the
-    topic's («а ПИ-3000?»), and when only an item is named the kind of fact
-    asked before carries over too (price, term…)."""
+    topic's («а ПИ-3000?»), a place named alone the topic's place («а во
+    Владивосток?»), and when only an item is named the kind of fact asked
+    before carries over too (price, term…)."""
     if previous is None or not is_followup(query):
         return query
     own = {t for s in query.slots for t in s.lemmas}
     names_code = any(is_code(s) for s in query.slots)
+    names_place = _names_only_items(query) and any(is_place(s.lemmas[0]) for s in query.slots)
     topic = [s for s in (previous.topic or subject_slots(previous))
-             if not own & set(s.lemmas) and not (names_code and is_code(s))]
+             if not own & set(s.lemmas) and not (names_code and is_code(s))
+             and not (names_place and is_place(s.lemmas[0]))]
     weight = W_CARRIED if subject_slots(query) and not _names_only_items(query) else 1.0
     carried = [replace(s, weight=weight, context=False) for s in topic]
     markers, asks_price = query.markers, query.asks_price
     if _names_only_items(query) and not query.markers:
         markers, asks_price = previous.markers, previous.asks_price
-    # The topic stays the one set before (a code named now replaces its code).
-    new_topic = topic + [s for s in query.slots if is_code(s)]
+    # The topic stays the one set before (a code or a place named now replaces its own).
+    new_topic = topic + [s for s in query.slots if is_code(s) or (names_place and is_place(s.lemmas[0]))]
     return replace(query, slots=query.slots + carried, markers=list(markers), asks_price=asks_price,
                    carried=True, own_slots=len(query.slots), topic=new_topic, previous_section=previous.answered_from)

@@ -132,8 +132,8 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
     For a follow-up, the topic it carried. Otherwise the question's naming words
     that the best passage's section title holds, with the codes and numbers the
     passage holds («пресс», «бетон», «2000» — not the caller's name nor «мы
-    строительная лаборатория»); when the title holds none of them, every naming
-    word the passage holds."""
+    строительная лаборатория») and the verbs the title names; when the title
+    holds none of them, every naming word the passage holds."""
     if parsed.carried:
         return parsed.topic
     subject = [s for s in parsed.slots if s.said and not s.verb and not s.context]
@@ -142,7 +142,9 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
     terms = docs[0].meta.get("terms") or set((docs[0].content or "").split())
     held = [s for s in subject if slot_match(s, terms, stats)[0] > 0]
     title = stats.title_terms.get(docs[0].meta.get("section", ""), frozenset())
-    titled = [s for s in held if slot_match(s, title, stats)[0] > 0]
+    # A verb is the topic when the section's title names it («модернизируете» under «Модернизация»).
+    verbs = [s for s in parsed.slots if s.said and s.verb and not s.context]
+    titled = [s for s in held + verbs if slot_match(s, title, stats)[0] > 0]
     if titled:
         return titled + [s for s in held if s not in titled and not s.lemmas[0].isalpha()]
     return held or [s for s in subject if stats.knows(s)]
