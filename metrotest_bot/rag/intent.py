@@ -29,9 +29,9 @@ UNSURE = (0.25, 0.75)  # a probability in this band is a guess (the gate is told
 override: "IntentModel | None" = None
 
 
-def _words(text: str) -> list[str]:
+def _words(said: list) -> list[str]:
     out = []
-    for alts in items(text):
+    for alts in said:
         word = alts[0]
         if isinstance(alts, Code):
             out.append("<code>")
@@ -42,9 +42,10 @@ def _words(text: str) -> list[str]:
     return out
 
 
-def features(question: str) -> set[str]:
-    """The model's inputs: the question's words and word pairs."""
-    words = _words(question)
+def features(question: str, said: list | None = None) -> set[str]:
+    """The model's inputs: the question's words and word pairs (`said`: analysis.items(question), when the
+    caller has them already)."""
+    words = _words(items(question) if said is None else said)
     return {f"w:{w}" for w in words} | {f"b:{a}_{b}" for a, b in zip(words, words[1:])}
 
 
@@ -60,9 +61,9 @@ class IntentModel:
         return cls(tuple(data["kinds"]), tuple(data["intercepts"]),
                    {f: tuple(w) for f, w in data["weights"].items()}, data.get("threshold", THRESHOLD))
 
-    def probabilities(self, question: str) -> dict[str, float]:
+    def probabilities(self, question: str, said: list | None = None) -> dict[str, float]:
         z = list(self.intercepts)
-        for f in features(question):
+        for f in features(question, said):
             w = self.weights.get(f)
             if w:
                 for i, v in enumerate(w):
@@ -73,8 +74,8 @@ class IntentModel:
         return [k for k, p in self.probabilities(question).items() if p >= self.threshold]
 
 
-def probabilities(question: str) -> dict[str, float]:
-    return (override or load_intents()).probabilities(question)
+def probabilities(question: str, said: list | None = None) -> dict[str, float]:
+    return (override or load_intents()).probabilities(question, said)
 
 
 @lru_cache(maxsize=4)

@@ -152,7 +152,8 @@ def analyze_question(question: str) -> Query:
     """The caller's question → slots (content words), the kinds of fact asked (markers, rag/intent.py)
     and phrase expansions."""
     text = normalize(question)
-    kinds = intent.probabilities(question)
+    said = items(question)  # every word once: the content words below, the pointing-back words too
+    kinds = intent.probabilities(question, said)
     markers = [k for k, p in kinds.items() if p >= intent.THRESHOLD]
     extra: list[str] = []
     lighten: set[str] = set()
@@ -164,7 +165,6 @@ def analyze_question(question: str) -> Query:
     context = self_context_lemmas(text)
     slots: list[Slot] = []
     seen: set[str] = set()
-    said = items(question)  # every word once: the content words below, the pointing-back words too
     # A pronoun or adverb pointing back («туда», «его») stands for the previous question's topic, which
     # resolve() carries in: as a word of its own it would be an unknown topic («туда» is in no passage).
     # «другой» stays: it is also a KB word («машины других производителей»).
@@ -248,14 +248,15 @@ def resolve(query: "Query", previous: "Query | None") -> "Query":
         return query
     own = {t for s in query.slots for t in s.lemmas}
     names_code = any(is_code(s) for s in query.slots)
-    names_place = _names_only_items(query) and any(is_place(s.lemmas[0]) for s in query.slots)
+    items_only = _names_only_items(query)
+    names_place = items_only and any(is_place(s.lemmas[0]) for s in query.slots)
     topic = [s for s in (previous.topic or subject_slots(previous))
              if not own & set(s.lemmas) and not (names_code and is_code(s))
              and not (names_place and is_place(s.lemmas[0]))]
-    weight = W_CARRIED if subject_slots(query) and not _names_only_items(query) else 1.0
+    weight = W_CARRIED if subject_slots(query) and not items_only else 1.0
     carried = [replace(s, weight=weight, context=False) for s in topic]
     markers, asks_price = query.markers, query.asks_price
-    if _names_only_items(query) and not query.markers:
+    if items_only and not query.markers:
         markers, asks_price = previous.markers, previous.asks_price
     # The topic stays the one set before (a code or a place named now replaces its own).
     new_topic = topic + [s for s in query.slots if is_code(s) or (names_place and is_place(s.lemmas[0]))]
