@@ -358,7 +358,7 @@ def _run_step(n, ws_url, llm_url, questions, first_piece, worker_pid, llm_pid, s
         # Sampling without pausing the worker; idle (the hub waiting in epoll) is left out.
         spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
                                 "--pid", str(worker_pid), "--format", "raw", "--nolineno", "--nonblocking",
-                                "--rate", "100", "-o", str(profile_to)],
+                                "--rate", os.environ.get("BENCH_SPY_RATE", "100"), "-o", str(profile_to)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
     started = time.monotonic()

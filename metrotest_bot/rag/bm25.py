@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 from haystack import Document, component
+
+from .types import scored
 
 K1, B, DELTA = 1.5, 0.75, 1.0  # Haystack's defaults for BM25Plus
 
@@ -69,4 +70,4 @@ class IndexedBM25Retriever:
         hit = hit[scores[hit] > 0]
         # Best first; ties in store order, as Haystack (a stable sort over the stored documents).
         order = hit[np.lexsort((hit, -scores[hit]))][:top_k]
-        return {"documents": [replace(self.documents[i], score=float(scores[i])) for i in order]}
+        return {"documents": [scored(self.documents[i], float(scores[i])) for i in order]}

@@ -15,7 +15,7 @@ index is loaded, shared by every request.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 from haystack import Document, Pipeline, component
@@ -24,6 +24,7 @@ from . import analysis, query as q
 from .ranking import RankModel, candidates, load_ranker, rank_features
 from .scoring import GateModel, features, load_gate, plainly_off_topic, topic_found, topic_of
 from .stats import KBStats
+from .types import scored
 
 CANDIDATES = 20  # fetched from the backend
 TOP_K = 6  # passages returned: the LLM reads them all, the offline answer the first three
@@ -54,7 +55,7 @@ class SectionLeads:
         have = {d.id for d in documents}
         titles = self.stats.titles_covering(parsed)
         leads = [self.stats.leads[t] for t in titles]
-        return {"documents": documents + [replace(d, score=0.0) for d in leads if d.id not in have],
+        return {"documents": documents + [scored(d, 0.0) for d in leads if d.id not in have],
                 "titles": titles}
 
 
@@ -75,8 +76,8 @@ class PassageRanker:
         found = candidates(parsed, documents, self.stats)
         rows = rank_features(parsed, found, set(titles), self.stats)
         rescored = sorted(zip(self.model.scores(rows), found), key=lambda r: -r[0])
-        # New Documents for the kept ones only (each a haystack dataclass built with checks).
-        return {"documents": [replace(c.doc, score=round(score, 4), meta={**c.doc.meta, "coverage": round(c.cov, 4), "terms": c.terms,
+        # Scored copies for the kept ones only.
+        return {"documents": [scored(c.doc, round(score, 4), {**c.doc.meta, "coverage": round(c.cov, 4), "terms": c.terms,
                                                                 "topic": topic_found(parsed, c.terms, self.stats),
                                                                 "holds_price": analysis.M_PRICE in c.terms})
                               for score, c in rescored[: self.top_k]]}

@@ -39,7 +39,7 @@ class Candidate:
 
 
 def candidates(parsed: Query, documents: list, stats: KBStats) -> list[Candidate]:
-    return [Candidate(doc, terms := set((doc.content or "").split()), coverage(parsed, terms, stats),
+    return [Candidate(doc, terms := stats.passage_terms(doc), coverage(parsed, terms, stats),
                       match_score(parsed, terms, stats)) for doc in documents]
 
 

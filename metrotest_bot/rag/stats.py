@@ -34,6 +34,7 @@ class KBStats:
                 self._by_prefix.setdefault(t[:4], []).append(t)
         self._related: dict[str, tuple[str, ...]] = {}
         self._sentences: dict[str, list[tuple[str, frozenset[str]]]] = {}  # passage id → its sentences
+        self._terms: dict[str, frozenset[str]] = {}  # passage id → its index terms
         # Each section's leading passage and its title's terms (for questions that name a section's topic).
         self.leads: dict[str, Document] = {}
         for doc in sorted(documents, key=lambda d: d.meta.get("position", 0)):
@@ -92,6 +93,17 @@ class KBStats:
             if len(self._sentences) >= SENTENCE_CACHE:
                 self._sentences.clear()  # a big KB: keep memory bounded, recompute the few asked again
             self._sentences[passage_id] = cached
+        return cached
+
+    def passage_terms(self, doc: Document) -> frozenset[str]:
+        """A passage's index terms, split once and kept (bounded): every question reads its candidates'
+        (splitting a passage again costs ~15 µs, twenty of them a question)."""
+        cached = self._terms.get(doc.id)
+        if cached is None:
+            cached = frozenset((doc.content or "").split())
+            if len(self._terms) >= SENTENCE_CACHE:
+                self._terms.clear()
+            self._terms[doc.id] = cached
         return cached
 
     def sentence_terms(self, doc: Document) -> list[frozenset[str]]:

@@ -4,6 +4,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Protocol
 
+from haystack import Document
+
+
+def scored(doc: Document, score: float, meta: dict | None = None) -> Document:
+    """A stored passage with this question's score (and meta): its fields copied as they are. A stored
+    Document has passed Document's checks and id hashing once; dataclasses.replace would run them again for
+    each of the ~30 copies a question makes (3.8 µs each against 0.3)."""
+    copy = object.__new__(Document)
+    copy.__dict__.update(doc.__dict__)
+    copy.__dict__["score"] = score
+    if meta is not None:
+        copy.__dict__["meta"] = meta
+    return copy
+
 
 @dataclass
 class Passage:
