@@ -48,13 +48,13 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def evaluate(conversations, memory: bool = True) -> dict:
+def evaluate(conversations, memory: bool = True, kb: Path | None = None) -> dict:
     from metrotest_bot.bot_settings import BotSettings
     from metrotest_bot.rag import get_engine
     from metrotest_bot.rag.dialogue import Dialogue
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = r.make_app(Path(tmp))
+        app = r.make_app(Path(tmp), KB_PATH=kb or r.KB)
         with app.app_context():
             engine = get_engine()
             engine.reindex()

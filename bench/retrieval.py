@@ -55,6 +55,24 @@ def load_eval(path: Path = EVAL) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def kb_of(question: dict) -> Path:
+    """The KB a labelled question is asked of: the demo KB unless it names another (bench/kbs/)."""
+    return Path(question.get("kb") or KB)
+
+
+def per_kb(questions: list[dict]):
+    """For each KB the questions are asked of, in order of first appearance: (its path, the numbers of its
+    questions in order), inside the context of a fresh app whose KB it is (the caller builds the index)."""
+    groups: dict[Path, list[int]] = {}
+    for i, q in enumerate(questions):
+        groups.setdefault(kb_of(q), []).append(i)
+    for kb, numbers in groups.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            app = make_app(Path(tmp), KB_PATH=kb)
+            with app.app_context():
+                yield kb, numbers
+
+
 def _hit(strings, texts) -> bool:
     return any(s.lower() in t.lower() for s in strings for t in texts)
 

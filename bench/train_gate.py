@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from . import retrieval as r
@@ -46,15 +45,41 @@ TRAINING_DIALOGUES = [HERE / "dialogues.jsonl", HERE / "dialogues2.jsonl", HERE 
                       HERE / "dialogues16.jsonl"]
 
 
+# Other KBs (bench/kbs/<name>/: the KB's text, its questions retrieval_*.jsonl and dialogues_*.jsonl,
+# written blind like the demo KB's): the gate's features are shares against the KB in force, and only
+# questions over more than one KB teach the model what of them holds on a KB it has not seen.
+OTHER_KBS = HERE / "kbs"
+
+
+def other_kb_sets() -> list[tuple[Path, Path]]:
+    """(KB text, question set) for every set over another KB, lone questions and dialogues alike."""
+    out = []
+    for folder in sorted(p for p in OTHER_KBS.iterdir() if p.is_dir()) if OTHER_KBS.is_dir() else []:
+        kb = next(folder.glob("*.txt"))
+        out += [(kb, path) for path in sorted(folder.glob("*.jsonl"))]
+    return out
+
+
 def labelled() -> list[dict]:
     out = []
     for path in TRAINING_SETS:
         for q in r.load_eval(path):
             out.append({**q, "set": path.stem})
     for path in TRAINING_DIALOGUES:
-        for conv in r.load_eval(path):
-            for i, turn in enumerate(conv["turns"]):
-                out.append({**turn, "set": path.stem, "conversation": conv["id"], "turn": i})
+        out += _turns(path, path.stem)
+    for kb, path in other_kb_sets():
+        name = f"{path.parent.name}/{path.stem}"
+        rows = r.load_eval(path)
+        out += _turns(path, name, kb) if rows and "turns" in rows[0] else [{**q, "set": name, "kb": str(kb)} for q in rows]
+    return out
+
+
+def _turns(path: Path, name: str, kb: Path | None = None) -> list[dict]:
+    """A dialogue set's turns in order, each marked with its conversation (asked as in a call)."""
+    out = []
+    for conv in r.load_eval(path):
+        for i, turn in enumerate(conv["turns"]):
+            out.append({**turn, "set": name, "conversation": conv["id"], "turn": i, **({"kb": str(kb)} if kb else {})})
     return out
 
 
@@ -66,34 +91,32 @@ def collect(questions: list[dict], intents=None) -> tuple[list[dict], list[dict]
     from metrotest_bot.rag.offline import compose
     from metrotest_bot.rag.scoring import features
 
-    with tempfile.TemporaryDirectory() as tmp:
-        app = r.make_app(Path(tmp))
-        with app.app_context():
-            engine = get_engine()
-            index, _ = engine.reindex()
-            BotSettings()
-            rows, found = [], []
-            previous = None
-            for i, q in enumerate(questions):
-                if not q.get("turn"):
-                    previous = None  # a new conversation (or a lone question)
-                intent.override = intents[i] if intents else None
-                result, _ = engine.search(q["question"], previous)
-                previous = result.query if result else previous
-                if result is None:
-                    rows.append(None)
-                    found.append({"texts": [], "answer": ""})
-                    continue
-                docs = result.retrieved.documents
-                rows.append(features(result.query, docs, index.stats))
-                # A two-part question's parts are judged by the same model, each alone (rag/found.py).
-                parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
-                          "off_topic": p.retrieved.off_topic, "answer": compose(p.query, p.passages, index.stats)}
-                         for p in result.parts]
-                found.append({"texts": [p.text for p in result.passages],
-                              "answer": compose(result.query, result.passages, index.stats),
-                              "off_topic": result.retrieved.off_topic, "parts": parts})
-            intent.override = None
+    rows, found = [None] * len(questions), [None] * len(questions)
+    for _, numbers in r.per_kb(questions):
+        engine = get_engine()
+        index, _ = engine.reindex()
+        BotSettings()
+        previous = None
+        for i in numbers:
+            q = questions[i]
+            if not q.get("turn"):
+                previous = None  # a new conversation (or a lone question)
+            intent.override = intents[i] if intents else None
+            result, _ = engine.search(q["question"], previous)
+            previous = result.query if result else previous
+            if result is None:
+                found[i] = {"texts": [], "answer": ""}
+                continue
+            docs = result.retrieved.documents
+            rows[i] = features(result.query, docs, index.stats)
+            # A two-part question's parts are judged by the same model, each alone (rag/found.py).
+            parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
+                      "off_topic": p.retrieved.off_topic, "answer": compose(p.query, p.passages, index.stats)}
+                     for p in result.parts]
+            found[i] = {"texts": [p.text for p in result.passages],
+                        "answer": compose(result.query, result.passages, index.stats),
+                        "off_topic": result.retrieved.off_topic, "parts": parts}
+        intent.override = None
     return rows, found
 
 
@@ -221,7 +244,8 @@ def train(write: bool = True) -> dict:
     y = np.array([bool(q.get("answerable")) for q in questions])
     model = fit(X, y)
     data = {**export(model, FEATURES), "threshold": THRESHOLD,
-            "trained_on": {p.stem: len(r.load_eval(p)) for p in TRAINING_SETS + TRAINING_DIALOGUES}, "cv": cv, "cv_logistic": cv_logistic,
+            "trained_on": {**{p.stem: len(r.load_eval(p)) for p in TRAINING_SETS + TRAINING_DIALOGUES},
+                           **{f"{p.parent.name}/{p.stem}": len(r.load_eval(p)) for _, p in other_kb_sets()}}, "cv": cv, "cv_logistic": cv_logistic,
             "ranker_cv": ranking["cv"], "intent_cv": intent_cv}
     # The exported trees must decide as sklearn does.
     from metrotest_bot.rag.scoring import GateModel

@@ -41,8 +41,9 @@ def labels(questions: list[dict]):
     from metrotest_bot.rag.analysis import text_markers
     from metrotest_bot.rag.intent import KINDS
 
-    kb = r.KB.read_text(encoding="utf-8")
-    Y = np.array([[any(k in text_markers(sentence) for s in q.get("any_of") or [] for sentence in answer_sentences(s, kb))
+    kbs = {path: path.read_text(encoding="utf-8") for path in {r.kb_of(q) for q in questions}}
+    Y = np.array([[any(k in text_markers(sentence) for s in q.get("any_of") or []
+                       for sentence in answer_sentences(s, kbs[r.kb_of(q)]))
                    for k in KINDS] for q in questions])
     teach = np.array([bool(q.get("answerable") and q.get("any_of")) for q in questions])
     return Y, teach

@@ -8,8 +8,6 @@ score higher; no intercept, so only the order is learned. Written to metrotest_b
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 from . import retrieval as r
 
@@ -28,27 +26,26 @@ def collect(questions: list[dict], intents=None):
     from metrotest_bot.rag.ranking import candidates, rank_features
 
     rows, labels, groups = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        app = r.make_app(Path(tmp))
-        with app.app_context():
-            engine = get_engine()
-            index, _ = engine.reindex()
-            previous = None
-            for number, q in enumerate(questions):
-                if not q.get("turn"):
-                    previous = None  # a new conversation (or a lone question)
-                intent.override = intents[number] if intents else None
-                parsed, docs, titles = fetch(index.pipeline, q["question"], previous)
-                found, _ = engine.search(q["question"], previous)  # resolves the next follow-up as in a call
-                previous = found.query if found else previous
-                if not q.get("answerable") or parsed.is_empty():
-                    continue
-                found_now = candidates(parsed, docs, index.stats)
-                for cand, row in zip(found_now, rank_features(parsed, found_now, set(titles), index.stats)):
-                    rows.append(row)
-                    labels.append(r._hit(q["any_of"], [cand.doc.meta.get("text", "")]))
-                    groups.append(number)
-            intent.override = None
+    for _, numbers in r.per_kb(questions):
+        engine = get_engine()
+        index, _ = engine.reindex()
+        previous = None
+        for number in numbers:
+            q = questions[number]
+            if not q.get("turn"):
+                previous = None  # a new conversation (or a lone question)
+            intent.override = intents[number] if intents else None
+            parsed, docs, titles = fetch(index.pipeline, q["question"], previous)
+            found, _ = engine.search(q["question"], previous)  # resolves the next follow-up as in a call
+            previous = found.query if found else previous
+            if not q.get("answerable") or parsed.is_empty():
+                continue
+            found_now = candidates(parsed, docs, index.stats)
+            for cand, row in zip(found_now, rank_features(parsed, found_now, set(titles), index.stats)):
+                rows.append(row)
+                labels.append(r._hit(q["any_of"], [cand.doc.meta.get("text", "")]))
+                groups.append(number)
+        intent.override = None
     return np.array(rows, dtype=float), np.array(labels, dtype=bool), np.array(groups)
 
 
