@@ -1,8 +1,8 @@
 """Train the question-kind model (metrotest_bot/rag/intent.py) and cross-validate it.
 
 Labels come from the labelled questions themselves: the kinds of fact (price, term, hours,
-address, phone, e-mail) that the KB sentence holding the expected answer span holds, found by the
-same patterns that mark the KB's passages (analysis.text_markers), so a question is taught to ask
+address, phone, e-mail) that the expected answer span shows, or when it shows none the KB sentence
+holding it, found by the same patterns that mark the KB's passages (analysis.text_markers), so a question is taught to ask
 for what its answer gives. Only answerable questions teach it (an unanswerable one has no answer to read the kind
 from).
 
@@ -42,9 +42,15 @@ def labels(questions: list[dict]):
     from metrotest_bot.rag.intent import KINDS
 
     kbs = {path: path.read_text(encoding="utf-8") for path in {r.kb_of(q) for q in questions}}
-    Y = np.array([[any(k in text_markers(sentence) for s in q.get("any_of") or []
-                       for sentence in answer_sentences(s, kbs[r.kb_of(q)]))
-                   for k in KINDS] for q in questions])
+
+    def kinds(span: str, kb: str) -> set[str]:
+        # The span's own kinds when it shows any («+7 (383) 000-45-10» in a sentence that also gives an
+        # e-mail asks a phone only); else its sentence's («ПИ-2000 — от 920 000» is a price by «рублей»).
+        own = set(text_markers(span)) & set(KINDS)
+        return own or {k for sentence in answer_sentences(span, kb) for k in text_markers(sentence)}
+
+    Y = np.array([[any(k in kinds(s, kbs[r.kb_of(q)]) for s in q.get("any_of") or []) for k in KINDS]
+                  for q in questions])
     teach = np.array([bool(q.get("answerable") and q.get("any_of")) for q in questions])
     return Y, teach
 

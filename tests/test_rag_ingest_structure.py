@@ -161,3 +161,13 @@ def test_a_dashed_page_number_is_no_list_item():
     kb = parse_bytes("=== Доставка ===\nДоставляем по всей России.\n- 3 -\n- Москва — 5 дней\n- Казань — 3 дня\n"
                      .encode("utf-8"), "kb.txt")
     assert [p.text for p in kb.passages] == ["Доставляем по всей России. Москва — 5 дней. Казань — 3 дня."]
+
+
+def test_a_dashed_sub_heading_is_a_section_and_a_dashed_rule_is_not():
+    # Website dumps mark a page's sub-headings «--- Title ---»: each is the title its models are found under.
+    kb = parse_bytes("=== Каталог ===\nВсе цены с НДС.\n\n--- Сушильные шкафы серии ШС ---\n"
+                     "ШС-80. Объём 80 литров. Цена — 58 700 рублей.\n---- 2 ----\n-----\n"
+                     "--- Муфельные печи ---\nПМ-8. Цена — 76 000 рублей.\n".encode("utf-8"), "kb.txt")
+    assert [s.title for s in kb.sections] == ["Каталог", "Сушильные шкафы серии ШС", "Муфельные печи"]
+    assert [p.text for p in kb.passages if p.section == "Сушильные шкафы серии ШС"] == [
+        "ШС-80. Объём 80 литров. Цена — 58 700 рублей."]

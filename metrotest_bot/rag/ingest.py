@@ -99,7 +99,7 @@ _FURNITURE = re.compile(
     r"^(вход|регистрация|войти)$|^читать далее|^подробнее$)",
     re.IGNORECASE,
 )
-_PAGE_NUMBER = re.compile(r"^(стр(аница)?\.?\s*)?[-–—]?\s*\d{1,4}\s*([-–—]|из\s+\d+)?\s*[-–—]?$", re.IGNORECASE)
+_PAGE_NUMBER = re.compile(r"^(стр(аница)?\.?\s*)?[-–—]*\s*\d{1,4}\s*([-–—]+|из\s+\d+)?\s*[-–—]*$", re.IGNORECASE)
 
 
 _BREADCRUMB = re.compile(r"^(вы здесь|вы находитесь|главная|home)\b.{0,40}\s[>»›/]\s", re.IGNORECASE)
@@ -119,7 +119,7 @@ def is_furniture(line: str) -> bool:
     s = line.strip()
     if not s:
         return False
-    if is_menu_line(s) or _PAGE_NUMBER.match(s):
+    if is_menu_line(s) or _PAGE_NUMBER.match(s) or not re.search(r"\w", s):  # «-----», «* * *»: a rule
         return True
     # Short lines only: a real sentence that mentions cookies or copyright stays.
     return len(s) <= 120 and bool(_FURNITURE.search(s))
@@ -131,13 +131,14 @@ _HEADING_MARKED = [
     re.compile(r"^\s*={2,}\s*(.+?)\s*={2,}\s*$"),  # === Title ===
     re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$"),  # ## Title (also in .txt dumps)
     re.compile(r"^\s*\[\s*(.+?)\s*\]\s*$"),  # [Title]
+    re.compile(r"^\s*-{2,}\s*([^-].*?)\s*-{2,}\s*$"),  # --- Subtitle --- (a page's sub-heading in a dump)
 ]
 
 
 def _marked_heading(line: str) -> str | None:
     for pattern in _HEADING_MARKED:
         m = pattern.match(line)
-        if m:
+        if m and re.search(r"[^\W\d_]", m.group(1)):  # a title has a letter («---- 1 ----» is a rule)
             return m.group(1).strip()
     return None
 

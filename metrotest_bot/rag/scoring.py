@@ -187,13 +187,13 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     for doc in top:
         # One sentence holding the subject and the asked fact together: «почта бухгалтерии» is not
         # answered by a passage with the accounts' phone in one sentence and e-mails in another.
-        section = stats.section_terms(doc.meta.get("section", ""))
+        section = stats.section_terms(doc.meta.get("section", "")) | stats.label_terms(doc.id, doc.meta.get("text", ""))
         for sentence in stats.sentence_terms(doc):
             c = coverage(parsed, sentence | section, stats)
             sent_cov = max(sent_cov, c)
             if holds_asked_fact(parsed, sentence):
                 sent_fact_cov = max(sent_fact_cov, c)
-                if named and named <= sentence:
+                if named and named <= sentence | section:
                     named_fact = 1.0
                 if carried:
                     held = sum(slot_match(s, sentence, stats)[0] > 0 for s in carried) / len(carried)

@@ -17,6 +17,7 @@ from .query import Query, Slot
 
 
 SENTENCE_CACHE = 20_000  # passages whose sentences' terms are kept
+LABEL_TERMS = 3  # a passage's first sentence this short is a label (a model's code, a name), not a statement
 MAX_TITLES = 3  # titles covering a question beyond which it names no one section
 
 
@@ -106,6 +107,14 @@ class KBStats:
             self._terms[doc.id] = cached
         return cached
 
+    def label_terms(self, passage_id: str, text: str) -> frozenset[str]:
+        """A passage that opens with a label («ПМ-8. Объём камеры 8 литров… Цена — 76 000 рублей.»): the
+        label's terms, which its other sentences are about as a section's are about its title."""
+        sentences = self.sentences(passage_id, text)
+        if len(sentences) >= 2 and 0 < sum(not t.startswith("#") for t in sentences[0][1]) <= LABEL_TERMS:
+            return sentences[0][1]
+        return frozenset()
+
     def sentence_terms(self, doc: Document) -> list[frozenset[str]]:
         return [terms for _, terms in self.sentences(doc.id, doc.meta.get("text", ""))]
 
@@ -138,6 +147,11 @@ class KBStats:
             negated = [p + term for p in _NEGATIONS] + [term[len(p):] for p in _NEGATIONS
                                                               if term.startswith(p) and len(term) - len(p) >= 4]
             out += [w for w in negated if w in self.df]
+            base = _DIMINUTIVE.sub("", term)
+            if base != term and len(base) >= 3:  # печка ~ печь, телефончик ~ телефон, водичка ~ вода
+                out += [w for w in self._by_prefix.get(base[:4], ()) if w.startswith(base)
+                        and (w == base or w[len(base):] in _ENDINGS)] if len(base) >= 4 else [
+                    base + e for e in _ENDINGS if base + e in self.df]
             folded = _fold(term)
             verb_stems = _verb_stems(term)
             for word in self._by_prefix.get(term[:4], ()):
@@ -161,6 +175,9 @@ class KBStats:
 # Consonants that alternate between related Russian words (грузить ~ гружу, платить ~ плачу, простить ~ прощать).
 _ALTERNATIONS = str.maketrans({"ж": "з", "д": "з", "ш": "с", "ч": "т", "щ": "т"})
 _NEGATIONS = ("не", "без", "бес")
+# A diminutive or colloquial suffix undone leaves the word's base, found in the KB with an ending of one letter.
+_DIMINUTIVE = re.compile(r"(?:[оеи]?чк[аоиу]|[оеи]?чик|к[аоу])$")
+_ENDINGS = ("", "ь", "а", "о", "и", "ы", "я", "й")
 
 
 def _fold(word: str) -> str:
