@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from metrotest_bot.rag.errors import KBError
-from metrotest_bot.rag.ingest import is_furniture, parse_bytes, parse_file
+from metrotest_bot.rag.ingest import MAX_PASSAGE_CHARS, is_furniture, parse_bytes, parse_file
 
 SITE_DUMP = """Главная | О компании | Продукция | Контакты
 Вы здесь: Главная > Сервис
@@ -134,4 +134,16 @@ def test_long_paragraphs_split_at_sentences_and_keep_title():
     kb = parse_bytes(f"=== Доставка ===\n{para}\n".encode(), "kb.txt")
     assert len(kb.passages) > 1
     assert all(p.section == "Доставка" and p.text.endswith(".") for p in kb.passages)
-    assert all(len(p.text) <= 420 for p in kb.passages)
+    assert all(len(p.text) <= MAX_PASSAGE_CHARS for p in kb.passages)
+    # Pieces of about equal length: no sentence is left alone at the end, cut off from what it is about.
+    lengths = [len(p.text) for p in kb.passages]
+    assert max(lengths) - min(lengths) <= 60
+
+
+def test_a_long_paragraph_is_not_joined_to_the_next_and_short_ones_are():
+    entry = "ДШ-10 — динамический штамп для контроля грунтов. " + "Характеристика прибора номер один. " * 24
+    kb = parse_bytes(f"=== Каталог ===\n{entry}Цена — 438 000 рублей.\nПДУ-3М — плотномер.\nЦена — 96 000 рублей.\n"
+                     .encode(), "kb.txt")
+    texts = [p.text for p in kb.passages]
+    assert texts[-1] == "ПДУ-3М — плотномер. Цена — 96 000 рублей."  # two short lines, one passage
+    assert "Цена — 438 000 рублей." in texts[-2] and len(texts) == 3

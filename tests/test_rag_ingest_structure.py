@@ -171,3 +171,14 @@ def test_a_dashed_sub_heading_is_a_section_and_a_dashed_rule_is_not():
     assert [s.title for s in kb.sections] == ["Каталог", "Сушильные шкафы серии ШС", "Муфельные печи"]
     assert [p.text for p in kb.passages if p.section == "Сушильные шкафы серии ШС"] == [
         "ШС-80. Объём 80 литров. Цена — 58 700 рублей."]
+
+
+def test_a_table_without_outer_pipes_is_read_row_by_row_and_a_menu_bar_is_not():
+    # A price table pasted into a .txt dump («Пакет | Цена | Срок») was dropped as a menu bar.
+    kb = parse_bytes("Главная | Каталог | Лаборатория | Контакты\n=== Анализы воды ===\nПакет | Цена | Срок\n"
+                     "Базовый (12 показателей) | 3 200 руб. | 5 рабочих дней\n"
+                     "Расширенный (30 показателей) | 7 900 руб. | 7 рабочих дней\n".encode("utf-8"), "kb.txt")
+    text = " ".join(p.text for p in kb.passages)
+    assert "Базовый (12 показателей): цена — 3 200 руб., срок — 5 рабочих дней." in text
+    assert "Расширенный (30 показателей): цена — 7 900 руб., срок — 7 рабочих дней." in text
+    assert "Главная" not in text and "Пакет" not in text

@@ -12,6 +12,7 @@ font size and weight: pdf_text.py).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,8 @@ from .upload_limits import IngestLimits, TimeBudget
 SUPPORTED = (".txt", ".md", ".pdf")
 
 # Passage size: a paragraph of the site is the natural unit; very long ones
-# are cut at sentence ends, tiny ones are merged with their neighbour.
-MAX_PASSAGE_CHARS = 420
+# are cut at sentence ends into pieces of about equal length, tiny ones are merged with their neighbour.
+MAX_PASSAGE_CHARS = 840
 MIN_PASSAGE_CHARS = 60
 
 
@@ -217,30 +218,43 @@ def _sentences(text: str) -> list[str]:
     return [s.text for s in sentenize(text)]
 
 
+def _split_evenly(sentences: list[str]) -> list[str]:
+    """A long paragraph's sentences in as few pieces of at most MAX_PASSAGE_CHARS as it takes, of about
+    equal length: cut greedily, a catalogue entry left its last sentence alone («Цена — 438 000 рублей.»),
+    with nothing to say what it is the price of."""
+    total = sum(len(s) + 1 for s in sentences)
+    target = total / math.ceil(total / MAX_PASSAGE_CHARS)
+    pieces, current = [], ""
+    for sent in sentences:
+        if current and (len(current) + 1 + len(sent) > MAX_PASSAGE_CHARS or len(current) >= target):
+            pieces.append(current)
+            current = sent
+        else:
+            current = f"{current} {sent}".strip()
+    if current:
+        pieces.append(current)
+    return pieces
+
+
 def make_passages(sections: list[Section]) -> list[PassageText]:
     passages: list[PassageText] = []
     for section in sections:
-        chunks: list[str] = []
+        chunks: list[tuple[str, bool]] = []  # (text, a whole paragraph)
         for para in section.paragraphs:
             if len(para) <= MAX_PASSAGE_CHARS:
-                chunks.append(para)
+                chunks.append((para, True))
                 continue
-            current = ""
-            for sent in _sentences(para):
-                if current and len(current) + 1 + len(sent) > MAX_PASSAGE_CHARS:
-                    chunks.append(current)
-                    current = sent
-                else:
-                    current = f"{current} {sent}".strip()
-            if current:
-                chunks.append(current)
+            chunks += [(part, False) for part in _split_evenly(_sentences(para))]
         merged: list[str] = []
-        for chunk in chunks:
-            if merged and (len(merged[-1]) < MIN_PASSAGE_CHARS or len(chunk) < MIN_PASSAGE_CHARS) \
+        whole_before = False
+        for chunk, whole in chunks:
+            # Short paragraphs (list items, one-line facts) join; a piece of a long one stays its own.
+            if merged and whole and whole_before and (len(merged[-1]) < MIN_PASSAGE_CHARS or len(chunk) < MIN_PASSAGE_CHARS) \
                     and len(merged[-1]) + len(chunk) < MAX_PASSAGE_CHARS:
                 merged[-1] = f"{merged[-1]} {chunk}"
             else:
                 merged.append(chunk)
+            whole_before = whole
         for chunk in merged:
             passages.append(PassageText(section=section.title, text=chunk, position=len(passages)))
     return passages

@@ -70,6 +70,28 @@ def table_sentences(rows: list[str]) -> list[str]:
     return [s for s in (row_sentence(_cells(r), header) for r in body) if s]
 
 
+def bare_table_end(lines: list[str], i: int) -> int:
+    """Where a table written without outer pipes («РН-150 | 12 500 руб. | 3 дня») that starts at line i
+    ends, or i when none does: two or more lines of the same number (two or more) of |-separated cells,
+    numbers in all its rows but the header. A menu bar is one line of words («Главная | Каталог | Контакты»)."""
+    width = len(_cells(lines[i])) if "|" in lines[i] else 0
+    if width < 2:
+        return i
+    j = i
+    while j < len(lines) and "|" in lines[j] and len(_cells(lines[j])) == width:
+        j += 1
+    with_numbers = sum(bool(re.search(r"\d", row)) for row in lines[i:j])
+    return j if j - i >= 2 and with_numbers >= j - i - 1 and with_numbers else i
+
+
+def bare_table_sentences(rows: list[str]) -> list[str]:
+    """One sentence per row; a first row without numbers is the header naming the others' cells."""
+    header = None
+    if not re.search(r"\d", rows[0]):
+        header, rows = _cells(rows[0]), rows[1:]
+    return [s for s in (row_sentence(_cells(r), header) for r in rows) if s]
+
+
 def list_sentences(lead: str | None, items: list[str]) -> tuple[list[str], bool]:
     """(sentences, whether the lead line was used up)."""
     short = all(len(i) <= SHORT_ITEM and not re.search(r"[.!?]\s", i) for i in items)
@@ -80,7 +102,8 @@ def list_sentences(lead: str | None, items: list[str]) -> tuple[list[str], bool]
 
 
 def blocks_to_sentences(lines: list[str], markdown: bool) -> list[str]:
-    """Rewrite table blocks (Markdown only) and list blocks as sentence lines; other lines pass as they are."""
+    """Rewrite table blocks (with outer pipes: Markdown only; without: any text) and list blocks as sentence
+    lines; other lines pass as they are."""
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -96,6 +119,11 @@ def blocks_to_sentences(lines: list[str], markdown: bool) -> list[str]:
                 j += 1
             out.extend(table_sentences(lines[i:j]))
             i = j
+            continue
+        end = bare_table_end(lines, i) if not _TABLE_ROW.match(line) else i
+        if end > i:
+            out.extend(bare_table_sentences(lines[i:end]))
+            i = end
             continue
         if _LIST_ITEM.match(line):
             items, j = [], i
