@@ -53,7 +53,7 @@ def labelled() -> list[dict]:
             out.append({**q, "set": path.stem})
     for path in TRAINING_DIALOGUES:
         out += _turns(path, path.stem)
-    for kb, path in r.other_kb_sets():
+    for kb, path in r.other_kb_sets(training=True):
         name = f"{path.parent.name}/{path.stem}"
         rows = r.load_eval(path)
         out += _turns(path, name, kb) if rows and "turns" in rows[0] else [{**q, "set": name, "kb": str(kb)} for q in rows]
@@ -251,7 +251,7 @@ def train(write: bool = True) -> dict:
     model = fit(X, y)
     data = {**export(model, FEATURES), "threshold": THRESHOLD,
             "trained_on": {**{p.stem: len(r.load_eval(p)) for p in TRAINING_SETS + TRAINING_DIALOGUES},
-                           **{f"{p.parent.name}/{p.stem}": len(r.load_eval(p)) for _, p in r.other_kb_sets()}}, "cv": cv, "cv_logistic": cv_logistic,
+                           **{f"{p.parent.name}/{p.stem}": len(r.load_eval(p)) for _, p in r.other_kb_sets(training=True)}}, "cv": cv, "cv_logistic": cv_logistic,
             "ranker_cv": ranking["cv"], "intent_cv": intent_cv}
     # The exported trees must decide as sklearn does.
     from metrotest_bot.rag.scoring import GateModel
