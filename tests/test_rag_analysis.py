@@ -118,3 +118,32 @@ def test_where_to_send_asks_for_an_address():
 
     assert M_EMAIL in analyze_question("я сервисный инженер, куда резюме отправить").markers
     assert M_EMAIL not in analyze_question("куда вы доставляете").markers
+
+
+def test_a_diminutive_finds_its_base_word():
+    """Callers say «печка», «телефончик», «водичка»; the KB says «печь», «телефон», «вода»."""
+    from haystack import Document
+
+    from metrotest_bot.rag.stats import KBStats
+
+    stats = KBStats([Document(content="муфельный печь"), Document(content="телефон бухгалтерия"),
+                     Document(content="анализ вода"), Document(content="печать счет")])
+    assert stats.related("печка") == ("печь",)
+    assert "телефон" in stats.related("телефончик")
+    assert "вода" in stats.related("водичка")
+    assert "печать" not in stats.related("печка")  # a longer word on the same letters is another word
+
+
+def test_a_passage_opening_with_a_label_is_about_it():
+    """«ПМ-8. Объём камеры 8 литров. Цена — 76 000 рублей.»: the price sentence is about the ПМ-8."""
+    from haystack import Document
+
+    from metrotest_bot.rag import analysis
+    from metrotest_bot.rag.stats import KBStats
+
+    text = "ПМ-8. Объём камеры 8 литров. Цена — 76 000 рублей."
+    plain = "Печи отгружаются со склада. Цена — 76 000 рублей."
+    stats = KBStats([Document(id="a", content=" ".join(analysis.index_terms(text)), meta={"text": text}),
+                     Document(id="b", content=" ".join(analysis.index_terms(plain)), meta={"text": plain})])
+    assert "пм-8" in stats.label_terms("a", text)
+    assert stats.label_terms("b", plain) == frozenset()

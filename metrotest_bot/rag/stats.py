@@ -147,11 +147,9 @@ class KBStats:
             negated = [p + term for p in _NEGATIONS] + [term[len(p):] for p in _NEGATIONS
                                                               if term.startswith(p) and len(term) - len(p) >= 4]
             out += [w for w in negated if w in self.df]
-            base = _DIMINUTIVE.sub("", term)
-            if base != term and len(base) >= 3:  # печка ~ печь, телефончик ~ телефон, водичка ~ вода
-                out += [w for w in self._by_prefix.get(base[:4], ()) if w.startswith(base)
-                        and (w == base or w[len(base):] in _ENDINGS)] if len(base) >= 4 else [
-                    base + e for e in _ENDINGS if base + e in self.df]
+            # A diminutive undone: печка ~ печь, телефончик ~ телефон, водичка ~ вода.
+            for base in {term[:-len(x)] for x in _DIMINUTIVE if term.endswith(x) and len(term) - len(x) >= 3}:
+                out += [base + e for e in _ENDINGS if base + e in self.df]
             folded = _fold(term)
             verb_stems = _verb_stems(term)
             for word in self._by_prefix.get(term[:4], ()):
@@ -168,7 +166,7 @@ class KBStats:
                 shorter = min(len(word), len(term))
                 if (len(term) >= 5 and common >= max(5, math.ceil(0.6 * shorter))) or common == shorter:
                     out.append(word)
-        self._related[term] = tuple(out)
+        self._related[term] = tuple(dict.fromkeys(out))
         return self._related[term]
 
 
@@ -176,7 +174,7 @@ class KBStats:
 _ALTERNATIONS = str.maketrans({"ж": "з", "д": "з", "ш": "с", "ч": "т", "щ": "т"})
 _NEGATIONS = ("не", "без", "бес")
 # A diminutive or colloquial suffix undone leaves the word's base, found in the KB with an ending of one letter.
-_DIMINUTIVE = re.compile(r"(?:[оеи]?чк[аоиу]|[оеи]?чик|к[аоу])$")
+_DIMINUTIVE = ("очка", "ечка", "ичка", "чка", "очко", "ечко", "чко", "чик", "ка", "ко")
 _ENDINGS = ("", "ь", "а", "о", "и", "ы", "я", "й")
 
 
