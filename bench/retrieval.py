@@ -367,7 +367,7 @@ KEYS = [k for k, _ in ROWS]
 # the section title names is the topic, retrained with held-out 35-36 and dialogues 16 (held-out 37-38 and
 # dialogues 17: not trained on; their first measurement is the figure); v12 = trained over three KBs (the
 # demo's and two other companies', bench/kbs/), sub-headings, a passage's label and diminutives read,
-# retrained with held-out 37-38 and dialogues 17; v12.1 (shipped) = long paragraphs cut evenly, tables without
+# retrained with held-out 37-38 and dialogues 17; v12.1 = long paragraphs cut evenly, tables without
 # outer pipes read, retrained with held-out 39-40, dialogues 18 and the scales KB (held-out 41-42, dialogues 19
 # and the water-testing KB: not trained on; their first measurement is the figure); v12.2 (shipped) = v12.1 with the
 # diminutive fix, retrained the same (held-out 43, dialogues 20, the vibration-stands KB: measured first on it).
@@ -544,7 +544,7 @@ def run(compare: bool = True) -> str:
             "companies', next section), «--- Title ---» sub-headings, a passage's opening label («ПМ-8.») read as "
             "its sentences' subject, diminutives undone (печка ~ печь), kinds-of-fact labels from the answer span, "
             "retrained with held-out 37-38 and dialogues 17 (paired, v11.1 on held-out 39-40: fact 0.75/0.82, false "
-            "refusals 0.18/0.13, unanswerable refused 0.83/0.89; dialogues 18 follow-ups 0.66); v12.1 (shipped): "
+            "refusals 0.18/0.13, unanswerable refused 0.83/0.89; dialogues 18 follow-ups 0.66); v12.1: "
             "long paragraphs cut into even pieces that never join the next paragraph, tables without outer pipes "
             "read row by row, retrained with held-out 39-40, dialogues 18 and a third other KB; v12.2 (shipped): "
             "v12.1 with a diminutive's base found whatever suffix ends it, retrained the same — held-out 41-43 and "
