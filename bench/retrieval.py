@@ -97,6 +97,30 @@ def per_kb(questions: list[dict]):
                 yield kb, numbers
 
 
+def asked(questions: list[dict], intents=None):
+    """Every question asked in order of its KB's engine, a conversation's turns resolved as in a call: yields
+    (number, index, the previous turn's query, the search result), the kinds asked set to intents[number]
+    when given (the trainers' out-of-fold kinds) while the caller reads it."""
+    from metrotest_bot.bot_settings import BotSettings
+    from metrotest_bot.rag import get_engine, intent
+
+    try:
+        for _, numbers in per_kb(questions):
+            engine = get_engine()
+            index, _ = engine.reindex()
+            BotSettings()
+            previous = None
+            for i in numbers:
+                if not questions[i].get("turn"):
+                    previous = None  # a new conversation (or a lone question)
+                intent.override = intents[i] if intents else None
+                result, _ = engine.search(questions[i]["question"], previous)
+                yield i, index, previous, result
+                previous = result.query if result else previous
+    finally:
+        intent.override = None
+
+
 def _hit(strings, texts) -> bool:
     return any(s.lower() in t.lower() for s in strings for t in texts)
 

@@ -72,37 +72,23 @@ def _turns(path: Path, name: str, kb: Path | None = None) -> list[dict]:
 def collect(questions: list[dict], intents=None) -> tuple[list[dict], list[dict]]:
     """(features per question, what the engine found: passages texts, offline answer when answered);
     each question's kinds asked found by intents[i] when given (bench/train_intent.py)."""
-    from metrotest_bot.bot_settings import BotSettings
-    from metrotest_bot.rag import get_engine, intent
     from metrotest_bot.rag.offline import compose
     from metrotest_bot.rag.scoring import features
 
     rows, found = [None] * len(questions), [None] * len(questions)
-    for _, numbers in r.per_kb(questions):
-        engine = get_engine()
-        index, _ = engine.reindex()
-        BotSettings()
-        previous = None
-        for i in numbers:
-            q = questions[i]
-            if not q.get("turn"):
-                previous = None  # a new conversation (or a lone question)
-            intent.override = intents[i] if intents else None
-            result, _ = engine.search(q["question"], previous)
-            previous = result.query if result else previous
-            if result is None:
-                found[i] = {"texts": [], "answer": ""}
-                continue
-            docs = result.retrieved.documents
-            rows[i] = features(result.query, docs, index.stats)
-            # A two-part question's parts are judged by the same model, each alone (rag/found.py).
-            parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
-                      "off_topic": p.retrieved.off_topic, "answer": compose(p.query, p.passages, index.stats)}
-                     for p in result.parts]
-            found[i] = {"texts": [p.text for p in result.passages],
-                        "answer": compose(result.query, result.passages, index.stats),
-                        "off_topic": result.retrieved.off_topic, "parts": parts}
-        intent.override = None
+    for i, index, _, result in r.asked(questions, intents):
+        if result is None:
+            found[i] = {"texts": [], "answer": ""}
+            continue
+        docs = result.retrieved.documents
+        rows[i] = features(result.query, docs, index.stats)
+        # A two-part question's parts are judged by the same model, each alone (rag/found.py).
+        parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
+                  "off_topic": p.retrieved.off_topic, "answer": compose(p.query, p.passages, index.stats)}
+                 for p in result.parts]
+        found[i] = {"texts": [p.text for p in result.passages],
+                    "answer": compose(result.query, result.passages, index.stats),
+                    "off_topic": result.retrieved.off_topic, "parts": parts}
     return rows, found
 
 

@@ -21,31 +21,20 @@ def collect(questions: list[dict], intents=None):
     each question's kinds asked found by intents[i] when given (bench/train_intent.py)."""
     import numpy as np
 
-    from metrotest_bot.rag import get_engine, intent
     from metrotest_bot.rag.pipeline import fetch
     from metrotest_bot.rag.ranking import candidates, rank_features
 
     rows, labels, groups = [], [], []
-    for _, numbers in r.per_kb(questions):
-        engine = get_engine()
-        index, _ = engine.reindex()
-        previous = None
-        for number in numbers:
-            q = questions[number]
-            if not q.get("turn"):
-                previous = None  # a new conversation (or a lone question)
-            intent.override = intents[number] if intents else None
-            parsed, docs, titles = fetch(index.pipeline, q["question"], previous)
-            found, _ = engine.search(q["question"], previous)  # resolves the next follow-up as in a call
-            previous = found.query if found else previous
-            if not q.get("answerable") or parsed.is_empty():
-                continue
-            found_now = candidates(parsed, docs, index.stats)
-            for cand, row in zip(found_now, rank_features(parsed, found_now, set(titles), index.stats)):
-                rows.append(row)
-                labels.append(r._hit(q["any_of"], [cand.doc.meta.get("text", "")]))
-                groups.append(number)
-        intent.override = None
+    for number, index, previous, _ in r.asked(questions, intents):
+        q = questions[number]
+        parsed, docs, titles = fetch(index.pipeline, q["question"], previous)
+        if not q.get("answerable") or parsed.is_empty():
+            continue
+        found_now = candidates(parsed, docs, index.stats)
+        for cand, row in zip(found_now, rank_features(parsed, found_now, set(titles), index.stats)):
+            rows.append(row)
+            labels.append(r._hit(q["any_of"], [cand.doc.meta.get("text", "")]))
+            groups.append(number)
     return np.array(rows, dtype=float), np.array(labels, dtype=bool), np.array(groups)
 
 
