@@ -420,20 +420,6 @@ FIRST = [
     ("held-out 41", "v12.1", (0.965, 0.772, 0.193, 0.824)), ("held-out 42", "v12.1", (0.911, 0.732, 0.196, 0.941)),
     ("held-out 43", "v12.2", (0.929, 0.750, 0.214, 0.833)),
 ]
-# First measurements over other companies' KBs (bench/kbs/), as for FIRST: (KB, engine, recall@3, fact, false
-# refusals, unanswerable refused) of its 90 lone questions, and (follow-ups hold the fact, their unanswerable
-# refused, the same without memory) of its 22 dialogues. v11.1 and v12 on the scales KB were both blind to it.
-FIRST_OTHER = [
-    ("termolab (furnaces)", "v11.1", (0.800, 0.508, 0.323, 0.600), (0.36, 0.67, 0.35, 0.53)),
-    ("gruntpribor (soil testing)", "v11.1", (0.831, 0.508, 0.338, 0.680), (0.45, 0.60, 0.36, 0.53)),
-    ("vesolab (scales)", "v12", (0.754, 0.462, 0.385, 0.840), (0.36, 0.81, 0.33, 0.75)),
-    ("vesolab (scales)", "v11.1, paired", (0.785, 0.462, 0.308, 0.680), (0.36, 0.81, 0.31, 0.81)),
-    ("gidrolab (water testing)", "v12.1", (0.769, 0.615, 0.215, 0.640), (0.42, 0.56, 0.32, 0.88)),
-    ("gidrolab (water testing)", "v12, paired", (0.815, 0.615, 0.262, 0.560), (0.35, 0.75, 0.32, 0.88)),
-    ("gidrolab (water testing)", "v11.1, paired", (0.831, 0.585, 0.246, 0.600), (0.32, 0.56, 0.30, 0.81)),
-    ("vibrotest (vibration stands)", "v12.2", (0.769, 0.538, 0.323, 0.880), (0.46, 0.81, 0.32, 0.94)),
-    ("vibrotest (vibration stands)", "v11.1, paired", (0.846, 0.523, 0.262, 0.880), (0.51, 0.69, None, None)),
-]
 # Earlier engines on the newest sets, run after their first measurement (every engine blind to them).
 PAIRED_41 = (" (paired: v11.1 on held-out 41-42 fact 0.83/0.80, false refusals 0.12/0.13, unanswerable refused "
              "0.82/0.88, dialogues 19 follow-ups 0.62; v12 0.83/0.77, 0.14/0.16, 0.82/0.94, 0.67; v11.1 on held-out "
@@ -485,38 +471,6 @@ def big_kb_timing(copies: int) -> dict:
                 engine.retrieve(q["question"])
                 times.append((time.perf_counter() - t0) * 1000)
     return {"passages": index.count, "build_s": build_s, "p50": _pct(times, 50), "p95": _pct(times, 95)}
-
-
-def other_kbs_section() -> list[str]:
-    """First measurements over other companies' KBs, and every such set now (trained on: not a measurement)."""
-    from . import dialogue
-
-    out = ["", "### Other companies' KBs", "",
-           "The customer's KB is not the demo's. Three KBs of other makers of lab equipment (`bench/kbs/`: "
-           "furnaces, soil testing, scales), each written by a helper from nothing but the demo KB's style, and "
-           "for each 90 lone questions and 22 dialogues written blind by other helpers who read only that KB. First "
-           "measurements (the engine had never seen the KB):", "",
-           "| KB | engine | " + " | ".join(KEYS) + " | follow-ups hold the fact / their unanswerable refused "
-           "| without memory |", "|---|---|" + "---|" * len(KEYS) + "---|---|"]
-    for name, engine, lone, dlg in FIRST_OTHER:
-        pair = f"{dlg[2]:.2f} / {dlg[3]:.2f}" if dlg[2] is not None else "not run"
-        out.append(f"| {name} | {engine} | " + " | ".join(f"{v:.2f}" for v in lone)
-                   + f" | {dlg[0]:.2f} / {dlg[1]:.2f} | {pair} |")
-    out += ["", "Now (trained on, but for " + ", ".join(NOT_TRAINED_KBS) + ": its first measurement above is the figure "
-            "for the shipped engine):", "",
-            "| KB | set | n | " + " | ".join(KEYS) + " | follow-ups hold the fact / their unanswerable refused |",
-            "|---|---|---|" + "---|" * len(KEYS) + "---|"]
-    for kb, path in other_kb_sets():
-        rows = load_eval(path)
-        if rows and "turns" in rows[0]:
-            res = dialogue.evaluate(rows, kb=kb)
-            out.append(f"| {path.parent.name} | {path.stem} | {res['follow-ups']} | " + " | ".join("" for _ in KEYS)
-                       + f" | {res['follow-up holds the fact']:.2f} / {res['unanswerable follow-ups refused']:.2f} |")
-        else:
-            res = engine_eval(rows, KB_PATH=kb)
-            out.append(f"| {path.parent.name} | {path.stem} | {res['n']} | " + " | ".join(_fmt(res[k]) for k in KEYS)
-                       + " | |")
-    return out
 
 
 def run(compare: bool = True) -> str:
@@ -579,7 +533,6 @@ def run(compare: bool = True) -> str:
             "as shipped**; sets of ~80 questions move by ±0.05 between one another, so read them together with the "
             "cross-validation (next section)."]
 
-    out += other_kbs_section()
     ours = engine_eval()
     results = [("eval_dev", ours)] + [(n, engine_eval(load_eval(p))) for n, p in OWN_SETS if p.exists()]
     out += ["", "### Every set now (trained or tuned on, but for sets newer than the shipped model: not a measurement of unseen questions)", "",
