@@ -70,12 +70,18 @@ class IntentModel:
                     z[i] += v
         return {k: 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, v)))) for k, v in zip(self.kinds, z)}
 
+    def read(self, question: str, said: list | None = None) -> tuple[list[str], bool]:
+        """(the kinds asked: probability at least the threshold, whether some kind's probability is in UNSURE)."""
+        p = self.probabilities(question, said)
+        return [k for k, v in p.items() if v >= self.threshold], any(UNSURE[0] <= v <= UNSURE[1] for v in p.values())
+
     def kinds_asked(self, question: str) -> list[str]:
-        return [k for k, p in self.probabilities(question).items() if p >= self.threshold]
+        return self.read(question)[0]
 
 
-def probabilities(question: str, said: list | None = None) -> dict[str, float]:
-    return (override or load_intents()).probabilities(question, said)
+def read(question: str, said: list | None = None) -> tuple[list[str], bool]:
+    """The kinds asked and whether the model was unsure, by the model in use (the shipped one, or a trainer's)."""
+    return (override or load_intents()).read(question, said)
 
 
 @lru_cache(maxsize=4)

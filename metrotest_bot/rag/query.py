@@ -153,8 +153,7 @@ def analyze_question(question: str) -> Query:
     and phrase expansions."""
     text = normalize(question)
     said = items(question)  # every word once: the content words below, the pointing-back words too
-    kinds = intent.probabilities(question, said)
-    markers = [k for k, p in kinds.items() if p >= intent.THRESHOLD]
+    markers, kind_unsure = intent.read(question, said)
     extra: list[str] = []
     lighten: set[str] = set()
     for pattern, p_extra, p_light in _PHRASES:
@@ -192,7 +191,7 @@ def analyze_question(question: str) -> Query:
         soft.append(M_SELF)
     return Query(question, slots, list(dict.fromkeys(markers)), [e for e in dict.fromkeys(extra) if e not in seen],
                  list(dict.fromkeys(soft)), asks_price=M_PRICE in markers,
-                 kind_unsure=any(intent.UNSURE[0] <= p <= intent.UNSURE[1] for p in kinds.values()),
+                 kind_unsure=kind_unsure,
                  leans_back=bool(_GOES_ON.search(text)) or any(alts[0] in ANAPHORA for alts in said))
 
 

@@ -76,7 +76,7 @@ def rank_features(parsed: Query, found: list[Candidate], titles: set[str], stats
             coverage(own, c.terms, stats) if own is not None and own.slots else c.cov,
             float(any(code in c.terms for code in codes)),
             float(parsed.carried and fact_missing),
-            sentence_fact_coverage(parsed, c.doc, section, stats),
+            sentence_fact_coverage(parsed, c.doc, stats),
             coverage(parsed, stats.section_terms(section), stats) if section else 0.0,
             sum(stats.idf(t) for t in link & c.terms) / link_total,
         ])
@@ -94,10 +94,10 @@ def lead_terms(section: str | None, stats: KBStats) -> frozenset[str]:
     return stats.section_terms(section) | (first[0] if first else frozenset())
 
 
-def sentence_fact_coverage(parsed: Query, doc, section: str, stats: KBStats) -> float:
-    """Best coverage of one sentence (with its section's title) that holds the asked kind of fact: the
+def sentence_fact_coverage(parsed: Query, doc, stats: KBStats) -> float:
+    """Best coverage of one sentence (with its section's title and its passage's label) that holds the asked kind of fact: the
     subject and the fact said together, not in two sentences about different things."""
-    title = stats.section_terms(section) | stats.label_terms(doc.id, doc.meta.get("text", ""))
+    title = stats.heading_terms(doc)
     best = 0.0
     for sentence in stats.sentence_terms(doc):
         if holds_asked_fact(parsed, sentence):

@@ -139,7 +139,7 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
     subject = [s for s in parsed.slots if s.said and not s.verb and not s.context]
     if not docs:
         return [s for s in subject if stats.knows(s)]
-    terms = docs[0].meta.get("terms") or set((docs[0].content or "").split())
+    terms = docs[0].meta.get("terms") or stats.passage_terms(docs[0])
     held = [s for s in subject if slot_match(s, terms, stats)[0] > 0]
     title = stats.title_terms.get(docs[0].meta.get("section", ""), frozenset())
     # A verb is the topic when the section's title names it («модернизируете» under «Модернизация»).
@@ -163,7 +163,7 @@ FEATURES = (
 def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     """The gate's inputs for one question and its ranked passages (Documents with ranker meta)."""
     top = docs[:3]
-    terms = [d.meta.get("terms") or set((d.content or "").split()) for d in top]
+    terms = [d.meta.get("terms") or stats.passage_terms(d) for d in top]
     said = [s for s in parsed.slots if s.said]
     nouns = [s for s in said if not s.verb and not s.context]
     codes = [s for s in parsed.slots if is_code(s)]
@@ -187,7 +187,7 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     for doc in top:
         # One sentence holding the subject and the asked fact together: «почта бухгалтерии» is not
         # answered by a passage with the accounts' phone in one sentence and e-mails in another.
-        section = stats.section_terms(doc.meta.get("section", "")) | stats.label_terms(doc.id, doc.meta.get("text", ""))
+        section = stats.heading_terms(doc)
         for sentence in stats.sentence_terms(doc):
             c = coverage(parsed, sentence | section, stats)
             sent_cov = max(sent_cov, c)

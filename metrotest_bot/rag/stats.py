@@ -115,6 +115,10 @@ class KBStats:
             return sentences[0][1]
         return frozenset()
 
+    def heading_terms(self, doc: Document) -> frozenset[str]:
+        """What a passage's sentences are about besides their own words: its section's title and its label."""
+        return self.section_terms(doc.meta.get("section", "")) | self.label_terms(doc.id, doc.meta.get("text", ""))
+
     def sentence_terms(self, doc: Document) -> list[frozenset[str]]:
         return [terms for _, terms in self.sentences(doc.id, doc.meta.get("text", ""))]
 
