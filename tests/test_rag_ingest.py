@@ -146,4 +146,6 @@ def test_a_long_paragraph_is_not_joined_to_the_next_and_short_ones_are():
                      .encode(), "kb.txt")
     texts = [p.text for p in kb.passages]
     assert texts[-1] == "ПДУ-3М — плотномер. Цена — 96 000 рублей."  # two short lines, one passage
-    assert "Цена — 438 000 рублей." in texts[-2] and len(texts) == 3
+    # The entry's last piece keeps its price with the sentences before it, not alone.
+    assert texts[-2].endswith("Характеристика прибора номер один. Цена — 438 000 рублей.")
+    assert texts[0].startswith("ДШ-10") and all("ПДУ-3М" not in t for t in texts[:-1])

@@ -26,7 +26,7 @@ SUPPORTED = (".txt", ".md", ".pdf")
 
 # Passage size: a paragraph of the site is the natural unit; very long ones
 # are cut at sentence ends into pieces of about equal length, tiny ones are merged with their neighbour.
-MAX_PASSAGE_CHARS = 840
+MAX_PASSAGE_CHARS = 420
 MIN_PASSAGE_CHARS = 60
 
 
@@ -223,17 +223,22 @@ def _split_evenly(sentences: list[str]) -> list[str]:
     equal length: cut greedily, a catalogue entry left its last sentence alone («Цена — 438 000 рублей.»),
     with nothing to say what it is the price of."""
     total = sum(len(s) + 1 for s in sentences)
-    target = total / math.ceil(total / MAX_PASSAGE_CHARS)
-    pieces, current = [], ""
-    for sent in sentences:
-        if current and (len(current) + 1 + len(sent) > MAX_PASSAGE_CHARS or len(current) >= target):
-            pieces.append(current)
-            current = sent
-        else:
+    count = math.ceil(total / MAX_PASSAGE_CHARS)
+    while True:
+        # Cut where the running length passes each k/count of the whole, the nearer sentence end;
+        # one more piece when a sentence's length makes a piece too long.
+        pieces, current, done = [], "", 0
+        for sent in sentences:
+            goal = total * (len(pieces) + 1) / count
+            if current and len(pieces) < count - 1 and done + (len(sent) + 1) / 2 > goal:
+                pieces.append(current)
+                current = ""
             current = f"{current} {sent}".strip()
-    if current:
+            done += len(sent) + 1
         pieces.append(current)
-    return pieces
+        if all(len(p) <= MAX_PASSAGE_CHARS or p in sentences for p in pieces) or count >= len(sentences):
+            return pieces
+        count += 1
 
 
 def make_passages(sections: list[Section]) -> list[PassageText]:
