@@ -25,6 +25,12 @@ FIRST_OTHER = [
     ("gidrolab (water testing)", "v11.1, paired", (0.831, 0.585, 0.246, 0.600), (0.32, 0.56, 0.30, 0.81)),
     ("vibrotest (vibration stands)", "v12.2", (0.769, 0.538, 0.323, 0.880), (0.46, 0.81, 0.32, 0.94)),
     ("vibrotest (vibration stands)", "v11.1, paired", (0.846, 0.523, 0.262, 0.880), (0.51, 0.69, None, None)),
+    # Re-scored (the same engine, the same answers): a quoted table row counts as held when its cells are there in
+    # order (bench/retrieval._holds); the strict match above could never hit a row ingest reads as a sentence.
+    ("gidrolab (water testing)", "v12.2, re-scored", (0.831, 0.646, 0.200, 0.640), (0.45, 0.50, 0.36, 0.88)),
+    ("vibrotest (vibration stands)", "v12.2, re-scored", (0.831, 0.569, 0.323, 0.880), (0.49, 0.81, 0.32, 0.94)),
+    ("stroylab (construction lab)", "v12.3", (0.846, 0.569, 0.262, 0.840), (0.34, 0.80, 0.24, 0.80)),
+    ("stroylab (construction lab)", "v12.2, paired", (0.877, 0.600, 0.200, 0.840), (0.39, 0.73, 0.24, 0.73)),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
@@ -33,10 +39,11 @@ FIRST_OTHER = [
 
 def run() -> str:
     """First measurements over other companies' KBs, and every such set now (trained on: not a measurement)."""
-    out = ["The customer's KB is not the demo's. Five KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
-           "testing, scales, water testing, vibration stands), each written by a helper from nothing but the demo "
-           "KB's genre, and for each 90 lone questions and 22 dialogues written blind by other helpers who read "
-           "only that KB. First measurements (the engine had never seen the KB), offline:", "",
+    out = ["The customer's KB is not the demo's. Six KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
+           "testing, scales, water testing, vibration stands, a construction testing lab), each written by a helper "
+           "from nothing but the demo KB's genre, and for each 90 lone questions and 22 dialogues written blind by "
+           "other helpers who read only that KB; and 50 questions and 10 dialogues over the project's own sample KB. "
+           "First measurements (the engine had never seen the KB), offline:", "",
            "| KB | engine | " + " | ".join(r.KEYS) + " | follow-ups hold the fact / their unanswerable refused "
            "| without memory |", "|---|---|" + "---|" * len(r.KEYS) + "---|---|"]
     for name, engine, lone, dlg in FIRST_OTHER:
