@@ -179,8 +179,16 @@ def leave_one_kb_out(questions) -> dict:
     folds = [(np.where(kbs != k)[0], np.where(kbs == k)[0]) for k in names]
     rows, found = collect(questions, train_intent.out_of_fold(questions, folds))
     answered, texts = judge(questions, rows, found, folds)
-    return {k: metrics([questions[i] for i in idx], [found[i] for i in idx], [answered[i] for i in idx],
-                       [texts[i] for i in idx]) for k, (_, idx) in zip(names, folds)}
+    out = {}
+    for k, (_, idx) in zip(names, folds):
+        out[k] = metrics([questions[i] for i in idx], [found[i] for i in idx], [answered[i] for i in idx],
+                         [texts[i] for i in idx])
+        # A conversation's follow-ups apart: they lean on the call's memory, lone questions do not.
+        turns = [i for i in idx if questions[i].get("followup") and questions[i].get("answerable")]
+        out[k]["follow-ups"] = len(turns)
+        out[k]["follow-ups hold the fact"] = sum(answered[i] and r._hit(questions[i]["any_of"], [texts[i]])
+                                                 for i in turns) / (len(turns) or 1)
+    return out
 
 
 def judge(questions, rows, found, folds, kind: str = "trees") -> tuple[list[bool], list[str]]:
@@ -262,8 +270,10 @@ def run() -> str:
     by_kb = leave_one_kb_out(labelled())
     lokbo = ["", "Leave one KB out: each KB's questions judged by a kinds model and a gate fitted on the other KBs' "
              "questions only (the ranker is the shipped one), as a customer's own KB would be:", "",
-             "| KB judged | questions | " + " | ".join(r.KEYS) + " |", "|---|---|" + "---|" * len(r.KEYS)]
-    lokbo += [f"| {k} | {v['n']} | " + " | ".join(f"{v[x]:.3f}" for x in r.KEYS) + " |" for k, v in by_kb.items()]
+             "| KB judged | questions | " + " | ".join(r.KEYS) + " | answerable follow-ups: hold the fact |",
+             "|---|---|" + "---|" * len(r.KEYS) + "---|"]
+    lokbo += [f"| {k} | {v['n']} | " + " | ".join(f"{v[x]:.3f}" for x in r.KEYS)
+              + f" | {v['follow-ups hold the fact']:.3f} of {v['follow-ups']} |" for k, v in by_kb.items()]
     return "\n".join([
         f"{cv['n']} labelled questions and dialogue turns in {cv.get('sets', 0)} sets, 5 folds of whole sets: each set "
         "judged by a model trained on the other folds, as a new blind set would be (`python -m bench train-gate` "
