@@ -1,0 +1,29 @@
+"""How the bench judges an answer: a KB quote must be in the text; a quoted table row by its cells."""
+import json
+
+from bench import retrieval as r
+
+
+def test_a_plain_quote_must_be_there_whatever_its_case():
+    assert r._hit(["Гарантия 24 месяца"], ["Срок: гарантия 24 месяца на всё."])
+    assert not r._hit(["Гарантия 24 месяца"], ["Гарантия 12 месяцев."])
+
+
+def test_a_table_row_is_held_by_its_cells_in_order():
+    # Ingest reads a row as a sentence: the pipes of the KB's table never reach a passage.
+    row = "Соляной туман NSS по ISO 9227, 96 часов | 11 000 ₽ | 5 рабочих дней"
+    said = "Соляной туман NSS по ISO 9227, 96 часов: цена — 11 000 ₽, срок выполнения — 5 рабочих дней."
+    assert r._hit([row], [said])
+    assert not r._hit([row], ["Соляной туман NSS по ISO 9227, 96 часов: цена — 11 000 ₽."])  # a cell missing
+    assert not r._hit(["11 000 ₽ | Соляной туман"], [said])  # cells out of order
+
+
+def test_every_quote_of_the_other_kbs_sets_is_in_its_kb():
+    """A quote that is not in the KB could never be hit: the set would count a right answer as wrong."""
+    for kb, path in r.other_kb_sets():
+        text = kb.read_text(encoding="utf-8").lower()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            for turn in item.get("turns", [item]):
+                for quote in turn.get("any_of", []):
+                    assert quote.lower() in text, (path.name, quote)
