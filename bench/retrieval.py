@@ -409,7 +409,7 @@ KEYS = [k for k, _ in ROWS]
 # demo's and two other companies', bench/kbs/), sub-headings, a passage's label and diminutives read,
 # retrained with held-out 37-38 and dialogues 17; v12.1 = long paragraphs cut evenly, tables without
 # outer pipes read, retrained with held-out 39-40, dialogues 18 and the scales KB (held-out 41-42, dialogues 19
-# and the water-testing KB: not trained on; their first measurement is the figure); v12.2 (shipped) = v12.1 with the
+# and the water-testing KB: not trained on; their first measurement is the figure); v12.2 = v12.1 with the
 # diminutive fix, retrained the same (held-out 43, dialogues 20, the vibration-stands KB: measured first on it);
 # v12.3 (shipped) = passages of at most 420 characters, a long paragraph cut at the sentence ends nearest equal
 # shares, retrained with held-out 41-43, dialogues 19-20, the water-testing and vibration KBs and the sample KB's
