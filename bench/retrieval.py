@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -128,17 +129,22 @@ def _hit(strings, texts) -> bool:
 def _holds(wanted: str, text: str) -> bool:
     """Does the text hold the quoted KB words? A quote of a table row («96 часов | 11 000 ₽ | 5 рабочих
     дней») is held when its cells are there in order: ingest reads a row as a sentence («…96 часов: цена —
-    11 000 ₽, срок выполнения — 5 рабочих дней»), so the pipes never reach a passage."""
+    11 000 ₽, срок выполнения — 5 рабочих дней»), so the pipes never reach a passage. A cell is matched
+    as whole words (11 000 ₽ is not in 111 000 ₽), but for the quote's own open ends (it may start or stop
+    inside a word)."""
     if "|" not in wanted:
         return wanted in text
+    cells = [c.strip() for c in wanted.split("|")]
+    cells = [c for c in cells if c]
     at = 0
-    for cell in (c.strip() for c in wanted.split("|")):
-        if cell:
-            at = text.find(cell, at)
-            if at < 0:
-                return False
-            at += len(cell)
-    return True
+    for i, cell in enumerate(cells):
+        left = r"(?<!\w)" if i > 0 else ""
+        right = r"(?!\w)" if i < len(cells) - 1 else ""
+        found = re.compile(left + re.escape(cell) + right).search(text, at)
+        if found is None:
+            return False
+        at = found.end()
+    return bool(cells)
 
 
 def _pct(values, q):

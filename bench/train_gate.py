@@ -273,7 +273,8 @@ def run() -> str:
              "| KB judged | questions | " + " | ".join(r.KEYS) + " | answerable follow-ups: hold the fact |",
              "|---|---|" + "---|" * len(r.KEYS) + "---|"]
     lokbo += [f"| {k} | {v['n']} | " + " | ".join(f"{v[x]:.3f}" for x in r.KEYS)
-              + f" | {v['follow-ups hold the fact']:.3f} of {v['follow-ups']} |" for k, v in by_kb.items()]
+              + (f" | {v['follow-ups hold the fact']:.3f} of {v['follow-ups']} |" if v["follow-ups"] else " | — |")
+              for k, v in by_kb.items()]
     return "\n".join([
         f"{cv['n']} labelled questions and dialogue turns in {cv.get('sets', 0)} sets, 5 folds of whole sets: each set "
         "judged by a model trained on the other folds, as a new blind set would be (`python -m bench train-gate` "

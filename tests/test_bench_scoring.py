@@ -16,6 +16,10 @@ def test_a_table_row_is_held_by_its_cells_in_order():
     assert r._hit([row], [said])
     assert not r._hit([row], ["Соляной туман NSS по ISO 9227, 96 часов: цена — 11 000 ₽."])  # a cell missing
     assert not r._hit(["11 000 ₽ | Соляной туман"], [said])  # cells out of order
+    # A cell is whole words: level II is not level III, 64 000 ₽ is not 164 000 ₽; nothing quoted holds nothing.
+    assert not r._hit(["(УК) | II | 80 часов | 64 000 ₽"], ["(УК), уровень III: 80 часов, 164 000 ₽"])
+    assert r._hit(["(УК) | III | 80 часов | 164 000 ₽"], ["(УК), уровень III: 80 часов, 164 000 ₽"])
+    assert not r._hit(["|"], [said])
 
 
 def test_every_quote_of_the_other_kbs_sets_is_in_its_kb():

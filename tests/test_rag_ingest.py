@@ -140,6 +140,22 @@ def test_long_paragraphs_split_at_sentences_and_keep_title():
     assert max(lengths) - min(lengths) <= 60
 
 
+def test_even_pieces_lose_nothing_and_stay_under_the_limit_whatever_the_sentences():
+    import random
+
+    from metrotest_bot.rag.ingest import _split_evenly
+
+    rng = random.Random(1)
+    for _ in range(3000):
+        # Short, near-limit and over-limit sentences mixed: an even cut alone overflowed on [28, 395, 384].
+        sentences = ["ж" * rng.choice([rng.randint(5, 80), rng.randint(80, 450), rng.randint(400, 3000)]) + "."
+                     for _ in range(rng.randint(1, 40))]
+        pieces = _split_evenly(sentences)
+        assert " ".join(pieces) == " ".join(sentences)
+        assert all(len(p) <= MAX_PASSAGE_CHARS or p in sentences for p in pieces)
+    assert _split_evenly(["ж" * 27 + ".", "ж" * 394 + ".", "ж" * 383 + "."]) == ["ж" * 27 + ".", "ж" * 394 + ".", "ж" * 383 + "."]
+
+
 def test_a_long_paragraph_is_not_joined_to_the_next_and_short_ones_are():
     entry = "ДШ-10 — динамический штамп для контроля грунтов. " + "Характеристика прибора номер один. " * 24
     kb = parse_bytes(f"=== Каталог ===\n{entry}Цена — 438 000 рублей.\nПДУ-3М — плотномер.\nЦена — 96 000 рублей.\n"

@@ -27,6 +27,8 @@ SUPPORTED = (".txt", ".md", ".pdf")
 # Passage size: a paragraph of the site is the natural unit; very long ones
 # are cut at sentence ends into pieces of about equal length, tiny ones are merged with their neighbour.
 MAX_PASSAGE_CHARS = 420
+# Passes at one more piece each before a long paragraph is cut wherever the next sentence would not fit.
+EVEN_SPLIT_TRIES = 3
 MIN_PASSAGE_CHARS = 60
 
 
@@ -219,26 +221,34 @@ def _sentences(text: str) -> list[str]:
 
 
 def _split_evenly(sentences: list[str]) -> list[str]:
-    """A long paragraph's sentences in as few pieces of at most MAX_PASSAGE_CHARS as it takes, of about
-    equal length: cut greedily, a catalogue entry left its last sentence alone («Цена — 438 000 рублей.»),
-    with nothing to say what it is the price of."""
+    """A long paragraph's sentences in pieces of at most MAX_PASSAGE_CHARS (a sentence longer than that stays
+    whole, alone) and of about equal length: cut greedily, a catalogue entry's last sentence was left alone
+    («Цена — 438 000 рублей.»), with nothing to say what it is the price of."""
     total = sum(len(s) + 1 for s in sentences)
     count = math.ceil(total / MAX_PASSAGE_CHARS)
-    while True:
-        # Cut where the running length passes each k/count of the whole, the nearer sentence end;
-        # one more piece when a sentence's length makes a piece too long.
-        pieces, current, done = [], "", 0
-        for sent in sentences:
-            goal = total * (len(pieces) + 1) / count
-            if current and len(pieces) < count - 1 and done + (len(sent) + 1) / 2 > goal:
-                pieces.append(current)
-                current = ""
-            current = f"{current} {sent}".strip()
-            done += len(sent) + 1
-        pieces.append(current)
-        if all(len(p) <= MAX_PASSAGE_CHARS or p in sentences for p in pieces) or count >= len(sentences):
-            return pieces
-        count += 1
+    # A few more pieces when sentence lengths make an even cut overflow; then a cut wherever the next
+    # sentence would not fit (a bounded number of passes: an upload's paragraph can be megabytes long).
+    for tries in range(EVEN_SPLIT_TRIES + 1):
+        pieces = _cut(sentences, total, count + tries, last=tries == EVEN_SPLIT_TRIES)
+        if all(len(p) <= MAX_PASSAGE_CHARS or n == 1 for p, n in pieces):
+            break
+    return [p for p, _ in pieces]
+
+
+def _cut(sentences: list[str], total: int, count: int, last: bool) -> list[tuple[str, int]]:
+    """(piece, its number of sentences): cut at the sentence end nearest each k/count of the whole; on
+    the last pass also wherever the next sentence would not fit."""
+    pieces, current, n, done = [], "", 0, 0
+    for sent in sentences:
+        goal = total * (len(pieces) + 1) / count
+        even = len(pieces) < count - 1 and done + (len(sent) + 1) / 2 > goal
+        if current and (even or last and len(current) + 1 + len(sent) > MAX_PASSAGE_CHARS):
+            pieces.append((current, n))
+            current, n = "", 0
+        current, n = f"{current} {sent}".strip(), n + 1
+        done += len(sent) + 1
+    pieces.append((current, n))
+    return pieces
 
 
 def make_passages(sections: list[Section]) -> list[PassageText]:
