@@ -53,7 +53,7 @@ def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: i
     # (score, passage rank, position in passage, sentence, holds the fact asked for, slots held, markers held)
     candidates = []
     for rank, passage in enumerate(passages[:3]):
-        section_terms = set(analysis.index_terms(passage.section)) | stats.label_terms(passage.id, passage.text)
+        section_terms = stats.heading_terms(passage.section, passage.id, passage.text)
         # The ranker's order counts, but a sentence further down that holds more of the question wins.
         rank_factor = RANK_FACTORS[rank]
         # The sentences' terms as the gate's features read them (kept per passage by the KB's statistics).

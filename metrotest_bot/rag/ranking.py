@@ -97,7 +97,7 @@ def lead_terms(section: str | None, stats: KBStats) -> frozenset[str]:
 def sentence_fact_coverage(parsed: Query, doc, stats: KBStats) -> float:
     """Best coverage of one sentence (with its section's title and its passage's label) that holds the asked kind of fact: the
     subject and the fact said together, not in two sentences about different things."""
-    title = stats.heading_terms(doc)
+    title = stats.heading_terms(doc.meta.get("section", ""), doc.id, doc.meta.get("text", ""))
     best = 0.0
     for sentence in stats.sentence_terms(doc):
         if holds_asked_fact(parsed, sentence):

@@ -187,7 +187,7 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     for doc in top:
         # One sentence holding the subject and the asked fact together: «почта бухгалтерии» is not
         # answered by a passage with the accounts' phone in one sentence and e-mails in another.
-        section = stats.heading_terms(doc)
+        section = stats.heading_terms(doc.meta.get("section", ""), doc.id, doc.meta.get("text", ""))
         for sentence in stats.sentence_terms(doc):
             c = coverage(parsed, sentence | section, stats)
             sent_cov = max(sent_cov, c)

@@ -115,9 +115,10 @@ class KBStats:
             return sentences[0][1]
         return frozenset()
 
-    def heading_terms(self, doc: Document) -> frozenset[str]:
-        """What a passage's sentences are about besides their own words: its section's title and its label."""
-        return self.section_terms(doc.meta.get("section", "")) | self.label_terms(doc.id, doc.meta.get("text", ""))
+    def heading_terms(self, section: str, passage_id: str, text: str) -> frozenset[str]:
+        """What a passage's sentences are about besides their own words: its section's title and its label
+        (the gate's features, the ranker and the offline answer read the same)."""
+        return self.section_terms(section) | self.label_terms(passage_id, text)
 
     def sentence_terms(self, doc: Document) -> list[frozenset[str]]:
         return [terms for _, terms in self.sentences(doc.id, doc.meta.get("text", ""))]
