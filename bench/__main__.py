@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-SECTIONS = ["retrieval", "train_gate", "dialogue", "other_kbs", "load", "bigkb", "admin_search", "replay", "faults"]
+SECTIONS = ["retrieval", "train_gate", "dialogue", "other_kbs", "llm_reach", "load", "bigkb", "admin_search", "replay", "faults"]
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 

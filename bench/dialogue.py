@@ -71,7 +71,7 @@ def evaluate(conversations, memory: bool = True, kb: Path | None = None) -> dict
                     stream = engine.answer(turn["question"], settings, dialogue=dialogue)
                     text = stream.text()
                     if dialogue is not None:
-                        dialogue.add(turn["question"], text, stream.query)
+                        dialogue.add(turn["question"], text, stream.query, stream.passages)
                     ok = stream.answered and r._hit(turn.get("any_of", []), [text])
                     if turn.get("answerable"):
                         all_answerable += 1

@@ -97,3 +97,23 @@ def test_flask_ask_dialogue(tmp_path):
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["question"] for line in lines] == ["расскажите про разрывные машины", "а сколько она стоит"]
     assert "1 250 000" in lines[1]["answer"] and lines[1]["answered"]
+
+
+def test_a_follow_ups_context_adds_the_last_turns_passages_once_and_is_bounded():
+    from types import SimpleNamespace
+
+    from metrotest_bot.rag.dialogue import MAX_CONTEXT
+    from metrotest_bot.rag.types import Passage
+
+    def passages(ids):
+        return [Passage(id=str(i), text=f"t{i}", section="", score=0.0) for i in ids]
+
+    dialogue = Dialogue()
+    assert dialogue.context(SimpleNamespace(carried=True), passages([1])) == passages([1])  # nothing before
+    dialogue.add("q", "a", None, passages(range(10, 30)))
+    own = passages([1, 2, 10])
+    follow_up = dialogue.context(SimpleNamespace(carried=True), own)
+    assert [p.id for p in follow_up] == ["1", "2", "10"] + [str(i) for i in range(11, 11 + MAX_CONTEXT - 3)]
+    assert dialogue.context(SimpleNamespace(carried=False), own) == own  # a new topic: its own only
+    many = passages(range(100, 100 + MAX_CONTEXT + 2))
+    assert dialogue.context(SimpleNamespace(carried=True), many) == many  # never fewer than its own

@@ -4,7 +4,7 @@ import pytest
 
 from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.rag import get_engine
-from metrotest_bot.rag.dialogue import Dialogue
+from metrotest_bot.rag.dialogue import MAX_CONTEXT, Dialogue
 from metrotest_bot.rag.generate import NO_ANSWER, NoAnswerDetector
 from metrotest_bot.rag.speakable import split_text
 from tests.support.apps import llm_app_context
@@ -113,3 +113,55 @@ def test_no_answer_detector(chunks, spoken, no_answer):
     detector = NoAnswerDetector()
     out = "".join(detector.feed(c) for c in chunks) + detector.finish()
     assert out == spoken and detector.no_answer is no_answer
+
+
+def passage_lines(request) -> list[str]:
+    """The passages a request gave the model, without their numbers."""
+    lines = request["messages"][0]["content"].splitlines()
+    return [line.split("] ", 1)[1] for line in lines if line.startswith("[") and "] " in line]
+
+
+def ask_turn(question, dialogue, fake_openai):
+    """One turn of a call: asked with the call's memory, then remembered as the session does."""
+    stream, pieces = ask(question, dialogue)
+    dialogue.add(question, " ".join(pieces), stream.query, stream.passages)
+    return stream
+
+
+def test_a_follow_up_reads_the_passages_of_the_turn_before(llm_app, fake_openai):
+    dialogue = Dialogue()
+    fake_openai.answer = "Да, есть разрывные машины."
+    ask_turn("у вас есть разрывные машины", dialogue, fake_openai)
+    fake_openai.answer = "Стоит от миллиона."
+    follow_up = ask_turn("а сколько такая стоит", dialogue, fake_openai)
+    first, second = (passage_lines(r) for r in fake_openai.requests)
+    own = [f"{p.section + ': ' if p.section else ''}{p.text}" for p in follow_up.found.context]
+    assert second[:len(own)] == own  # its own passages first, best first
+    assert set(first) - set(own), "the follow-up found every passage of the turn before: pick another"
+    assert set(first) <= set(second)  # then what the model read for the machine
+    assert len(second) <= MAX_CONTEXT
+    assert len(follow_up.passages) == len(second)  # what the turn logs is what the model read
+
+
+def test_a_new_topic_reads_only_its_own_passages(llm_app, fake_openai):
+    dialogue = Dialogue()
+    fake_openai.answer = "Да, есть разрывные машины."
+    ask_turn("у вас есть разрывные машины", dialogue, fake_openai)
+    fake_openai.answer = "Мы в Екатеринбурге."
+    stream = ask_turn("по какому адресу ваш офис", dialogue, fake_openai)
+    assert not stream.query.carried
+    assert passage_lines(fake_openai.requests[-1]) == [
+        f"{p.section + ': ' if p.section else ''}{p.text}" for p in stream.found.context]
+
+
+def test_a_follow_up_in_words_the_kb_lacks_reaches_the_model(llm_app, fake_openai):
+    """Its own words name nothing of the KB, but it carried the call's topic: the model judges, not the screen."""
+    dialogue = Dialogue()
+    fake_openai.answer = "Да, есть разрывные машины."
+    ask_turn("у вас есть разрывные машины", dialogue, fake_openai)
+    question = "а в казахстан отправляете"
+    found = get_engine().search(question, dialogue.last_query)[0]
+    assert found.off_topic and found.query.carried  # what the screen alone would refuse
+    fake_openai.answer = "Да, отправляем транспортной компанией."
+    stream = ask_turn(question, dialogue, fake_openai)
+    assert stream.answered and stream.source == "llm" and len(fake_openai.requests) == 2

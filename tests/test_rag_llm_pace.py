@@ -32,7 +32,7 @@ def more(recv):
 llm_http._more = more
 
 cfg = {**DEFAULTS, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": sys.argv[1], "LLM_READ_PACE_MS": float(sys.argv[2])}
-found = types.SimpleNamespace(answered=True, off_topic=False, context=[], query=None)
+found = types.SimpleNamespace(answered=True, off_topic=False, screened=False, context=[], query=None)
 started = time.monotonic()
 answer = Answer(question="когда вы работаете", found=found, retrieval_ms=0.0, started=started,
                 settings=BotSettings(), caller=None, config=cfg)

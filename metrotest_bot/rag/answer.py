@@ -154,7 +154,9 @@ class Answer:
         self._http = None  # the open LLM stream, for close()
         self._gen = None
         offline_answered = bool(found and found.answered)
-        self.use_llm = bool(found) and not found.off_topic and generate.llm_enabled(config)
+        self.use_llm = bool(found) and not found.screened and generate.llm_enabled(config)
+        if self.use_llm and dialogue is not None:
+            self.passages = dialogue.context(found.query, self.passages)  # what the model reads, as logged
         # With an LLM it is provisional: the model may still say the KB has no answer.
         self.answered = self.use_llm or offline_answered
         self.source = "llm" if self.use_llm else ("offline" if offline_answered else "refusal")

@@ -62,7 +62,7 @@ def ask_command(question, as_json, dialogue):
         finally:
             stream.close()
         if memory is not None:
-            memory.add(q, text, stream.query)
+            memory.add(q, text, stream.query, stream.passages)
         if as_json:
             click.echo(json.dumps({
                 "question": q,

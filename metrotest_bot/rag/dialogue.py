@@ -10,6 +10,10 @@ from collections import deque
 from dataclasses import dataclass
 
 MAX_EXCHANGES = 4  # a phone call's follow-ups lean on the last turn or two; older ones only cost tokens
+# A follow-up's model reads its own passages, then those it read for the turn before, up to this many: «а почём»
+# after a machine's description finds the price passage by the carried words only when they are the right
+# ones, and the passage read last time often holds the price or the model name.
+MAX_CONTEXT = 12
 
 
 @dataclass
@@ -17,18 +21,28 @@ class Exchange:
     question: str
     answer: str  # what the caller heard (the part spoken, when interrupted)
     query: object | None  # the analysed question (rag.query.Query), follow-up resolved
+    passages: tuple = ()  # what the answer read (rag.types.Passage)
 
 
 class Dialogue:
     def __init__(self, max_exchanges: int = MAX_EXCHANGES):
         self.exchanges: deque[Exchange] = deque(maxlen=max_exchanges)
 
-    def add(self, question: str, answer: str, query=None) -> None:
-        self.exchanges.append(Exchange(question, answer, query))
+    def add(self, question: str, answer: str, query=None, passages=()) -> None:
+        self.exchanges.append(Exchange(question, answer, query, tuple(passages)))
 
     @property
     def last_query(self):
         return self.exchanges[-1].query if self.exchanges else None
+
+    def context(self, query, passages: list) -> list:
+        """The passages a model reads for this question: its own, then, for a follow-up (it carried the
+        call's topic), those read for the last turn that it does not have, MAX_CONTEXT in all."""
+        if not self.exchanges or not getattr(query, "carried", False):
+            return passages
+        have = {p.id for p in passages}
+        earlier = [p for p in self.exchanges[-1].passages if p.id not in have]
+        return (list(passages) + earlier)[:max(MAX_CONTEXT, len(passages))]
 
     def messages(self) -> list[dict]:
         """The exchanges as chat messages, oldest first."""

@@ -43,6 +43,13 @@ class Found:
         return self.retrieved.off_topic and all(p.off_topic for p in self.parts)
 
     @property
+    def screened(self) -> bool:
+        """Refused before an LLM reads it: plainly off-topic, unless it is a follow-up that carried the call's
+        topic — then it is about the KB whatever its own words («а в казахстан отправляете»), and only the
+        model can say whether the KB answers it."""
+        return self.off_topic and not self.query.carried
+
+    @property
     def context(self) -> list[Passage]:
         """The passages an LLM reads (TOP_K): each part's best in turn, then the whole question's."""
         if not self.parts:

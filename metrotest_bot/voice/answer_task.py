@@ -236,7 +236,8 @@ class AnswerTask:
         recorder = self.call.recorder
         recorder.answer_ended(self.record, stream, cut=cut, heard=self.heard, total_ms=ms_since(self.received_at))
         if stream is not None:
-            self.call.dialogue.add(self.question, self.record.turn.spoken_text, getattr(stream, "query", None))
+            self.call.dialogue.add(self.question, self.record.turn.spoken_text, getattr(stream, "query", None),
+                                   getattr(stream, "passages", ()))
         self.call.answer_over(self)
         try:
             recorder.save_answer(self.record)

@@ -1,0 +1,122 @@
+"""LLM mode: does the fact reach the model?
+
+With an LLM configured the model judges and words the answer; what the server decides is which
+passages it reads (`Found.context`, up to six; a follow-up adds those read for the turn before,
+`Dialogue.context`) and which questions never reach it (`Found.screened`: plainly off-topic and not a
+follow-up carrying the call's topic). No model runs here: what it would make of the passages needs one,
+and none can be installed on this machine. Measured per KB, over every labelled set:
+
+- lone questions: the fact is among the passages the model reads; answerable ones screened out before it;
+  unanswerable ones screened out (the rest cost a model's «no answer»);
+- follow-ups (dialogue turns marked so), answerable: the fact among the passages the model reads — before
+  (its own passages; any plainly off-topic question screened out), with the screen as it is (a follow-up
+  carrying the call's topic reaches the model), and with the last turn's passages too (as it is) — and the
+  share screened out before and now.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from . import dialogue as dlg
+from . import retrieval as r
+
+TITLE = "LLM mode: what reaches the model"
+
+# First measurements of this section's figures on sets never run before (bench/sealed/ moved in):
+# (set, engine, lone: the model reads the fact / answerable screened / unanswerable screened,
+#  follow-ups: reads the fact with the last turn's passages / own only).
+FIRST_LLM: list[tuple[str, str, tuple, tuple]] = []
+
+
+def _texts(passages) -> list[str]:
+    return [p.text for p in passages]
+
+
+def measure(kb: Path, lone: list[dict], conversations: list[dict]) -> dict:
+    """The figures above for one KB's questions, its index built once."""
+    from metrotest_bot.rag import get_engine
+    from metrotest_bot.rag.dialogue import Dialogue
+
+    c = dict.fromkeys(["answerable", "reads", "screened", "unanswerable", "un_screened", "followups", "fu_reads",
+                       "fu_reads_own", "fu_reads_before", "fu_screened_before", "fu_screened"], 0)
+    with tempfile.TemporaryDirectory() as tmp, r.make_app(Path(tmp), KB_PATH=kb).app_context():
+        engine = get_engine()
+        engine.reindex()
+        for q in lone:
+            found, _ = engine.search(q["question"])
+            passed = found is not None and not found.screened
+            if q.get("answerable"):
+                c["answerable"] += 1
+                c["screened"] += not passed
+                c["reads"] += passed and r._hit(q["any_of"], _texts(found.context))
+            else:
+                c["unanswerable"] += 1
+                c["un_screened"] += not passed
+        for conv in conversations:
+            memory = Dialogue()
+            for turn in conv["turns"]:
+                found, _ = engine.search(turn["question"], memory.last_query)
+                if found is None:
+                    continue
+                passed = not found.screened
+                read = memory.context(found.query, found.context)
+                if turn.get("followup") and turn.get("answerable"):
+                    c["followups"] += 1
+                    c["fu_screened"] += not passed
+                    c["fu_screened_before"] += found.off_topic
+                    c["fu_reads"] += passed and r._hit(turn["any_of"], _texts(read))
+                    own = r._hit(turn["any_of"], _texts(found.context))
+                    c["fu_reads_own"] += passed and own
+                    c["fu_reads_before"] += (not found.off_topic) and own
+                memory.add(turn["question"], "", found.query, read)
+    share = lambda a, b: c[a] / c[b] if c[b] else None  # noqa: E731
+    return {"n": c["answerable"], "reads": share("reads", "answerable"), "screened": share("screened", "answerable"),
+            "un_screened": share("un_screened", "unanswerable"), "followups": c["followups"],
+            "fu_reads": share("fu_reads", "followups"), "fu_reads_own": share("fu_reads_own", "followups"),
+            "fu_reads_before": share("fu_reads_before", "followups"),
+            "fu_screened_before": share("fu_screened_before", "followups"),
+            "fu_screened": share("fu_screened", "followups")}
+
+
+def kb_sets() -> list[tuple[str, Path, list[dict], list[dict]]]:
+    """(name, KB, lone questions, conversations): the demo's held-out sets and dialogues, and each other KB's."""
+    out = [("demo (held-out 1-44, dialogues 1-20)", r.KB,
+            [q for name, path in r.OWN_SETS if name.startswith("held-out") for q in r.load_eval(path)],
+            [c for _, path in dlg.SETS for c in dlg.load(path)])]
+    folders: dict[Path, tuple[list, list]] = {}
+    for kb, path in r.other_kb_sets():
+        rows = r.load_eval(path)
+        lone, conversations = folders.setdefault(kb, ([], []))
+        (conversations if rows and "turns" in rows[0] else lone).extend(rows)
+    for kb, (lone, conversations) in folders.items():
+        name = kb.parent.name + (" (not trained on)" if kb.parent.name in r.NOT_TRAINED_KBS else "")
+        out.append((name, kb, lone, conversations))
+    return out
+
+
+def run() -> str:
+    out = ["With an LLM configured the model decides and words the answer; the server decides what it reads. "
+           "Whether it then answers right needs a model, which cannot run here. Ranking is trained on these sets "
+           "(but for the KBs marked): the figures are what the model is given, not a blind measurement of it.", "",
+           "| KB | lone answerable | the model reads the fact | answerable screened out | unanswerable screened out "
+           "| answerable follow-ups | reads the fact: before / now screened as now / now with the last turn's passages "
+           "| screened out: before / now |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, kb, lone, conversations in kb_sets():
+        m = measure(kb, lone, conversations)
+        out.append(f"| {name} | {m['n']} | {r._fmt(m['reads'])} | {r._fmt(m['screened'])} | {r._fmt(m['un_screened'])} "
+                   f"| {m['followups']} | {r._fmt(m['fu_reads_before'])} / {r._fmt(m['fu_reads_own'])} / {r._fmt(m['fu_reads'])} "
+                   f"| {r._fmt(m['fu_screened_before'])} / {r._fmt(m['fu_screened'])} |")
+    if FIRST_LLM:
+        out += ["", "First measurements (sets never run before):", "",
+                "| set | engine | lone: reads the fact / answerable screened / unanswerable screened "
+                "| follow-ups: reads the fact with the last turn's / own only |", "|---|---|---|---|"]
+        for name, engine, lone, fu in FIRST_LLM:
+            out.append(f"| {name} | {engine} | " + " / ".join(r._fmt(v) for v in lone) + " | "
+                       + " / ".join(r._fmt(v) for v in fu) + " |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(run())
