@@ -130,10 +130,10 @@ def ask_turn(question, dialogue, fake_openai):
 
 def test_a_follow_up_reads_the_passages_of_the_turn_before(llm_app, fake_openai):
     dialogue = Dialogue()
-    fake_openai.answer = "Да, есть разрывные машины."
-    ask_turn("у вас есть разрывные машины", dialogue, fake_openai)
-    fake_openai.answer = "Стоит от миллиона."
-    follow_up = ask_turn("а сколько такая стоит", dialogue, fake_openai)
+    fake_openai.answer = "Поверка разрывной машины стоит от 18 000 рублей."
+    ask_turn("сколько стоит поверка", dialogue, fake_openai)
+    fake_openai.answer = "Примерно неделю."
+    follow_up = ask_turn("а сколько по времени", dialogue, fake_openai)
     first, second = (passage_lines(r) for r in fake_openai.requests)
     own = [f"{p.section + ': ' if p.section else ''}{p.text}" for p in follow_up.found.context]
     assert second[:len(own)] == own  # its own passages first, best first

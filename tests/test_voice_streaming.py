@@ -186,18 +186,19 @@ def test_server_log_has_no_tracebacks(server):
 
 def test_a_follow_up_in_a_call_reads_what_the_model_read_for_the_turn_before(server, call, fake_openai):
     """The call's session keeps the passages each answer read; a follow-up's model reads them after its own."""
-    fake_openai.answer = "Да, есть разрывные машины."
-    call.prompt("у вас есть разрывные машины")
+    fake_openai.answer = "Поверка стоит от 18 000 рублей."
+    call.prompt("сколько стоит поверка")
     first = call.answer(timeout=15)
     answer_turn(server, call, first[0]["answerId"])  # over and remembered
-    fake_openai.answer = "Стоит от миллиона."
-    call.prompt("а сколько такая стоит")
+    fake_openai.answer = "Примерно неделю."
+    call.prompt("а сколько по времени")
     second = call.answer(timeout=15)
     earlier, now = ([line.split("] ", 1)[1] for line in req["messages"][0]["content"].splitlines()
                      if line.startswith("[") and "] " in line] for req in fake_openai.requests)
-    assert set(earlier) <= set(now) and len(now) > len(set(now) - set(earlier))
+    # «а сколько по времени» finds 4 passages of its own, 1 of the 6 read for the price: the model reads all 9
+    assert set(earlier) <= set(now) and len(now) > len(earlier)
     assert fake_openai.requests[1]["messages"][1:3] == [
-        {"role": "user", "content": "у вас есть разрывные машины"},
-        {"role": "assistant", "content": "Да, есть разрывные машины."}]
+        {"role": "user", "content": "сколько стоит поверка"},
+        {"role": "assistant", "content": "Поверка стоит от 18 000 рублей."}]
     _, turn = answer_turn(server, call, second[0]["answerId"])
     assert len(turn.passages) == len(now)  # the log keeps what the model read

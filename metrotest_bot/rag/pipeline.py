@@ -27,7 +27,9 @@ from .stats import KBStats
 from .types import scored
 
 CANDIDATES = 20  # fetched from the backend
-TOP_K = 6  # passages returned: the LLM reads them all, the offline answer the first three
+# Passages returned: the LLM reads them all, the offline answer the first three. Eight, not six: the fact is among
+# them for 0.80-0.94 of lone questions on other companies' KBs instead of 0.79-0.92 (bench llm_reach), offline unchanged.
+TOP_K = 8
 
 
 @component
