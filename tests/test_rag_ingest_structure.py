@@ -182,3 +182,18 @@ def test_a_table_without_outer_pipes_is_read_row_by_row_and_a_menu_bar_is_not():
     assert "Базовый (12 показателей): цена — 3 200 руб., срок — 5 рабочих дней." in text
     assert "Расширенный (30 показателей): цена — 7 900 руб., срок — 7 рабочих дней." in text
     assert "Главная" not in text and "Пакет" not in text
+
+
+def test_a_table_with_outer_pipes_in_a_txt_dump_is_read_row_by_row_and_a_menu_bar_is_not():
+    # «| Ультразвуковой толщиномер | 3 900 ₽ | 3 рабочих дня |» in a .txt dump passed as a line and was dropped
+    # as a menu bar (short cells between pipes); rows with a long cell stayed, pipes and all.
+    kb = parse_bytes("| Главная | Каталог | Сервис | Контакты |\n=== Поверка ===\nИнтервал между поверками — 1 год.\n\n"
+                     "| Прибор | Поверка | Срок |\n|---|---|---|\n"
+                     "| Ультразвуковой толщиномер | 3 900 ₽ | 3 рабочих дня |\n"
+                     "| Ультразвуковой дефектоскоп с фазированной решёткой и двумя датчиками | 16 500 ₽ | 7 рабочих дней |\n"
+                     .encode("utf-8"), "kb.txt")
+    text = " ".join(p.text for p in kb.passages)
+    assert "Ультразвуковой толщиномер: поверка — 3 900 ₽, срок — 3 рабочих дня." in text
+    assert ("Ультразвуковой дефектоскоп с фазированной решёткой и двумя датчиками: поверка — 16 500 ₽, "
+            "срок — 7 рабочих дней.") in text
+    assert "|" not in text and "Главная" not in text and "Прибор" not in text

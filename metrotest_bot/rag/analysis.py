@@ -19,7 +19,7 @@ from .numbers import number_runs
 
 # Bump when the analysis changes: persisted indexes built with another
 # version are rebuilt on load.
-ANALYZER_VERSION = "16"
+ANALYZER_VERSION = "17"
 
 
 @lru_cache(maxsize=200_000)

@@ -71,21 +71,24 @@ def table_sentences(rows: list[str]) -> list[str]:
 
 
 def bare_table_end(lines: list[str], i: int) -> int:
-    """Where a table written without outer pipes («РН-150 | 12 500 руб. | 3 дня») that starts at line i
-    ends, or i when none does: two or more lines of the same number (two or more) of |-separated cells,
-    numbers in all its rows but the header. A menu bar is one line of words («Главная | Каталог | Контакты»)."""
-    width = len(_cells(lines[i])) if "|" in lines[i] else 0
+    """Where a table in plain text («РН-150 | 12 500 руб. | 3 дня», with or without outer pipes, a rule
+    line under the header or not) that starts at line i ends, or i when none does: two or more lines of the
+    same number (two or more) of |-separated cells, numbers in all its rows but the header. A menu bar is
+    one line of words («Главная | Каталог | Контакты»), with outer pipes or not."""
+    width = len(_cells(lines[i])) if "|" in lines[i] and not _TABLE_RULE.match(lines[i]) else 0
     if width < 2:
         return i
     j = i
-    while j < len(lines) and "|" in lines[j] and len(_cells(lines[j])) == width:
+    while j < len(lines) and "|" in lines[j] and (len(_cells(lines[j])) == width or _TABLE_RULE.match(lines[j])):
         j += 1
-    with_numbers = sum(bool(re.search(r"\d", row)) for row in lines[i:j])
-    return j if j - i >= 2 and with_numbers >= j - i - 1 and with_numbers else i
+    rows = [row for row in lines[i:j] if not _TABLE_RULE.match(row)]
+    with_numbers = sum(bool(re.search(r"\d", row)) for row in rows)
+    return j if len(rows) >= 2 and with_numbers >= len(rows) - 1 and with_numbers else i
 
 
 def bare_table_sentences(rows: list[str]) -> list[str]:
     """One sentence per row; a first row without numbers is the header naming the others' cells."""
+    rows = [row for row in rows if not _TABLE_RULE.match(row)]
     header = None
     if not re.search(r"\d", rows[0]):
         header, rows = _cells(rows[0]), rows[1:]
@@ -102,8 +105,8 @@ def list_sentences(lead: str | None, items: list[str]) -> tuple[list[str], bool]
 
 
 def blocks_to_sentences(lines: list[str], markdown: bool) -> list[str]:
-    """Rewrite table blocks (with outer pipes: Markdown only; without: any text) and list blocks as sentence
-    lines; other lines pass as they are."""
+    """Rewrite table blocks (Markdown's; in any text, rows of |-separated cells with numbers) and list blocks
+    as sentence lines; other lines pass as they are."""
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -120,7 +123,9 @@ def blocks_to_sentences(lines: list[str], markdown: bool) -> list[str]:
             out.extend(table_sentences(lines[i:j]))
             i = j
             continue
-        end = bare_table_end(lines, i) if not _TABLE_ROW.match(line) else i
+        # Plain text: a table with outer pipes too («| Толщиномер | 3 900 ₽ |» in a site dump), which
+        # would otherwise pass as a line and be dropped as a menu bar.
+        end = bare_table_end(lines, i)
         if end > i:
             out.extend(bare_table_sentences(lines[i:end]))
             i = end
