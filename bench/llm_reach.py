@@ -30,6 +30,8 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("demo held-out 45", "v12.4", (0.980, 0.020, 0.158), (None, None, None)),
     ("defektoskan (NDT devices), 90 lone + 22 dialogues", "v12.4", (0.788, 0.030, 0.000), (0.887, 0.903, 0.919)),
     ("demo held-out 46 + dialogues 21", "v12.5", (0.961, 0.020, 0.105), (0.939, 0.980, 0.980)),
+    ("demo held-out 47 + dialogues 22", "v12.7", (0.961, 0.020, 0.000), (0.925, 0.950, 0.975)),
+    ("kalibrlab (metrology), 90 lone + 22 dialogues", "v12.7", (0.846, 0.000, 0.200), (0.787, 0.803, 0.852)),
 ]
 
 

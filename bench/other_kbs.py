@@ -35,6 +35,9 @@ FIRST_OTHER = [
     # An eighth KB (non-destructive testing devices; 31 of its answers quote table rows): v12.4's offline figures
     # are v12.3's (the same engine and models offline).
     ("defektoskan (NDT devices)", "v12.4", (0.742, 0.439, 0.348, 0.542), (0.48, 0.63, 0.35, 0.63)),
+    # A ninth KB (a metrology company: instruments, a calibration lab, rental, courses; 20 tables), sealed until v12.7.
+    ("kalibrlab (metrology)", "v12.7", (0.769, 0.569, 0.246, 0.840), (0.48, 0.67, 0.30, 0.61)),
+    ("kalibrlab (metrology)", "v12.6, paired", (0.785, 0.523, 0.262, 0.680), (0.44, 0.72, 0.31, 0.56)),
     # Three tiny KBs (3,200-3,400 characters, 5-6 sections: a small company's first paste), 36 lone questions each,
     # no dialogues; written for the gate's weakest spot (a retrain moved a pinned company question on a tiny KB).
     ("tiny_a (climate chambers)", "v12.6", (0.962, 0.538, 0.308, 0.900), None),
@@ -48,8 +51,8 @@ FIRST_OTHER = [
 
 def run() -> str:
     """First measurements over other companies' KBs, and every such set now (trained on: not a measurement)."""
-    out = ["The customer's KB is not the demo's. Seven KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
-           "testing, scales, water testing, vibration stands, a construction testing lab, NDT devices), each written by a "
+    out = ["The customer's KB is not the demo's. Eight KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
+           "testing, scales, water testing, vibration stands, a construction testing lab, NDT devices, metrology), each written by a "
            "helper from nothing but the demo KB's genre, and for each 90 lone questions and 22 dialogues written blind by "
            "other helpers who read only that KB; three tiny KBs (a small company's first paste, ~3,300 characters) with "
            "36 questions each, written the same way; and 50 questions and 10 dialogues over the project's own sample KB. "
