@@ -121,8 +121,14 @@ def passage_lines(request) -> list[str]:
     return [line.split("] ", 1)[1] for line in lines if line.startswith("[") and "] " in line]
 
 
-def ask_turn(question, dialogue, fake_openai):
-    """One turn of a call: asked with the call's memory, then remembered as the session does."""
+def as_lines(passages) -> list[str]:
+    """Passages as build_messages writes them for the model."""
+    return [f"{p.section + ': ' if p.section else ''}{p.text}" for p in passages]
+
+
+def ask_turn(question, dialogue, fake_openai, answer):
+    """One turn of a call: the model says `answer`; asked with the call's memory, then remembered as the session does."""
+    fake_openai.answer = answer
     stream, pieces = ask(question, dialogue)
     dialogue.add(question, " ".join(pieces), stream.query, stream.passages)
     return stream
@@ -130,38 +136,31 @@ def ask_turn(question, dialogue, fake_openai):
 
 def test_a_follow_up_reads_the_passages_of_the_turn_before(llm_app, fake_openai):
     dialogue = Dialogue()
-    fake_openai.answer = "Поверка разрывной машины стоит от 18 000 рублей."
-    ask_turn("сколько стоит поверка", dialogue, fake_openai)
-    fake_openai.answer = "Примерно неделю."
-    follow_up = ask_turn("а сколько по времени", dialogue, fake_openai)
+    ask_turn("сколько стоит поверка", dialogue, fake_openai, "Поверка разрывной машины стоит от 18 000 рублей.")
+    follow_up = ask_turn("а сколько по времени", dialogue, fake_openai, "Примерно неделю.")
     first, second = (passage_lines(r) for r in fake_openai.requests)
-    own = [f"{p.section + ': ' if p.section else ''}{p.text}" for p in follow_up.found.context]
+    own = as_lines(follow_up.found.context)
     assert second[:len(own)] == own  # its own passages first, best first
     assert set(first) - set(own), "the follow-up found every passage of the turn before: pick another"
-    assert set(first) <= set(second)  # then what the model read for the machine
+    assert set(first) <= set(second)  # then what the model read for the price
     assert len(second) <= MAX_CONTEXT
     assert len(follow_up.passages) == len(second)  # what the turn logs is what the model read
 
 
 def test_a_new_topic_reads_only_its_own_passages(llm_app, fake_openai):
     dialogue = Dialogue()
-    fake_openai.answer = "Да, есть разрывные машины."
-    ask_turn("у вас есть разрывные машины", dialogue, fake_openai)
-    fake_openai.answer = "Мы в Екатеринбурге."
-    stream = ask_turn("по какому адресу ваш офис", dialogue, fake_openai)
+    ask_turn("у вас есть разрывные машины", dialogue, fake_openai, "Да, есть разрывные машины.")
+    stream = ask_turn("по какому адресу ваш офис", dialogue, fake_openai, "Мы в Екатеринбурге.")
     assert not stream.query.carried
-    assert passage_lines(fake_openai.requests[-1]) == [
-        f"{p.section + ': ' if p.section else ''}{p.text}" for p in stream.found.context]
+    assert passage_lines(fake_openai.requests[-1]) == as_lines(stream.found.context)
 
 
 def test_a_follow_up_in_words_the_kb_lacks_reaches_the_model(llm_app, fake_openai):
     """Its own words name nothing of the KB, but it carried the call's topic: the model judges, not the screen."""
     dialogue = Dialogue()
-    fake_openai.answer = "Да, есть разрывные машины."
-    ask_turn("у вас есть разрывные машины", dialogue, fake_openai)
+    ask_turn("у вас есть разрывные машины", dialogue, fake_openai, "Да, есть разрывные машины.")
     question = "а в казахстан отправляете"
     found = get_engine().search(question, dialogue.last_query)[0]
     assert found.off_topic and found.query.carried  # what the screen alone would refuse
-    fake_openai.answer = "Да, отправляем транспортной компанией."
-    stream = ask_turn(question, dialogue, fake_openai)
+    stream = ask_turn(question, dialogue, fake_openai, "Да, отправляем транспортной компанией.")
     assert stream.answered and stream.source == "llm" and len(fake_openai.requests) == 2
