@@ -63,19 +63,18 @@ def measure(kb: Path, lone: list[dict], conversations: list[dict]) -> dict:
             memory = Dialogue()
             for turn in conv["turns"]:
                 found, _ = engine.search(turn["question"], memory.last_query)
-                if found is None:
-                    continue
-                passed = not found.screened
-                read = memory.context(found.query, found.context)
+                # No words to search (found is None): refused before any model, as a call would be.
+                passed = found is not None and not found.screened
+                read = memory.context(found.query, found.context) if found is not None else []
                 if turn.get("followup") and turn.get("answerable"):
                     c["followups"] += 1
                     c["fu_screened"] += not passed
-                    c["fu_screened_before"] += found.off_topic
+                    c["fu_screened_before"] += found is None or found.off_topic
                     c["fu_reads"] += passed and r._hit(turn["any_of"], _texts(read))
-                    own = r._hit(turn["any_of"], _texts(found.context))
+                    own = found is not None and r._hit(turn["any_of"], _texts(found.context))
                     c["fu_reads_own"] += passed and own
-                    c["fu_reads_before"] += (not found.off_topic) and own
-                memory.add(turn["question"], "", found.query, read)
+                    c["fu_reads_before"] += found is not None and not found.off_topic and own
+                memory.add(turn["question"], "", found.query if found is not None else None, read)
     share = lambda a, b: c[a] / c[b] if c[b] else None  # noqa: E731
     return {"n": c["answerable"], "reads": share("reads", "answerable"), "screened": share("screened", "answerable"),
             "un_screened": share("un_screened", "unanswerable"), "followups": c["followups"],
