@@ -40,41 +40,50 @@ def _texts(passages) -> list[str]:
 
 
 def measure(kb: Path, lone: list[dict], conversations: list[dict]) -> dict:
-    """The figures above for one KB's questions, its index built once."""
+    """The figures above for one KB's questions, its index built once. Each question goes through the engine's
+    own answer with an LLM configured (never asked: the stream is not read), so what the model would read and
+    whether it is asked at all are the service's decisions, not this bench's."""
+    from metrotest_bot.bot_settings import BotSettings
     from metrotest_bot.rag import get_engine
     from metrotest_bot.rag.dialogue import Dialogue
 
     c = dict.fromkeys(["answerable", "reads", "screened", "unanswerable", "un_screened", "followups", "fu_reads",
                        "fu_reads_own", "fu_reads_before", "fu_screened_before", "fu_screened"], 0)
-    with tempfile.TemporaryDirectory() as tmp, r.make_app(Path(tmp), KB_PATH=kb).app_context():
+    # An address nothing listens on: the model is configured, and no request is ever sent to it.
+    llm = {"OPENAI_API_KEY": "bench-not-sent", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    with tempfile.TemporaryDirectory() as tmp, r.make_app(Path(tmp), KB_PATH=kb, **llm).app_context():
         engine = get_engine()
         engine.reindex()
+        settings = BotSettings()
+
+        def ask(question, memory=None):
+            stream = engine.answer(question, settings, dialogue=memory)
+            stream.close()
+            return stream
+
         for q in lone:
-            found, _ = engine.search(q["question"])
-            passed = found is not None and not found.screened
+            stream = ask(q["question"])
             if q.get("answerable"):
                 c["answerable"] += 1
-                c["screened"] += not passed
-                c["reads"] += passed and r._hit(q["any_of"], _texts(found.context))
+                c["screened"] += not stream.use_llm
+                c["reads"] += stream.use_llm and r._hit(q["any_of"], _texts(stream.passages))
             else:
                 c["unanswerable"] += 1
-                c["un_screened"] += not passed
+                c["un_screened"] += not stream.use_llm
         for conv in conversations:
             memory = Dialogue()
             for turn in conv["turns"]:
-                found, _ = engine.search(turn["question"], memory.last_query)
-                # No words to search (found is None): refused before any model, as a call would be.
-                passed = found is not None and not found.screened
-                read = memory.context(found.query, found.context) if found is not None else []
+                stream = ask(turn["question"], memory)
+                found = stream.found  # None: no words to search, refused before any model as in a call
                 if turn.get("followup") and turn.get("answerable"):
                     c["followups"] += 1
-                    c["fu_screened"] += not passed
+                    c["fu_screened"] += not stream.use_llm
                     c["fu_screened_before"] += found is None or found.off_topic
-                    c["fu_reads"] += passed and r._hit(turn["any_of"], _texts(read))
+                    c["fu_reads"] += stream.use_llm and r._hit(turn["any_of"], _texts(stream.passages))
                     own = found is not None and r._hit(turn["any_of"], _texts(found.context))
-                    c["fu_reads_own"] += passed and own
+                    c["fu_reads_own"] += stream.use_llm and own
                     c["fu_reads_before"] += found is not None and not found.off_topic and own
-                memory.add(turn["question"], "", found.query if found is not None else None, read)
+                memory.add(turn["question"], "", stream.query, stream.passages)
     share = lambda a, b: c[a] / c[b] if c[b] else None  # noqa: E731
     return {"n": c["answerable"], "reads": share("reads", "answerable"), "screened": share("screened", "answerable"),
             "un_screened": share("un_screened", "unanswerable"), "followups": c["followups"],

@@ -61,13 +61,13 @@ def run() -> str:
            "| without memory |", "|---|---|" + "---|" * len(r.KEYS) + "---|---|"]
     for name, engine, lone, dlg in FIRST_OTHER:
         if dlg is None:  # a KB without dialogues
-            out.append(f"| {name} | {engine} | " + " | ".join(f"{v:.2f}" for v in lone) + " | — | — |")
-            continue
-        pair = f"{dlg[2]:.2f} / {dlg[3]:.2f}" if dlg[2] is not None else "not run"
-        out.append(f"| {name} | {engine} | " + " | ".join(f"{v:.2f}" for v in lone)
-                   + f" | {dlg[0]:.2f} / {dlg[1]:.2f} | {pair} |")
+            follow_ups = "— | —"
+        else:
+            pair = f"{dlg[2]:.2f} / {dlg[3]:.2f}" if dlg[2] is not None else "not run"
+            follow_ups = f"{dlg[0]:.2f} / {dlg[1]:.2f} | {pair}"
+        out.append(f"| {name} | {engine} | " + " | ".join(f"{v:.2f}" for v in lone) + f" | {follow_ups} |")
     untrained = (", but for " + ", ".join(r.NOT_TRAINED_KBS) + ": their first measurements above are the figures "
-                 "for the shipped engine") if r.NOT_TRAINED_KBS else ": not a measurement; the first measurements above are"
+                 "for the shipped engine") if r.NOT_TRAINED_KBS else ": not a measurement of unseen KBs"
     out += ["", f"Now (trained on{untrained}):", "",
             "| KB | set | n | " + " | ".join(r.KEYS) + " | follow-ups hold the fact / their unanswerable refused |",
             "|---|---|---|" + "---|" * len(r.KEYS) + "---|"]
