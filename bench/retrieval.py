@@ -387,7 +387,7 @@ def _fmt(v):
 
 HERE = Path(__file__).resolve().parent
 OWN_SETS = [("paraphrases", PARAPHRASES), ("probe", PROBE)] + [
-    (f"held-out {n}", HERE / f"retrieval_holdout{'' if n == 1 else n}.jsonl") for n in range(1, 47)]
+    (f"held-out {n}", HERE / f"retrieval_holdout{'' if n == 1 else n}.jsonl") for n in range(1, 48)]
 ROWS = [("recall@3", "≥ 0.95"), ("answer holds the fact", "≥ 0.85"), ("false refusals", "≤ 0.08"),
         ("unanswerable refused", "≥ 0.85")]
 KEYS = [k for k, _ in ROWS]
