@@ -6,7 +6,6 @@ import pytest
 
 from config import TestConfig
 from metrotest_bot import create_app
-from metrotest_bot.background import BackgroundWorker
 from metrotest_bot.extensions import db
 
 SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
@@ -23,11 +22,6 @@ def make_app(data_dir, database_url, **overrides):
 
 
 def dispose(app):
-    # The app's background workers (call summaries, webhooks, the search outbox) must not outlive its
-    # database: one polling a dropped test database logs a failed round after the suite.
-    for worker in list(app.extensions.values()):
-        if isinstance(worker, BackgroundWorker):
-            worker.stop()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
