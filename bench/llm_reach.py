@@ -32,6 +32,9 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("demo held-out 46 + dialogues 21", "v12.5", (0.961, 0.020, 0.105), (0.939, 0.980, 0.980)),
     ("demo held-out 47 + dialogues 22", "v12.7", (0.961, 0.020, 0.000), (0.925, 0.950, 0.975)),
     ("kalibrlab (metrology), 90 lone + 22 dialogues", "v12.7", (0.846, 0.000, 0.200), (0.787, 0.803, 0.852)),
+    ("tiny_d (hardness testers), 36 lone", "v12.7", (0.962, 0.038, 0.200), (None, None, None)),
+    ("tiny_e (soil lab), 36 lone", "v12.7", (0.923, 0.000, 0.400), (None, None, None)),
+    ("tiny_f (test fixtures), 36 lone", "v12.7", (0.846, 0.115, 0.200), (None, None, None)),
 ]
 
 
