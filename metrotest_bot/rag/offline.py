@@ -1,11 +1,11 @@
 """The offline answer: the sentences of the retrieved passages that answer the question.
 
-Used without an API key and as the LLM's fallback. Sentences are scored by
-the question's terms they contain (rare terms count more), the best one or
-two are kept in their original order, and the reply is trimmed short for
-the phone. A question that names a section's topic and asks for no
-particular fact («расскажите о компании», «условия доставки») is answered by
-that section's opening sentences. A chosen sentence that lists «name — value»
+Used without an API key and as the LLM's fallback. Sentences are scored by a
+learned model (rag/sentences.py), the best one or two are kept in their
+original order, and the reply is trimmed short for the phone. A question
+that names a section's topic and asks for no particular fact («расскажите о
+компании», «условия доставки») is answered by that section's opening
+sentences. A chosen sentence that lists «name — value»
 items, when the question names one of them, is cut down to that item.
 """
 from __future__ import annotations
@@ -18,14 +18,12 @@ from razdel import sentenize
 
 from . import analysis, lexicon
 from .query import Query
-from .scoring import coverage, holds_asked_fact, match_score, max_match
+from .scoring import holds_asked_fact
+from .sentences import SentenceModel, load_sentence_model, sentences_of
 from .stats import KBStats
 from .types import Passage
 
 MAX_CHARS = 320
-# How much a sentence of the best, second and third passage counts: the ranker's order, not its scores
-# (a share of the best passage's, steep by construction).
-RANK_FACTORS = (1.0, 0.85, 0.7)
 CATCH_ALL = lexicon.words("others.txt")
 # A second sentence is spoken when it scores this share of the best one, or, when it holds a part of
 # the question the best one lacks, SECOND_PART of it (on the labelled sets, with the kinds of fact
@@ -34,40 +32,31 @@ CATCH_ALL = lexicon.words("others.txt")
 SECOND_CLOSE, SECOND_PART = 0.5, 0.3
 
 
-def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: int = MAX_CHARS) -> str:
+def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: int = MAX_CHARS,
+            model: SentenceModel | None = None) -> str:
     """A short spoken reply from the best passages (empty when there are none).
 
-    Each sentence of the top passages is scored like a passage is (the
-    question's words it holds, rare ones counting more, plus the kind of fact
-    asked for: a price, a phone, hours); its section title counts a little.
-    The best sentence is kept, with a second one when it adds almost as much,
-    or when it holds a word of the question the first one lacks (a two-part
-    question: «сколько стоит и какая гарантия»).
+    Each sentence of the top passages is scored by a learned model
+    (rag/sentences.py: the question's words it holds, rare ones counting
+    more, the kind of fact asked for, its passage's rank). The best one is
+    kept, with a second one when it scores almost as much, or when it holds
+    a word of the question the first one lacks (a two-part question:
+    «сколько стоит и какая гарантия»).
     """
     if not passages:
         return ""
     lead = topic_lead(parsed, passages[0], stats)
     if lead:
         return trim(lead, max_chars)
-    scale = max_match(parsed, stats)
-    # (score, passage rank, position in passage, sentence, holds the fact asked for, slots held, markers held)
+    model = model or load_sentence_model()
+    found = sentences_of(parsed, passages[:3], stats)
+    # (score, passage rank, position in passage, sentence, holds the kind of fact asked for, slots held,
+    # markers held); the score is a share of the best sentence's
     candidates = []
-    for rank, passage in enumerate(passages[:3]):
-        section_terms = stats.heading_terms(passage.section, passage.id, passage.text)
-        # The ranker's order counts, but a sentence further down that holds more of the question wins.
-        rank_factor = RANK_FACTORS[rank]
-        # The sentences' terms as the gate's features read them (kept per passage by the KB's statistics).
-        for pos, (text, terms) in enumerate(stats.sentences(passage.id, passage.text)):
-            score = 0.0
-            if scale:  # a question with no word to match scores every sentence 0
-                score = (coverage(parsed, terms | section_terms, stats)
-                         + 0.5 * min(1.0, match_score(parsed, terms, stats) / scale))
-            score *= rank_factor
-            holds = holds_asked_fact(parsed, terms)
-            if not holds:
-                score *= 0.6
-            candidates.append((score, rank, pos, text, holds, _said_covered(parsed, terms | section_terms),
-                               frozenset(m for m in parsed.markers if m in terms)))
+    for sentence, score in zip(found, model.scores([s.row for s in found])):
+        terms = sentence.terms | sentence.section_terms
+        candidates.append((score, sentence.rank, sentence.pos, sentence.text, holds_asked_fact(parsed, sentence.terms),
+                           _said_covered(parsed, terms), frozenset(m for m in parsed.markers if m in sentence.terms)))
     if not candidates:
         return ""
     candidates.sort(key=lambda c: -c[0])
