@@ -35,6 +35,8 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("tiny_d (hardness testers), 36 lone", "v12.7", (0.962, 0.038, 0.200), (None, None, None)),
     ("tiny_e (soil lab), 36 lone", "v12.7", (0.923, 0.000, 0.400), (None, None, None)),
     ("tiny_f (test fixtures), 36 lone", "v12.7", (0.846, 0.115, 0.200), (None, None, None)),
+    ("demo held-out 48 + dialogues 23", "v12.8", (0.923, 0.019, 0.000), (0.898, 0.959, 0.980)),
+    ("gidropress (hydraulic presses), 90 lone + 22 dialogues", "v12.8", (0.877, 0.062, 0.120), (0.860, 0.860, 0.860)),
 ]
 
 
