@@ -22,6 +22,12 @@ def make_app(data_dir, database_url, **overrides):
 
 
 def dispose(app):
+    # A summarizer a test's call woke would go on polling a database the test is about to drop, and log
+    # "call summary: round failed" after the suite. Only it is stopped: a second worker's webhook sender may
+    # still be delivering the reports its summaries queued (test_two_workers_summarize_a_call_once).
+    summarizer = app.extensions.get("call_summarizer")
+    if summarizer is not None:
+        summarizer.stop()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -5,6 +5,7 @@ import time
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from metrotest_bot.extensions import db
 from metrotest_bot.models import Call
@@ -18,7 +19,10 @@ def call_snapshot(server, vox_call_id: str) -> SimpleNamespace | None:
     """The call with that Voximplant id and its turns (plain attributes), or None."""
     with server.app.app_context():
         try:
-            call = db.session.execute(select(Call).where(Call.vox_call_id == vox_call_id)).scalar_one_or_none()
+            # The call and its turns in one statement: read apart, a writer's commit between the two reads
+            # showed a turn already interrupted beside the call's counter not yet recomputed.
+            call = db.session.execute(select(Call).options(joinedload(Call.turns))
+                                      .where(Call.vox_call_id == vox_call_id)).unique().scalar_one_or_none()
             if call is None:
                 return None
             snap = SimpleNamespace(**_columns(call))
