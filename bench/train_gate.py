@@ -85,14 +85,23 @@ def collect(questions: list[dict], intents=None) -> tuple[list[dict], list[dict]
             continue
         docs = result.retrieved.documents
         rows[i] = features(result.query, docs, index.stats)
-        # A two-part question's parts are judged by the same model, each alone (rag/found.py).
+        # A two-part question's parts are judged by the same model, each alone (rag/found.py). "screen": the
+        # lexical screen's verdict; with the judging model's probability below PLAINLY it refuses (judge()).
         parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
-                  "off_topic": p.retrieved.off_topic, "answer": compose(p.query, p.passages, index.stats)}
+                  "screen": _screen(p.query, p.retrieved.documents, index.stats),
+                  "answer": compose(p.query, p.passages, index.stats)}
                  for p in result.parts]
         found[i] = {"texts": [p.text for p in result.passages],
                     "answer": compose(result.query, result.passages, index.stats),
-                    "off_topic": result.retrieved.off_topic, "parts": parts}
+                    "screen": _screen(result.query, docs, index.stats), "parts": parts}
     return rows, found
+
+
+def _screen(parsed, docs, stats) -> bool | None:
+    """The lexical screen's verdict; None when nothing was found (refused whatever the model says)."""
+    from metrotest_bot.rag.scoring import plainly_off_topic
+
+    return plainly_off_topic(parsed, stats) if docs else None
 
 
 # Chosen by cross-validation grouped by set (3 fold splits each, 3,400 questions): at the same share of
@@ -198,6 +207,7 @@ def judge(questions, rows, found, folds, kind: str = "trees") -> tuple[list[bool
     import numpy as np
 
     from metrotest_bot.rag.found import join_replies
+    from metrotest_bot.rag.pipeline import PLAINLY
     from metrotest_bot.rag.scoring import FEATURES
 
     X = matrix(rows, FEATURES)
@@ -205,20 +215,20 @@ def judge(questions, rows, found, folds, kind: str = "trees") -> tuple[list[bool
     answered = [False] * len(questions)
     texts = [f["answer"] for f in found]
 
-    def verdict(row, off_topic, p):
-        return bool(row) and p >= cut and not off_topic and row["quantity_ok"] > 0
+    def verdict(row, screen, p):  # as the engine's gate decides (rag/pipeline.py), with this fold's model
+        return screen is not None and bool(row) and p >= cut and not (screen and p < PLAINLY) and row["quantity_ok"] > 0
 
     cut = THRESHOLD if kind == "trees" else 0.5  # the logistic model, for comparison, at its own balance point
     for train, test in folds:
         model = fit(X[train], y[train], kind)
         prob = model.predict_proba(X[test])[:, 1]
         for i, p in zip(test, prob):
-            whole = verdict(rows[i], found[i].get("off_topic", True), p)
+            whole = verdict(rows[i], found[i].get("screen"), p)
             said = []
             if found[i].get("parts"):  # as the engine does (rag/found.py): each answered part adds its reply
                 parts = found[i]["parts"]
                 part_prob = model.predict_proba(matrix([x["row"] for x in parts], FEATURES))[:, 1]
-                said = [x["answer"] for x, q in zip(parts, part_prob) if verdict(x["row"], x["off_topic"], q)]
+                said = [x["answer"] for x, q in zip(parts, part_prob) if verdict(x["row"], x["screen"], q)]
                 texts[i] = join_replies(found[i]["answer"] if whole else "", said)
             answered[i] = whole or bool(said)
     return answered, texts

@@ -6,6 +6,7 @@ from metrotest_bot.bot_settings import BotSettings
 from metrotest_bot.rag import get_engine
 from metrotest_bot.rag.dialogue import MAX_CONTEXT, Dialogue
 from metrotest_bot.rag.generate import NO_ANSWER, NoAnswerDetector
+from metrotest_bot.rag.scoring import plainly_off_topic
 from metrotest_bot.rag.speakable import split_text
 from tests.support.apps import llm_app_context
 
@@ -76,6 +77,18 @@ def test_plainly_off_topic_is_refused_without_the_model(llm_app, fake_openai):
     stream, pieces = ask("можно заказать пиццу")
     assert pieces == split_text(REFUSAL) and not stream.answered
     assert fake_openai.requests == []
+
+
+def test_a_question_only_in_the_callers_own_words_reaches_the_model(llm_app, fake_openai):
+    """No word the caller names is the KB's («пятисотка», «посылка», «Уфа»): the lexical screen alone refused it
+    before the model (v12.8), but the learned gate does not find it plainly off-topic, so the model judges."""
+    question = "а пятисотку в уфу посылкой отправите"
+    found = get_engine().search(question)[0]
+    assert plainly_off_topic(found.query, get_engine().current().stats) and not found.screened
+    fake_openai.answer = "Да, в другие города отправляем транспортной компанией."
+    stream, pieces = ask(question)
+    assert pieces == ["Да, в другие города отправляем транспортной компанией."]
+    assert stream.answered and stream.source == "llm" and len(fake_openai.requests) == 1
 
 
 def test_the_model_receives_the_earlier_turns(llm_app, fake_openai):
@@ -161,6 +174,7 @@ def test_a_follow_up_in_words_the_kb_lacks_reaches_the_model(llm_app, fake_opena
     ask_turn("у вас есть разрывные машины", dialogue, fake_openai, "Да, есть разрывные машины.")
     question = "а в казахстан отправляете"
     found = get_engine().search(question, dialogue.last_query)[0]
-    assert found.off_topic and found.query.carried  # what the screen alone would refuse
+    assert plainly_off_topic(found.query, get_engine().current().stats)  # what the lexical screen alone finds
+    assert found.query.carried
     stream = ask_turn(question, dialogue, fake_openai, "Да, отправляем транспортной компанией.")
     assert stream.answered and stream.source == "llm" and len(fake_openai.requests) == 2

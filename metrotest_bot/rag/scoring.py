@@ -115,7 +115,8 @@ def max_match(parsed: Query, stats: KBStats) -> float:
 def plainly_off_topic(parsed: Query, stats: KBStats) -> bool:
     """Nothing the caller named is a word of this KB («можно заказать пиццу», «какая погода»).
 
-    The only screen before an LLM, which judges everything else itself."""
+    With the gate's probability below pipeline.PLAINLY, the only screen before an LLM, which judges
+    everything else itself."""
     said = [s for s in parsed.slots if s.said and not s.context]
     # Adverbs and particles («потом», «вообще») name no topic: only nouns, adjectives and codes do.
     nouns = [s for s in said if not s.minor]
