@@ -37,6 +37,10 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("tiny_f (test fixtures), 36 lone", "v12.7", (0.846, 0.115, 0.200), (None, None, None)),
     ("demo held-out 48 + dialogues 23", "v12.8", (0.923, 0.019, 0.000), (0.898, 0.959, 0.980)),
     ("gidropress (hydraulic presses), 90 lone + 22 dialogues", "v12.8", (0.877, 0.062, 0.120), (0.860, 0.860, 0.860)),
+    ("demo held-out 49 + dialogues 24", "v12.9", (0.923, 0.000, 0.056), (0.869, 0.869, 0.918)),
+    ("demo held-out 49 + dialogues 24", "v12.8, paired", (0.923, 0.019, 0.056), (0.820, 0.869, 0.918)),
+    ("tiny_g (machine modernisation), 36 lone", "v12.9", (0.923, 0.077, 0.000), (None, None, None)),
+    ("tiny_g (machine modernisation), 36 lone", "v12.8, paired", (0.885, 0.115, 0.100), (None, None, None)),
 ]
 
 

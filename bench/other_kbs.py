@@ -52,6 +52,9 @@ FIRST_OTHER = [
     # outer pipes), sealed until v12.8; v12.7 run on it after, as blind to it.
     ("gidropress (hydraulic presses)", "v12.8", (0.862, 0.523, 0.292, 0.680), (0.48, 0.73, 0.34, 0.73)),
     ("gidropress (hydraulic presses)", "v12.7, paired", (0.862, 0.538, 0.292, 0.560), (0.54, 0.59, 0.34, 0.68)),
+    # A seventh tiny KB (numbered headings, one bulleted list), sealed until v12.9.
+    ("tiny_g (machine modernisation)", "v12.9", (0.846, 0.615, 0.269, 0.600), None),
+    ("tiny_g (machine modernisation)", "v12.8, paired", (0.846, 0.615, 0.269, 0.600), None),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
@@ -64,7 +67,7 @@ def run() -> str:
            "testing, scales, water testing, vibration stands, a construction testing lab, NDT devices, metrology, "
            "hydraulic presses), each written by a "
            "helper from nothing but the demo KB's genre, and for each 90 lone questions and 22 dialogues written blind by "
-           "other helpers who read only that KB; six tiny KBs (a small company's first paste, 3,100-3,700 characters) with "
+           "other helpers who read only that KB; seven tiny KBs (a small company's first paste, 3,100-3,700 characters) with "
            "36 questions each, written the same way; and 50 questions and 10 dialogues over the project's own sample KB. "
            "First measurements (the engine had never seen the KB), offline:", "",
            "| KB | engine | " + " | ".join(r.KEYS) + " | follow-ups hold the fact / their unanswerable refused "
