@@ -3,11 +3,10 @@
 The offline answer speaks one or two sentences of the top three passages. Each sentence is described
 by a few features (how much of the question it holds, with and without its section's title, whether it
 holds the kind of fact asked, the models and numbers named, a follow-up's carried topic, its passage's
-rank) and scored by a logistic model trained on the labelled questions: the probability that the
-sentence holds the expected fact above those that do not (bench/train_compose.py, shipped as data in
-sentence_model.json).
-It replaced hand-set weights (a rank factor per passage, a penalty for a sentence without the asked
-kind of fact).
+rank) and ordered by a pairwise logistic model trained on the labelled questions: within a question, a
+sentence holding the expected fact should score above one that does not (bench/train_compose.py, shipped
+as data in sentence_model.json). It replaced hand-set weights (a rank factor per passage, a penalty for a
+sentence without the asked kind of fact).
 """
 from __future__ import annotations
 
