@@ -72,10 +72,12 @@ def test_words_keep_flowing_across_pieces_under_the_stall_deadline(call, fake_op
 
 @pytest.fixture(scope="module")
 def paced_server(tmp_path_factory, _fake_openai_server):
-    # Read at most every 0.6 s once a piece is spoken: a piece is read up to 0.6 s after its words came.
+    # Read at most every 0.6 s once a piece is spoken: a piece is read up to 0.6 s after its words came. The
+    # first sentence takes ~0.85 s to come: with the 1 s first-speech deadline of the other tests, a slow machine
+    # spoke the offline answer instead (seen twice in CI) — this test is about the stall deadline, not that one.
     with serving(tmp_path_factory.mktemp("voice-llm-paced"), OPENAI_API_KEY="test-key",
                  OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=10,
-                 FIRST_SPEECH_DEADLINE=DEADLINE, LLM_STALL_TIMEOUT=STALL, LLM_READ_PACE_MS=600) as srv:
+                 FIRST_SPEECH_DEADLINE=3.0, LLM_STALL_TIMEOUT=STALL, LLM_READ_PACE_MS=600) as srv:
         yield srv
 
 
