@@ -31,19 +31,28 @@ def more(recv):
     return data
 llm_http._more = more
 
-cfg = {**DEFAULTS, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": sys.argv[1], "LLM_READ_PACE_MS": float(sys.argv[2])}
 found = types.SimpleNamespace(answered=True, off_topic=False, screened=False, context=[], query=None)
-started = time.monotonic()
-answer = Answer(question="когда вы работаете", found=found, retrieval_ms=0.0, started=started,
-                settings=BotSettings(), caller=None, config=cfg)
-pieces, at, before = [], [], None
-for piece in answer:
-    pieces.append(piece)
-    at.append(time.monotonic() - started)
-    if before is None:
-        before = len(reads)
-print(json.dumps({"pieces": pieces, "at": at, "reads_after_first": len(reads) - before, "source": answer.source,
-                  "error": answer.error}))
+
+
+def run(pace_ms):
+    cfg = {**DEFAULTS, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": sys.argv[1], "LLM_READ_PACE_MS": pace_ms}
+    del reads[:]
+    started = time.monotonic()
+    answer = Answer(question="когда вы работаете", found=found, retrieval_ms=0.0, started=started,
+                    settings=BotSettings(), caller=None, config=cfg)
+    pieces, at, before = [], [], None
+    for piece in answer:
+        pieces.append(piece)
+        at.append(time.monotonic() - started)
+        if before is None:
+            before = len(reads)
+    return {"pace_ms": pace_ms, "pieces": pieces, "at": at, "reads_after_first": len(reads) - before,
+            "source": answer.source, "error": answer.error}
+
+
+# The first answer of a process pays for lazy imports and the connection: a warm-up, not measured.
+run(0.0)
+print(json.dumps([run(pace) for pace in (0.0, float(sys.argv[2])) * 2]))
 '''
 
 ANSWER = ("Мы работаем с понедельника по пятницу. Приезжайте к нам на завод в Екатеринбурге, адрес есть на сайте. "
@@ -51,26 +60,34 @@ ANSWER = ("Мы работаем с понедельника по пятницу
           "Образцы для испытаний можно привезти с собой.")
 
 
-def _answer(fake, pace_ms: float) -> dict:
+# Longer than the first sentence takes to stream (~70 ms), so that a first piece read at the pace shows.
+PACE_MS = 250
+
+
+def _answers(fake, pace_ms: float) -> tuple[list[dict], list[dict]]:
+    """Two answers read eagerly and two at the pace, alternated in one process after a warm-up."""
     fake.answer, fake.token_delay = ANSWER, 0.01
     done = subprocess.run([sys.executable, "-c", PROBE, fake.base_url, str(pace_ms)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    return [r for r in runs if r["pace_ms"] == 0], [r for r in runs if r["pace_ms"] == pace_ms]
 
 
 def test_after_the_first_piece_the_stream_is_read_in_fewer_gulps_with_the_same_pieces(fake_openai):
-    eager = _answer(fake_openai, 0)
-    paced = _answer(fake_openai, 100)
-    for got in (eager, paced):
+    eager, paced = _answers(fake_openai, PACE_MS)
+    for got in eager + paced:
         assert got["source"] == "llm" and got["error"] is None
         assert len(got["pieces"]) == 4
-    assert paced["pieces"] == eager["pieces"]
+        assert got["pieces"] == eager[0]["pieces"]
     # ~38 tokens 10 ms apart after the first sentence: read one by one without a pace, a few reads
     # of several with it
-    assert eager["reads_after_first"] >= 30
-    assert paced["reads_after_first"] <= eager["reads_after_first"] // 4
-    # The first piece is read eagerly (each run's first request also opens the connection).
-    assert paced["at"][0] < eager["at"][0] + 0.15
-    # A later piece waits at most one pace for its read.
-    assert paced["at"][-1] < eager["at"][-1] + 0.25
+    for e, p in zip(eager, paced):
+        assert e["reads_after_first"] >= 30
+        assert p["reads_after_first"] <= e["reads_after_first"] // 4
+    # The first piece is read eagerly; a later piece waits at most one pace for its read. The best of
+    # two runs each, so that a moment when the machine is busy elsewhere is not taken for the pace.
+    def best(runs, i):
+        return min(r["at"][i] for r in runs)
+    assert best(paced, 0) < best(eager, 0) + 0.1
+    assert best(paced, -1) < best(eager, -1) + PACE_MS / 1000 + 0.1
