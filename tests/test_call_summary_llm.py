@@ -119,6 +119,7 @@ def two_workers_summarize(llm_app, tmp_path, database_url, fake_openai) -> list[
 def test_two_workers_summarize_a_call_once(llm_app, fake_openai, tmp_path, database_url, webhook_receiver):
     fake_openai.answer = MODEL_SUMMARY
     fake_openai.first_token_delay = 0.2  # both workers look while the first is still waiting for the model
+    llm_app.config["CALL_SUMMARY_TIMEOUT"] = 5  # about claiming a call once, not the timeout: no 0.3 s margin
     cids = [ended_call(llm_app) for _ in range(3)]
     done = two_workers_summarize(llm_app, tmp_path, database_url, fake_openai)
     assert sum(done) == 3 and len(summary_requests(fake_openai)) == 3
@@ -133,6 +134,7 @@ def test_a_call_that_ended_long_ago_is_summarized_once(llm_app, fake_openai, tmp
     made now is fresh — a second worker must not take it again, nor queue its report twice."""
     fake_openai.answer = MODEL_SUMMARY
     fake_openai.first_token_delay = 0.3
+    llm_app.config["CALL_SUMMARY_TIMEOUT"] = 5  # about claiming a call once, not the timeout
     cid = ended_call(llm_app)
     with llm_app.app_context():
         db.session.execute(update(Call).where(Call.id == cid).values(ended_at=utcnow() - timedelta(minutes=20)))

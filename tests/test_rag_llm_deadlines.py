@@ -35,7 +35,7 @@ def first_piece(question=QUESTION):
 def test_keep_alives_without_a_token_do_not_keep_the_caller_waiting(llm_app, fake_openai):
     fake_openai.mode = "ping"
     stream, it, piece, took = first_piece()
-    assert took < DEADLINE + 0.5  # not the read timeout (30 s here): pings reset no deadline
+    assert took < DEADLINE + 1.5  # not the read timeout (30 s here): pings reset no deadline
     assert stream.source == "offline" and "8:30" in " ".join([piece, *it])
     assert fake_openai.stream_closed.wait(5)  # the model's stream was given up
 
@@ -44,14 +44,14 @@ def test_a_trickle_of_words_is_replaced_by_the_offline_answer(llm_app, fake_open
     fake_openai.answer = "Мы работаем с понедельника по пятницу с восьми тридцати."
     fake_openai.token_delay = 0.6  # a word every 0.6 s: the first sentence would take ~6 s
     stream, it, piece, took = first_piece()
-    assert took < DEADLINE + 0.5 and stream.source == "offline"
+    assert took < DEADLINE + 1.5 and stream.source == "offline"
 
 
 def test_fast_tokens_with_no_sentence_end_do_not_hold_speech(llm_app, fake_openai):
-    fake_openai.answer = " ".join(["слово"] * 400)
+    fake_openai.answer = " ".join(["слово"] * 1500)  # ~7.5 s of words: far past the bound below
     fake_openai.token_delay = 0.005
     stream, it, piece, took = first_piece()
-    assert took < DEADLINE + 0.5
+    assert took < DEADLINE + 1.5  # a margin for a loaded machine
 
 
 def test_a_stall_after_a_sentence_ends_with_the_phrase_not_a_stray_word(llm_app, fake_openai):
@@ -62,7 +62,7 @@ def test_a_stall_after_a_sentence_ends_with_the_phrase_not_a_stray_word(llm_app,
     assert piece == "Мы работаем с понедельника по пятницу."
     started = time.monotonic()
     rest = list(it)
-    assert time.monotonic() - started < STALL + 0.8
+    assert time.monotonic() - started < STALL + 2.0  # not the 30 s stall; a margin for a loaded machine
     assert rest == split_text(SETTINGS.cut_short_phrase)  # «А в» is never spoken
     assert stream.source == "llm"
 

@@ -59,32 +59,44 @@ def test_a_stall_after_a_sentence_ends_with_the_phrase_not_a_stray_word(call, fa
     assert last_s - first_s < STALL + 2.0  # not the 30 s stall; a margin for a loaded machine
 
 
-def test_words_keep_flowing_across_pieces_under_the_stall_deadline(call, fake_openai):
-    # Each sentence takes longer than LLM_STALL_TIMEOUT from the previous piece's *start* of reading
-    # would allow if the timer were never re-armed: the deadline moves with every spoken piece.
-    fake_openai.answer = " ".join(f"Предложение номер {i} про часы работы." for i in range(1, 6))
-    fake_openai.token_delay = 0.12  # ~7 tokens a sentence: a piece every ~0.85 s, the whole ~4.3 s
-    frames, _, last_s = ask_timed(call)
+@pytest.fixture(scope="module")
+def roomy_server(tmp_path_factory, _fake_openai_server):
+    # The first sentence needs a few tokens: with the 1 s first-speech deadline of the tests above, a slow
+    # machine speaks the offline answer instead. These tests are about the stall deadline, not that one.
+    with serving(tmp_path_factory.mktemp("voice-llm-roomy"), OPENAI_API_KEY="test-key",
+                 OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=10,
+                 FIRST_SPEECH_DEADLINE=3.0, LLM_STALL_TIMEOUT=STALL) as srv:
+        yield srv
+
+
+def test_words_keep_flowing_across_pieces_under_the_stall_deadline(roomy_server, fake_openai):
+    # The whole answer takes longer than LLM_STALL_TIMEOUT from the first piece would allow if the timer
+    # were never re-armed: the deadline moves with every spoken piece.
+    fake_openai.answer = " ".join(f"Предложение номер {i} про часы работы." for i in range(1, 10))
+    fake_openai.token_delay = 0.07  # ~7 tokens a sentence: a piece every ~0.5 s, the whole ~4.4 s
+    with set_up_call(roomy_server, timeout=15) as call:
+        frames, _, last_s = ask_timed(call)
     texts = [f["text"] for f in frames if f.get("text")]
-    assert len(texts) == 5 and "прервался" not in text_of(frames)
+    assert len(texts) == 9 and "прервался" not in text_of(frames)
     assert last_s > 3 * STALL  # longer than one stall deadline: it was re-armed piece by piece
 
 
 @pytest.fixture(scope="module")
 def paced_server(tmp_path_factory, _fake_openai_server):
-    # Read at most every 0.6 s once a piece is spoken: a piece is read up to 0.6 s after its words came. The
-    # first sentence takes ~0.85 s to come: with the 1 s first-speech deadline of the other tests, a slow machine
-    # spoke the offline answer instead (seen twice in CI) — this test is about the stall deadline, not that one.
+    # Read at most every 1.5 s once a piece is spoken: longer than the stall deadline, so without the pace's
+    # allowance every answer would be cut. The first sentence takes ~0.85 s to come: with the 1 s first-speech
+    # deadline of the first tests, a slow machine spoke the offline answer instead (seen twice in CI) — this
+    # test is about the stall deadline, not that one.
     with serving(tmp_path_factory.mktemp("voice-llm-paced"), OPENAI_API_KEY="test-key",
                  OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=10,
-                 FIRST_SPEECH_DEADLINE=3.0, LLM_STALL_TIMEOUT=STALL, LLM_READ_PACE_MS=600) as srv:
+                 FIRST_SPEECH_DEADLINE=3.0, LLM_STALL_TIMEOUT=STALL, LLM_READ_PACE_MS=1500) as srv:
         yield srv
 
 
 def test_the_read_pace_is_not_taken_for_the_models_silence(paced_server, fake_openai):
     """A model that speaks a sentence every ~0.85 s never falls silent for LLM_STALL_TIMEOUT (1 s); read at a
-    0.6 s pace, its pieces reach the answer up to ~1.45 s apart. The stall deadline allows for the pace, so
-    the whole answer is spoken, not cut short with the phrase."""
+    1.5 s pace, its pieces reach the answer ~1.5 s apart. The stall deadline allows for the pace (1 + 1.5 s),
+    so the whole answer is spoken, not cut short with the phrase."""
     fake_openai.answer = " ".join(f"Предложение номер {i} про часы работы." for i in range(1, 6))
     fake_openai.token_delay = 0.12
     with set_up_call(paced_server, timeout=15) as call:
