@@ -41,6 +41,8 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("demo held-out 49 + dialogues 24", "v12.8, paired", (0.923, 0.019, 0.056), (0.820, 0.869, 0.918)),
     ("tiny_g (machine modernisation), 36 lone", "v12.9", (0.923, 0.077, 0.000), (None, None, None)),
     ("tiny_g (machine modernisation), 36 lone", "v12.8, paired", (0.885, 0.115, 0.100), (None, None, None)),
+    ("demo held-out 50 + dialogues 25", "v12.10 (v12.9 alike)", (0.962, 0.000, 0.000), (0.897, 0.897, 0.948)),
+    ("tiny_h (weld testing), 36 lone", "v12.10 (v12.9 alike)", (1.000, 0.000, 0.400), (None, None, None)),
 ]
 
 

@@ -55,6 +55,9 @@ FIRST_OTHER = [
     # A seventh tiny KB (numbered headings, one bulleted list), sealed until v12.9.
     ("tiny_g (machine modernisation)", "v12.9", (0.846, 0.615, 0.269, 0.600), None),
     ("tiny_g (machine modernisation)", "v12.8, paired", (0.846, 0.615, 0.269, 0.600), None),
+    # An eighth tiny KB (a weld-testing lab; headings in square brackets, a question-answer block), sealed until v12.10.
+    ("tiny_h (weld testing)", "v12.10", (0.962, 0.577, 0.346, 0.900), None),
+    ("tiny_h (weld testing)", "v12.9, paired", (0.962, 0.615, 0.308, 0.900), None),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
