@@ -6,6 +6,7 @@ A section is a module in this package with `TITLE` and `run() -> str` (Markdown)
 import importlib
 import os
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -40,16 +41,24 @@ def main(argv):
             os.environ.update(saved_env)
         print(body, flush=True)
         parts.append(f"## {module.TITLE}\n\n{body.strip()}\n\n_Section time: {time.monotonic() - started:.0f} s._\n")
+    now = datetime.now(timezone.utc)
     header = (
         "# Benchmarks\n\n"
         "Written by `make bench` (`python -m bench`); every figure below comes from its last run.\n\n"
-        f"- Run at: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+        f"- Run at: {now:%Y-%m-%d %H:%M} UTC\n"
         f"- Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
         f"{_cpus()} CPUs\n\n"
     )
     if argv and OUT.exists():
-        # A partial run replaces only its own sections.
-        parts = _merge(OUT.read_text(encoding="utf-8"), parts)
+        # A partial run replaces only its own sections, and says so: the others keep the whole run's time.
+        old = OUT.read_text(encoding="utf-8")
+        parts = _merge(old, parts)
+        ran = re.search(r"^- Run at: .*$", old, re.M)
+        if ran:
+            reruns = "".join(line + "\n" for line in re.findall(r"^- Rerun alone at: .*$", old, re.M))
+            header = header.replace(
+                f"- Run at: {now:%Y-%m-%d %H:%M} UTC\n",
+                f"{ran.group(0)}\n{reruns}- Rerun alone at: {now:%Y-%m-%d %H:%M} UTC: {', '.join(chosen)}\n")
     OUT.write_text(header + "\n".join(parts), encoding="utf-8")
     print(f"\n[bench] written {OUT}")
 

@@ -108,7 +108,7 @@ def run() -> str:
            "|---|---|---|---|---|"]
     for name, (engine, held, refused, held0, refused0) in FIRST.items():
         out.append(f"| {name} | {engine} | {held:.2f} | {refused:.2f} | {held0:.2f} / {refused0:.2f} |")
-    out += ["", "### Now (dialogues 1-22 trained on since v12.8, 23-24 not: only the first measurements above measure unseen conversations)", "",
+    out += ["", "### Now (dialogues 1-24 trained on since v12.10, 25 not: only the first measurements above measure unseen conversations)", "",
             "| set | conversations | follow-ups | follow-up holds the fact | unanswerable follow-ups refused | "
             "without memory | every answerable turn holds the fact |", "|---|---|---|---|---|---|---|"]
     newest = None
