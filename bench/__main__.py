@@ -41,24 +41,22 @@ def main(argv):
             os.environ.update(saved_env)
         print(body, flush=True)
         parts.append(f"## {module.TITLE}\n\n{body.strip()}\n\n_Section time: {time.monotonic() - started:.0f} s._\n")
-    now = datetime.now(timezone.utc)
-    header = (
-        "# Benchmarks\n\n"
-        "Written by `make bench` (`python -m bench`); every figure below comes from its last run.\n\n"
-        f"- Run at: {now:%Y-%m-%d %H:%M} UTC\n"
-        f"- Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{_cpus()} CPUs\n\n"
-    )
+    now = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    stamp = f"- Run at: {now}\n"
     if argv and OUT.exists():
         # A partial run replaces only its own sections, and says so: the others keep the whole run's time.
         old = OUT.read_text(encoding="utf-8")
         parts = _merge(old, parts)
-        ran = re.search(r"^- Run at: .*$", old, re.M)
-        if ran:
-            reruns = "".join(line + "\n" for line in re.findall(r"^- Rerun alone at: .*$", old, re.M))
-            header = header.replace(
-                f"- Run at: {now:%Y-%m-%d %H:%M} UTC\n",
-                f"{ran.group(0)}\n{reruns}- Rerun alone at: {now:%Y-%m-%d %H:%M} UTC: {', '.join(chosen)}\n")
+        earlier = re.findall(r"^- (?:Run at|Rerun alone at): .*$", old, re.M)
+        if earlier:
+            stamp = "".join(line + "\n" for line in earlier) + f"- Rerun alone at: {now}: {', '.join(chosen)}\n"
+    header = (
+        "# Benchmarks\n\n"
+        "Written by `make bench` (`python -m bench`); every figure below comes from its last run.\n\n"
+        f"{stamp}"
+        f"- Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{_cpus()} CPUs\n\n"
+    )
     OUT.write_text(header + "\n".join(parts), encoding="utf-8")
     print(f"\n[bench] written {OUT}")
 
