@@ -16,11 +16,16 @@ STALL = 1.0  # LLM_STALL_TIMEOUT here
 QUESTION = "во сколько вы открываетесь"  # the sample KB answers it (8:30), so the LLM is asked
 
 
+def llm_server(tmp_path_factory, fake, name, **settings):
+    """The live server asking the local model, its read timeout out of the way, the stall deadline STALL."""
+    return serving(tmp_path_factory.mktemp(name), OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.base_url,
+                   LLM_FIRST_TOKEN_TIMEOUT=30, LLM_STALL_TIMEOUT=STALL, **settings)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, _fake_openai_server):
-    with serving(tmp_path_factory.mktemp("voice-llm-deadlines"), OPENAI_API_KEY="test-key",
-                 OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=6,
-                 FIRST_SPEECH_DEADLINE=DEADLINE, LLM_STALL_TIMEOUT=STALL) as srv:
+    with llm_server(tmp_path_factory, _fake_openai_server, "voice-llm-deadlines", LLM_TOTAL_TIMEOUT=6,
+                    FIRST_SPEECH_DEADLINE=DEADLINE) as srv:
         yield srv
 
 
@@ -62,10 +67,9 @@ def test_a_stall_after_a_sentence_ends_with_the_phrase_not_a_stray_word(call, fa
 @pytest.fixture(scope="module")
 def roomy_server(tmp_path_factory, _fake_openai_server):
     # The first sentence needs a few tokens: with the 1 s first-speech deadline of the tests above, a slow
-    # machine speaks the offline answer instead. These tests are about the stall deadline, not that one.
-    with serving(tmp_path_factory.mktemp("voice-llm-roomy"), OPENAI_API_KEY="test-key",
-                 OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=10,
-                 FIRST_SPEECH_DEADLINE=3.0, LLM_STALL_TIMEOUT=STALL) as srv:
+    # machine speaks the offline answer instead. This test is about the stall deadline, not that one.
+    with llm_server(tmp_path_factory, _fake_openai_server, "voice-llm-roomy", LLM_TOTAL_TIMEOUT=10,
+                    FIRST_SPEECH_DEADLINE=3.0) as srv:
         yield srv
 
 
@@ -87,9 +91,8 @@ def paced_server(tmp_path_factory, _fake_openai_server):
     # allowance every answer would be cut. The first sentence takes ~0.85 s to come: with the 1 s first-speech
     # deadline of the first tests, a slow machine spoke the offline answer instead (seen twice in CI) — this
     # test is about the stall deadline, not that one.
-    with serving(tmp_path_factory.mktemp("voice-llm-paced"), OPENAI_API_KEY="test-key",
-                 OPENAI_BASE_URL=_fake_openai_server.base_url, LLM_FIRST_TOKEN_TIMEOUT=30, LLM_TOTAL_TIMEOUT=10,
-                 FIRST_SPEECH_DEADLINE=3.0, LLM_STALL_TIMEOUT=STALL, LLM_READ_PACE_MS=1500) as srv:
+    with llm_server(tmp_path_factory, _fake_openai_server, "voice-llm-paced", LLM_TOTAL_TIMEOUT=10,
+                    FIRST_SPEECH_DEADLINE=3.0, LLM_READ_PACE_MS=1500) as srv:
         yield srv
 
 
