@@ -17,9 +17,9 @@ from ..morph import EMAIL_RE, PHONE_RE, fold_yo, morph
 from . import lexicon
 from .numbers import number_runs
 
-# Bump when the analysis changes: persisted indexes built with another
-# version are rebuilt on load.
-ANALYZER_VERSION = "17"
+# Bump when the analysis (or what an index stores) changes: persisted indexes
+# built with another version are rebuilt on load. 18: passages' embeddings.
+ANALYZER_VERSION = "18"
 
 
 @lru_cache(maxsize=200_000)

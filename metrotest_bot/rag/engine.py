@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import analysis
+from . import analysis, semantic
 from .dialogue import Dialogue
 from .answer import Answer
 from .errors import KBError
@@ -54,7 +54,8 @@ class LoadedIndex:
         self.manifest = manifest
         documents = store.documents()
         self.count = len(documents)
-        self.stats = KBStats(documents)
+        self.stats = KBStats(documents, store.vectors())
+        semantic.warm()  # the model loaded here, off the call path, once per process
         self.pipeline = build_pipeline(store, self.stats)
 
     def retire(self) -> None:

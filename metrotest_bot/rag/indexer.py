@@ -10,6 +10,7 @@ from haystack import Document
 
 from . import analysis
 from .ingest import ParsedKB, parse_file
+from .semantic import passage_vectors
 from .stores import open_store
 from .upload_limits import IngestLimits
 
@@ -61,6 +62,7 @@ def build_index(config, source: str | Path, name: str, progress: Progress | None
         "encoding": parsed.encoding, "n_passages": len(docs), "n_sections": parsed.n_sections,
         "analyzer": analysis.ANALYZER_VERSION, "built_at": time.time(),
     }
-    open_store(config, name).write(docs, manifest)
+    # Embedded here, once per KB version, so that a question costs one embedding, not four.
+    open_store(config, name).write(docs, manifest, passage_vectors(docs))
     return BuildResult(name=name, n_passages=len(docs), n_sections=parsed.n_sections, encoding=parsed.encoding,
                        sha256=parsed.sha256, seconds=time.monotonic() - started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import intent, lexicon
 from .analysis import (M_MODEL, M_PRICE, M_SELF, SELF_WORDS, STOP, Code, content_items, is_interjection, is_minor,
@@ -88,6 +89,8 @@ class Query:
     # The intent model could not tell whether some kind of fact is asked («а весит он сколько»: a term?):
     # the fact features then say less.
     kind_unsure: bool = False
+    # The question's sentence embedding (rag/semantic.py), computed when the gate first needs it.
+    embedding: Any = field(default=None, compare=False, repr=False)
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}

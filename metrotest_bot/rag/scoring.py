@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis
+from . import analysis, semantic
 from .query import W_MARKER, W_SYNONYM, Query, is_code
 from .stats import KBStats, slot_match
 
@@ -157,7 +157,7 @@ FEATURES = (
     "cov_top", "cov_max3", "cov_known_top", "sent_cov", "sent_fact_cov", "quantity_ok", "topic_top", "match_share",
     "known_share", "unknown_nouns", "asks_fact", "fact_top", "fact_any3", "price_ok", "margin", "said_words",
     "context_share", "code_asked", "code_top", "followup", "same_section_top", "named_fact", "carried_fact",
-    "kind_unsure",
+    "kind_unsure", "sem_top", "sem_max3", "sem_gap",
 )
 
 
@@ -203,7 +203,13 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     # «сколько весит ПИ-2000»: the unit of the asked quantity (кг, кВт…) must be in a passage.
     units = {u for s in parsed.slots for u in s.expansions if u in analysis.UNITS}
     quantity_ok = float(not units or any(units & t for t in terms))
+    # How near the question's meaning is to its passages' (rag/semantic.py): a caller's own words the KB
+    # never uses («куда заявку скинуть») can still mean what a passage says.
+    sem = semantic.cosines(parsed, top, stats.vectors)
     return {
+        "sem_top": sem[0] if sem else 0.0,
+        "sem_max3": max(sem, default=0.0),
+        "sem_gap": sem[0] - max(sem[1:]) if len(sem) > 1 else 0.0,
         "quantity_ok": quantity_ok,
         "cov_top": cov[0] if cov else 0.0,
         "cov_known_top": coverage(parsed, terms[0], stats, known_only=True) if top else 0.0,

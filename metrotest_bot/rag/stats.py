@@ -14,6 +14,7 @@ from razdel import sentenize
 
 from . import analysis
 from .query import Query, Slot
+from .semantic import PassageVectors
 
 
 SENTENCE_CACHE = 20_000  # passages whose sentences' terms are kept
@@ -24,8 +25,10 @@ MAX_TITLES = 3  # titles covering a question beyond which it names no one sectio
 class KBStats:
     """Term rarity over the passages of one index (for the ranker, the gate and the offline answerer)."""
 
-    def __init__(self, documents: list[Document]):
+    def __init__(self, documents: list[Document], vectors: PassageVectors | None = None):
         self.n = len(documents)
+        # The passages' sentence embeddings, as stored with the index (the gate's semantic features).
+        self.vectors = vectors if vectors is not None else PassageVectors()
         self.df: Counter = Counter()
         for doc in documents:
             self.df.update(set((doc.content or "").split()))

@@ -9,7 +9,10 @@
   Elasticsearch's built-in `russian` analyzer, for Kibana.
 
 Both store the same Documents (see `to_document`): `content` = search terms
-produced by rag.analysis, meta `text` / `section` / `position` = the passage.
+produced by rag.analysis, meta `text` / `section` / `position` = the passage;
+and each passage's sentence embedding (rag/semantic.py) beside them, never
+inside a passage (a BM25 hit would carry 512 numbers back on every question):
+a `vectors.npz` file, or `kind: vectors` documents that retrieval filters out.
 A finished index carries a manifest (passage count, source, analyzer
 version); an index without one is incomplete and is never served.
 """
@@ -24,7 +27,10 @@ from typing import Any, Protocol
 from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
+from .semantic import PassageVectors, from_chunks, to_chunks
+
 MANIFEST_ID = "__manifest__"
+VECTORS_ID = "__vectors__"  # + the chunk's number
 SCROLL_SIZE = 1000  # passages per request when listing a whole Elasticsearch index
 
 
@@ -34,7 +40,9 @@ class KBStore(Protocol):
 
     def exists(self) -> bool: ...  # a complete index (with manifest) is there
     def manifest(self) -> dict | None: ...
-    def write(self, documents: list[Document], manifest: dict) -> None: ...  # replaces the whole index
+    def write(self, documents: list[Document], manifest: dict,
+              vectors: PassageVectors | None = None) -> None: ...  # replaces the whole index
+    def vectors(self) -> PassageVectors: ...  # the passages' embeddings stored with them (maybe none)
     def documents(self) -> list[Document]: ...  # every passage
     def count(self) -> int: ...
     def bm25_retriever(self, top_k: int) -> Any: ...  # a Haystack retriever component
@@ -134,7 +142,11 @@ class EmbeddedStore:
             self._store = store
         return self._store
 
-    def write(self, documents: list[Document], manifest: dict) -> None:
+    @property
+    def _vectors_path(self) -> Path:
+        return self.dir / "vectors.npz"
+
+    def write(self, documents: list[Document], manifest: dict, vectors: PassageVectors | None = None) -> None:
         store = self._new_store()
         store.write_documents(documents, policy=DuplicatePolicy.OVERWRITE)
         # Written to a temp dir and renamed: a crash never leaves half an index.
@@ -143,6 +155,11 @@ class EmbeddedStore:
         tmp.mkdir(parents=True)
         (tmp / "documents.json").write_text(
             json.dumps([d.to_dict(flatten=False) for d in documents], ensure_ascii=False), encoding="utf-8")
+        if vectors is not None:
+            import numpy as np
+
+            with (tmp / "vectors.npz").open("wb") as f:
+                np.savez(f, ids=np.array(sorted(vectors.rows, key=vectors.rows.get)), vectors=vectors.matrix)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         old = self.dir.with_name(self.dir.name + f".old{os.getpid()}")
         if self.dir.exists():
@@ -153,6 +170,15 @@ class EmbeddedStore:
 
     def documents(self) -> list[Document]:
         return self.store.filter_documents()
+
+    def vectors(self) -> PassageVectors:
+        import numpy as np
+
+        try:
+            with np.load(self._vectors_path, allow_pickle=False) as stored:
+                return PassageVectors([str(i) for i in stored["ids"]], stored["vectors"].astype(np.float16))
+        except FileNotFoundError:  # built before vectors were stored: embedded when first needed
+            return PassageVectors()
 
     def count(self) -> int:
         return self.store.count_documents()
@@ -249,7 +275,7 @@ class ElasticStore:
             return None
         return (hit.get("_source") or {}).get("manifest")
 
-    def write(self, documents: list[Document], manifest: dict) -> None:
+    def write(self, documents: list[Document], manifest: dict, vectors: PassageVectors | None = None) -> None:
         client = self._client()
         client.indices.delete(index=self.index, ignore_unavailable=True)
         # Created here with settings (the analyzer); the haystack store finds it existing.
@@ -257,6 +283,9 @@ class ElasticStore:
                               mappings=es_mapping(self.embedding_dim))
         self._store = None
         self.store.write_documents(documents, policy=DuplicatePolicy.OVERWRITE, refresh=True)
+        # Unmapped fields (the mapping is not dynamic): kept in _source, not indexed; Kibana sees the kind.
+        for i, chunk in enumerate(to_chunks(vectors) if vectors is not None else []):
+            client.index(index=self.index, id=f"{VECTORS_ID}{i}", document={"kind": "vectors", **chunk})
         # The manifest goes last: its presence marks the index complete.
         client.index(index=self.index, id=MANIFEST_ID, document={"kind": "manifest", "manifest": manifest},
                      refresh=True)
@@ -273,6 +302,13 @@ class ElasticStore:
                     query={"query": {"bool": {"filter": [{"term": {"kind": "passage"}}]}}})
         # _source is what the haystack store wrote: Document.to_dict() of each passage.
         return [Document.from_dict({**hit["_source"], "id": hit["_id"]}) for hit in hits]
+
+    def vectors(self) -> PassageVectors:
+        from elasticsearch.helpers import scan
+
+        hits = scan(self._client(), index=self.index, size=10, scroll="2m",
+                    query={"query": {"bool": {"filter": [{"term": {"kind": "vectors"}}]}}})
+        return from_chunks([hit["_source"] for hit in hits])
 
     def count(self) -> int:
         return self.store.count_documents_by_filter({"field": "kind", "operator": "==", "value": "passage"})

