@@ -3,11 +3,12 @@ DATA_DIR) and Elasticsearch. The Elasticsearch run needs a server at ELASTICSEAR
 import os
 import uuid
 
+import numpy as np
 import pytest
 
 from config import DEFAULTS
 from metrotest_bot.bot_settings import BotSettings
-from metrotest_bot.rag import get_engine
+from metrotest_bot.rag import get_engine, semantic
 from metrotest_bot.rag.indexer import build_index
 from metrotest_bot.rag.pipeline import build_pipeline, run_pipeline
 from metrotest_bot.rag.stats import KBStats
@@ -67,6 +68,12 @@ def test_write_read_count_delete(tmp_path, backend, kb_file):
     assert [d.meta["section"] for d in docs] == ["Доставка", "Прессы", "Режим работы"]
     assert docs[1].meta["text"].startswith("Пресс ПИ-2000")
 
+    # Each passage's embedding is stored beside it (not in it: retrieval never carries it back).
+    vectors = store.vectors()
+    assert len(vectors) == 3 and all(d.embedding is None for d in docs)
+    expected = semantic.embed([d.meta["text"] for d in docs])
+    assert all(np.allclose(vectors.of(d).astype(np.float32), e, atol=2e-3) for d, e in zip(docs, expected))
+
     store.delete()
     assert not open_store(config, "v1").exists()
 
@@ -92,7 +99,7 @@ def test_retrieval_pipeline_handles_word_forms(tmp_path, backend, kb_file, quest
     config = config_for(tmp_path, backend)
     build_index(config, kb_file, "v1")
     store = open_store(config, "v1")
-    pipe = build_pipeline(store, KBStats(store.documents()))
+    pipe = build_pipeline(store, KBStats(store.documents(), store.vectors()))
     found = run_pipeline(pipe, question)
     docs, answered = found.documents, found.answered
     assert answered

@@ -14,7 +14,6 @@ The model is loaded once per process, when an index is loaded.
 from __future__ import annotations
 
 import base64
-import threading
 from functools import lru_cache
 
 import numpy as np
@@ -31,11 +30,6 @@ def encoder():
     return USE(threads=1)
 
 
-# The model object is not documented as thread-safe: an index built aside in a thread and a call's
-# question in the worker's loop take turns.
-_lock = threading.Lock()
-
-
 def warm() -> None:
     """Load the model and run it once (its first call is the slow one)."""
     embed(["проверка"])
@@ -50,8 +44,10 @@ def embed(texts: list[str]) -> np.ndarray:
         said = [i for i, t in enumerate(chunk) if t.strip()]
         if not said:
             continue
-        with _lock:
-            vectors = np.asarray(model.encode([chunk[i] for i in said]), np.float32)
+        # No lock: an index built aside (a native thread) and a call's question (the worker's loop) may
+        # run the model at once — its forward pass keeps its buffers local (a gevent-patched lock
+        # shared with a native thread stalled the call's question for minutes).
+        vectors = np.asarray(model.encode([chunk[i] for i in said]), np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9
         out[[start + i for i in said]] = vectors
     return out

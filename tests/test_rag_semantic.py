@@ -1,0 +1,114 @@
+"""The gate's semantic side (rag/semantic.py): the real model in its wheel, passages embedded when their
+index is built and stored with it, one embedding per question on the call path."""
+import numpy as np
+import pytest
+from haystack import Document
+
+from config import DEFAULTS
+from metrotest_bot.rag import semantic
+from metrotest_bot.rag.engine import LoadedIndex, Target
+from metrotest_bot.rag.indexer import build_index
+from metrotest_bot.rag.query import analyze_question
+from metrotest_bot.rag.scoring import FEATURES, features, load_gate
+from metrotest_bot.rag.stats import KBStats
+from metrotest_bot.rag.stores import open_store
+
+KB = """=== Доставка ===
+Доставка по Екатеринбургу бесплатная. В другие города отправляем транспортной компанией.
+=== Прессы ===
+Пресс ПИ-2000 на 2000 кН стоит от 920 000 рублей с НДС.
+=== Режим работы ===
+Офис работает по будням с 8:30 до 17:30.
+"""
+
+
+@pytest.fixture
+def built(tmp_path):
+    path = tmp_path / "kb.txt"
+    path.write_text(KB, encoding="utf-8")
+    config = {**DEFAULTS, "DATA_DIR": tmp_path, "ELASTICSEARCH_URL": None}
+    build_index(config, path, "v1")
+    return config, path
+
+
+def test_vectors_are_unit_length_and_nearer_for_the_same_meaning():
+    v = semantic.embed(["сколько стоит доставка в другой город",
+                        "цена отправки транспортной компанией в регионы",
+                        "какая завтра погода", ""])
+    assert v.shape == (4, semantic.DIM) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-4)
+    assert not v[3].any()  # an empty text: a zero row, not a model error
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.1
+
+
+def test_the_index_stores_every_passages_vector(built):
+    config, _ = built
+    store = open_store(config, "v1")
+    docs = store.documents()
+    stored = store.vectors()
+    assert len(stored) == len(docs) == 3
+    fresh = semantic.embed([d.meta["text"] for d in docs])
+    for doc, vector in zip(docs, fresh):
+        assert np.allclose(stored.of(doc).astype(np.float32), vector, atol=2e-3)  # float16 on disk
+
+
+def test_a_question_costs_one_embedding_on_the_call_path(built, monkeypatch):
+    config, path = built
+    store = open_store(config, "v1")
+    loaded = LoadedIndex(Target("v1", path, None), store, store.manifest())
+    embedded = []
+    real = semantic.embed
+    monkeypatch.setattr(semantic, "embed", lambda texts: embedded.append(list(texts)) or real(texts))
+    from metrotest_bot.rag.pipeline import run_pipeline
+
+    found = run_pipeline(loaded.pipeline, "почём пресс на две тысячи килоньютон")
+    assert found.answered and "920 000" in found.documents[0].meta["text"]
+    assert embedded == [["почём пресс на две тысячи килоньютон"]]  # the passages' vectors were stored
+
+
+def test_an_index_built_before_vectors_still_answers(built):
+    config, path = built
+    store = open_store(config, "v1")
+    (store.dir / "vectors.npz").unlink()
+    assert len(store.vectors()) == 0
+    loaded = LoadedIndex(Target("v1", path, None), store, store.manifest())
+    from metrotest_bot.rag.pipeline import run_pipeline
+
+    found = run_pipeline(loaded.pipeline, "до скольки работает офис")
+    assert found.answered and "17:30" in found.documents[0].meta["text"]
+    row = features(found.query, found.documents, loaded.stats)
+    assert row["sem_top"] > 0.2  # the passage was embedded when first needed
+
+
+def test_semantic_features_and_the_shipped_gate_uses_them(built):
+    config, _ = built
+    store = open_store(config, "v1")
+    stats = KBStats(store.documents(), store.vectors())
+    docs = sorted(store.documents(), key=lambda d: d.meta["position"])
+    parsed = analyze_question("до которого часа открыт офис")
+    row = features(parsed, [docs[2], docs[0], docs[1]], stats)
+    cos = semantic.embed([parsed.question])[0] @ semantic.embed([d.meta["text"] for d in docs]).T
+    assert row["sem_top"] == pytest.approx(cos[2], abs=3e-3)
+    assert row["sem_max3"] == pytest.approx(cos.max(), abs=3e-3)
+    assert row["sem_gap"] == pytest.approx(cos[2] - max(cos[0], cos[1]), abs=3e-3)
+    assert features(parsed, [], stats)["sem_top"] == 0.0
+    assert {"sem_top", "sem_max3", "sem_gap"} <= set(FEATURES) and set(load_gate().features) == set(FEATURES)
+
+
+def test_the_question_is_embedded_once_and_equality_ignores_it():
+    parsed = analyze_question("сколько стоит пресс")
+    first = semantic.question_vector(parsed)
+    assert semantic.question_vector(parsed) is first
+    assert parsed == analyze_question("сколько стоит пресс")
+
+
+def test_stored_chunks_round_trip_and_a_broken_one_is_refused():
+    ids = [f"kb:{i}" for i in range(2500)]
+    matrix = np.random.default_rng(1).standard_normal((2500, semantic.DIM)).astype(np.float16)
+    chunks = semantic.to_chunks(semantic.PassageVectors(ids, matrix))
+    assert len(chunks) == 3
+    back = semantic.from_chunks(list(reversed(chunks)))  # Elasticsearch returns them in any order
+    doc = Document(id="kb:1234", content="")
+    assert np.array_equal(back.of(doc), matrix[1234])
+    with pytest.raises(ValueError):
+        semantic.from_chunks([{**chunks[0], "ids": chunks[0]["ids"][:-1]}])
