@@ -43,6 +43,11 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("tiny_g (machine modernisation), 36 lone", "v12.8, paired", (0.885, 0.115, 0.100), (None, None, None)),
     ("demo held-out 50 + dialogues 25", "v12.10 (v12.9 alike)", (0.962, 0.000, 0.000), (0.897, 0.897, 0.948)),
     ("tiny_h (weld testing), 36 lone", "v12.10 (v12.9 alike)", (1.000, 0.000, 0.400), (None, None, None)),
+    ("demo held-out 51 + dialogues 26", "v12.11 (v12.10 alike)", (1.000, 0.000, 0.167), (1.000, 1.000, 1.000)),
+    ("tiny_i (repair service), 36 lone", "v12.11 (v12.10 alike)", (0.923, 0.000, 0.000), (None, None, None)),
+    ("dorstroytest (road materials), 90 lone + 22 dialogues", "v12.11", (0.829, 0.000, 0.000), (0.694, 0.694, 0.790)),
+    ("dorstroytest (road materials), 90 lone + 22 dialogues", "v12.10, paired", (0.843, 0.000, 0.000),
+     (0.710, 0.710, 0.790)),
 ]
 
 
