@@ -222,6 +222,19 @@ def items(text: str) -> list[tuple[str, ...]]:
             for alts in raw]
 
 
+def written(text: str) -> str:
+    """The words as said, their spelled-out numbers in digits: «машина на пятьдесят килоньютон» →
+    «машина на 50 килоньютон». A KB writes numbers in digits; speech recognition spells them out."""
+    words = _TOKEN.findall(text.lower())
+    firsts = []
+    for word in words:
+        got = _token_items(word)
+        firsts.append(got[0][0] if len(got) == 1 else word)
+    for start, end, value in reversed(number_runs(firsts)):
+        words[start:end] = [value]
+    return " ".join(words)
+
+
 def lemmas(text: str) -> list[str]:
     """Best lemma of every word (stop words kept)."""
     return [alts[0] for alts in items(text)]

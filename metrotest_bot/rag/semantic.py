@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import analysis
+
 DIM = 512
 BATCH = 64  # texts per model call: the same time per text as one by one, fewer Python round trips
 
@@ -84,9 +86,10 @@ def passage_vectors(documents) -> PassageVectors:
 
 def question_vector(parsed) -> np.ndarray:
     """The question's vector, computed once and kept on the analysed question (its own words: a
-    follow-up's carried topic is a separate feature of the gate)."""
+    follow-up's carried topic is a separate feature of the gate), its numbers in digits as a KB writes
+    them: the model reads «пятьдесят» and «50» as different words."""
     if parsed.embedding is None:
-        parsed.embedding = embed([parsed.question])[0]
+        parsed.embedding = embed([analysis.written(parsed.question)])[0]
     return parsed.embedding
 
 
