@@ -5,7 +5,7 @@ import pytest
 from haystack import Document
 
 from config import DEFAULTS
-from metrotest_bot.rag import semantic
+from metrotest_bot.rag import analysis, semantic
 from metrotest_bot.rag.engine import LoadedIndex, Target
 from metrotest_bot.rag.indexer import build_index
 from metrotest_bot.rag.query import analyze_question
@@ -63,7 +63,7 @@ def test_a_question_costs_one_embedding_on_the_call_path(built, monkeypatch):
 
     found = run_pipeline(loaded.pipeline, "почём пресс на две тысячи килоньютон")
     assert found.answered and "920 000" in found.documents[0].meta["text"]
-    assert embedded == [["почём пресс на две тысячи килоньютон"]]  # the passages' vectors were stored
+    assert embedded == [["почём пресс на 2000 килоньютон"]]  # the passages' vectors were stored
 
 
 def test_an_index_built_before_vectors_still_answers(built):
@@ -93,6 +93,15 @@ def test_semantic_features_and_the_shipped_gate_uses_them(built):
     assert row["sem_gap"] == pytest.approx(cos[2] - max(cos[0], cos[1]), abs=3e-3)
     assert features(parsed, [], stats)["sem_top"] == 0.0
     assert {"sem_top", "sem_max3", "sem_gap"} <= set(FEATURES) and set(load_gate().features) == set(FEATURES)
+
+
+def test_the_question_is_embedded_with_its_numbers_in_digits():
+    assert analysis.written("Сколько стоит машина на пятьдесят килоньютон?") == "сколько стоит машина на 50 килоньютон"
+    assert analysis.written("почём пресс на две тысячи кн") == "почём пресс на 2000 кн"
+    assert analysis.written("а до какого часа вы открыты") == "а до какого часа вы открыты"
+    parsed = analyze_question("сколько стоит машина на пятьдесят килоньютон")
+    expected = semantic.embed(["сколько стоит машина на 50 килоньютон"])[0]
+    assert np.allclose(semantic.question_vector(parsed), expected, atol=1e-6)
 
 
 def test_the_question_is_embedded_once_and_equality_ignores_it():
