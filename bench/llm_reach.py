@@ -48,6 +48,11 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("dorstroytest (road materials), 90 lone + 22 dialogues", "v12.11", (0.829, 0.000, 0.000), (0.694, 0.694, 0.790)),
     ("dorstroytest (road materials), 90 lone + 22 dialogues", "v12.10, paired", (0.843, 0.000, 0.000),
      (0.710, 0.710, 0.790)),
+    ("demo held-out 52 + dialogues 27", "v12.12", (0.979, 0.000, 0.136), (0.917, 0.917, 0.958)),
+    ("demo held-out 52 + dialogues 27", "v12.11, paired", (0.979, 0.000, 0.136), (0.931, 0.931, 0.958)),
+    ("tiny_j (used machines rental), 36 lone", "v12.12 (v12.11 alike)", (0.846, 0.000, 0.200), (None, None, None)),
+    ("termomehtest (plastics and rubber), 90 lone + 22 dialogues", "v12.12 (v12.11 alike)", (0.875, 0.000, 0.000),
+     (0.716, 0.716, 0.776)),
 ]
 
 

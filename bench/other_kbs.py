@@ -65,6 +65,13 @@ FIRST_OTHER = [
     # three heading styles, tables with and without outer pipes), sealed until v12.11.
     ("dorstroytest (road materials)", "v12.11", (0.771, 0.514, 0.243, 0.800), (0.39, 0.78, 0.32, 0.78)),
     ("dorstroytest (road materials)", "v12.10, paired", (0.771, 0.529, 0.243, 0.750), (0.39, 0.72, 0.31, 0.78)),
+    # A tenth tiny KB (rental and resale of used testing machines; «# » headings, a «В:/О:» block), sealed until v12.12.
+    ("tiny_j (used machines rental)", "v12.12", (0.769, 0.538, 0.231, 0.600), None),
+    ("tiny_j (used machines rental)", "v12.11, paired", (0.769, 0.538, 0.231, 0.700), None),
+    # A twelfth KB (testing equipment for plastics and rubber; a 70,000-character site dump, tab-separated and piped
+    # tables, three heading styles), sealed until v12.12.
+    ("termomehtest (plastics and rubber)", "v12.12", (0.812, 0.578, 0.156, 0.385), (0.34, 0.58, 0.27, 0.50)),
+    ("termomehtest (plastics and rubber)", "v12.11, paired", (0.812, 0.562, 0.172, 0.385), (0.37, 0.58, 0.27, 0.50)),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
@@ -73,11 +80,11 @@ FIRST_OTHER = [
 
 def run() -> str:
     """First measurements over other companies' KBs, and every such set now (trained on: not a measurement)."""
-    out = ["The customer's KB is not the demo's. Ten KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
+    out = ["The customer's KB is not the demo's. Eleven KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
            "testing, scales, water testing, vibration stands, a construction testing lab, NDT devices, metrology, "
-           "hydraulic presses, road materials testing), each written by a "
+           "hydraulic presses, road materials testing, plastics and rubber testing), each written by a "
            "helper from nothing but the demo KB's genre, and for each 90 lone questions and 22 dialogues written blind by "
-           "other helpers who read only that KB; nine tiny KBs (a small company's first paste, 3,100-3,750 characters) with "
+           "other helpers who read only that KB; ten tiny KBs (a small company's first paste, 3,100-3,750 characters) with "
            "36 questions each, written the same way; and 50 questions and 10 dialogues over the project's own sample KB. "
            "First measurements (the engine had never seen the KB), offline:", "",
            "| KB | engine | " + " | ".join(r.KEYS) + " | follow-ups hold the fact / their unanswerable refused "
