@@ -47,9 +47,22 @@ def test_the_index_stores_every_passages_vector(built):
     docs = store.documents()
     stored = store.vectors()
     assert len(stored) == len(docs) == 3
+    assert set(stored.rows) == {d.id for d in docs}
     fresh = semantic.embed([d.meta["text"] for d in docs])
     for doc, vector in zip(docs, fresh):
         assert np.allclose(stored.of(doc).astype(np.float32), vector, atol=2e-3)  # float16 on disk
+    assert not stored._late  # every one read from the index, none embedded now
+
+
+def test_a_damaged_vectors_file_fails_the_load_not_the_questions(built):
+    config, path = built
+    store = open_store(config, "v1")
+    with np.load(store.dir / "vectors.npz") as stored:
+        ids, vectors = stored["ids"], stored["vectors"]
+    with (store.dir / "vectors.npz").open("wb") as f:
+        np.savez(f, ids=ids, vectors=vectors[:-1])  # a row short
+    with pytest.raises(ValueError, match="stored passage vectors"):
+        LoadedIndex(Target("v1", path, None), store, store.manifest())
 
 
 def test_a_question_costs_one_embedding_on_the_call_path(built, monkeypatch):

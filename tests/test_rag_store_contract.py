@@ -52,7 +52,8 @@ def config_for(tmp_path, backend):
     return {**DEFAULTS, "DATA_DIR": tmp_path, **backend}
 
 
-def test_write_read_count_delete(tmp_path, backend, kb_file):
+def test_write_read_count_delete(tmp_path, backend, kb_file, monkeypatch):
+    monkeypatch.setattr(semantic, "CHUNK", 2)  # the vectors stored in more than one chunk
     config = config_for(tmp_path, backend)
     store = open_store(config, "v1")
     assert not store.exists() and store.manifest() is None
@@ -70,9 +71,10 @@ def test_write_read_count_delete(tmp_path, backend, kb_file):
 
     # Each passage's embedding is stored beside it (not in it: retrieval never carries it back).
     vectors = store.vectors()
-    assert len(vectors) == 3 and all(d.embedding is None for d in docs)
+    assert set(vectors.rows) == {d.id for d in docs}
     expected = semantic.embed([d.meta["text"] for d in docs])
     assert all(np.allclose(vectors.of(d).astype(np.float32), e, atol=2e-3) for d, e in zip(docs, expected))
+    assert not vectors._late  # every one read from the store, none embedded now
 
     store.delete()
     assert not open_store(config, "v1").exists()
@@ -103,6 +105,7 @@ def test_retrieval_pipeline_handles_word_forms(tmp_path, backend, kb_file, quest
     found = run_pipeline(pipe, question)
     docs, answered = found.documents, found.answered
     assert answered
+    assert all(d.meta["kind"] == "passage" for d in docs)  # never the manifest or a chunk of vectors
     assert expected in docs[0].meta["text"]
 
 

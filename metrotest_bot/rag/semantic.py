@@ -37,9 +37,10 @@ def warm() -> None:
     embed(["проверка"])
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length float32 vectors, one row per text (an empty text gets a zero row)."""
-    out = np.zeros((len(texts), DIM), np.float32)
+def embed(texts: list[str], dtype=np.float32) -> np.ndarray:
+    """Unit-length vectors, one row per text (an empty text gets a zero row). A KB's passages are
+    written batch by batch into float16 rows: 80,000 of them never exist as float32 at once."""
+    out = np.zeros((len(texts), DIM), dtype)
     model = encoder()
     for start in range(0, len(texts), BATCH):
         chunk = texts[start:start + BATCH]
@@ -63,6 +64,9 @@ class PassageVectors:
     def __init__(self, ids: list[str] | None = None, matrix: np.ndarray | None = None):
         self.rows = {pid: i for i, pid in enumerate(ids or [])}
         self.matrix = matrix if matrix is not None else np.zeros((0, DIM), np.float16)
+        # A damaged file fails the index's load (the index in force keeps serving), not every question.
+        if self.matrix.shape != (len(self.rows), DIM):
+            raise ValueError(f"stored passage vectors: {self.matrix.shape} for {len(self.rows)} passages")
         self._late: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -81,7 +85,7 @@ class PassageVectors:
 def passage_vectors(documents) -> PassageVectors:
     """Embed every passage's text (what the caller hears, not its search terms)."""
     ids = [d.id for d in documents]
-    return PassageVectors(ids, embed([d.meta.get("text") or "" for d in documents]).astype(np.float16))
+    return PassageVectors(ids, embed([d.meta.get("text") or "" for d in documents], np.float16))
 
 
 def question_vector(parsed) -> np.ndarray:
@@ -113,7 +117,8 @@ def to_chunks(vectors: PassageVectors) -> list[dict]:
             for i in range(0, len(ids), CHUNK)]
 
 
-def from_chunks(chunks: list[dict]) -> PassageVectors:
+def from_chunks(chunks) -> PassageVectors:
+    """Chunks as they come (an iterator over a scroll: each one decoded and dropped in turn)."""
     ids: list[str] = []
     parts = []
     for chunk in chunks:
@@ -122,4 +127,4 @@ def from_chunks(chunks: list[dict]) -> PassageVectors:
             raise ValueError("stored passage vectors do not match their ids")
         ids += chunk["ids"]
         parts.append(matrix)
-    return PassageVectors(ids, np.concatenate(parts).astype(np.float16) if parts else None)
+    return PassageVectors(ids, np.concatenate(parts) if parts else None)

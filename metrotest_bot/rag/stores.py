@@ -176,7 +176,7 @@ class EmbeddedStore:
 
         try:
             with np.load(self._vectors_path, allow_pickle=False) as stored:
-                return PassageVectors([str(i) for i in stored["ids"]], stored["vectors"].astype(np.float16))
+                return PassageVectors([str(i) for i in stored["ids"]], stored["vectors"].astype(np.float16, copy=False))
         except FileNotFoundError:  # built before vectors were stored: embedded when first needed
             return PassageVectors()
 
@@ -286,6 +286,9 @@ class ElasticStore:
         # Unmapped fields (the mapping is not dynamic): kept in _source, not indexed; Kibana sees the kind.
         for i, chunk in enumerate(to_chunks(vectors) if vectors is not None else []):
             client.index(index=self.index, id=f"{VECTORS_ID}{i}", document={"kind": "vectors", **chunk})
+        # Every shard refreshed before the manifest says the index is complete: a machine that sees the
+        # manifest finds every chunk of vectors too (the manifest's own refresh covers its shard only).
+        client.indices.refresh(index=self.index)
         # The manifest goes last: its presence marks the index complete.
         client.index(index=self.index, id=MANIFEST_ID, document={"kind": "manifest", "manifest": manifest},
                      refresh=True)
@@ -308,7 +311,7 @@ class ElasticStore:
 
         hits = scan(self._client(), index=self.index, size=10, scroll="2m",
                     query={"query": {"bool": {"filter": [{"term": {"kind": "vectors"}}]}}})
-        return from_chunks([hit["_source"] for hit in hits])
+        return from_chunks(hit["_source"] for hit in hits)
 
     def count(self) -> int:
         return self.store.count_documents_by_filter({"field": "kind", "operator": "==", "value": "passage"})
