@@ -72,6 +72,10 @@ class PassageVectors:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def ids(self) -> list[str]:
+        """The passages' ids in the matrix's row order (as stored)."""
+        return sorted(self.rows, key=self.rows.get)
+
     def of(self, doc) -> np.ndarray:
         row = self.rows.get(doc.id)
         if row is not None:
@@ -110,7 +114,7 @@ CHUNK = 1000  # passages per stored chunk: ~1.4 MB of base64, well under a reque
 
 
 def to_chunks(vectors: PassageVectors) -> list[dict]:
-    ids = sorted(vectors.rows, key=vectors.rows.get)
+    ids = vectors.ids()
     return [{"ids": ids[i:i + CHUNK],
              "vectors": base64.b64encode(np.ascontiguousarray(
                  vectors.matrix[i:i + CHUNK], dtype="<f2").tobytes()).decode("ascii")}

@@ -159,7 +159,7 @@ class EmbeddedStore:
             import numpy as np
 
             with (tmp / "vectors.npz").open("wb") as f:
-                np.savez(f, ids=np.array(sorted(vectors.rows, key=vectors.rows.get)), vectors=vectors.matrix)
+                np.savez(f, ids=np.array(vectors.ids()), vectors=vectors.matrix)
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         old = self.dir.with_name(self.dir.name + f".old{os.getpid()}")
         if self.dir.exists():
