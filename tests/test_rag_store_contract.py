@@ -14,14 +14,7 @@ from metrotest_bot.rag.pipeline import build_pipeline, run_pipeline
 from metrotest_bot.rag.stats import KBStats
 from metrotest_bot.rag.stores import open_store
 from tests.support.apps import dispose, make_app
-
-KB = """=== Доставка ===
-Доставка по Екатеринбургу бесплатная. В другие города отправляем транспортной компанией.
-=== Прессы ===
-Пресс ПИ-2000 на 2000 кН стоит от 920 000 рублей с НДС.
-=== Режим работы ===
-Офис работает по будням с 8:30 до 17:30.
-"""
+from tests.support.kb_samples import THREE_SECTIONS as KB
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])

@@ -1,4 +1,4 @@
-"""Small KB files for the admin KB tests: each says something the sample KB does not."""
+"""Small KB files for the admin KB tests (each says something the sample KB does not) and the stores' tests."""
 from __future__ import annotations
 
 from metrotest_bot.bot_settings import get_bot_settings
@@ -21,6 +21,15 @@ def kb_text(price: str) -> str:
         "Гарантийный ремонт выполняется бесплатно.\n"
     )
 
+
+# Three sections, one fact each: the stores' contract and the semantic side's tests.
+THREE_SECTIONS = """=== Доставка ===
+Доставка по Екатеринбургу бесплатная. В другие города отправляем транспортной компанией.
+=== Прессы ===
+Пресс ПИ-2000 на 2000 кН стоит от 920 000 рублей с НДС.
+=== Режим работы ===
+Офис работает по будням с 8:30 до 17:30.
+"""
 
 PRICE_A = "7 500"  # in the cp1251 .txt
 PRICE_B = "9 900"  # in the UTF-8 .md
