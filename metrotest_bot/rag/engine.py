@@ -106,7 +106,9 @@ def off_hub(fn, *args):
     return gevent.get_hub().threadpool.apply(fn, args)
 
 
-LOAD_SWITCH_INTERVAL = 0.001  # s: how soon the hub gets the GIL back from a load running aside
+# s: how soon the hub gets the GIL back from a load running aside. The question's embedding is ~100 short
+# numpy calls, each giving the GIL up and waiting up to an interval for it: at 1 ms a 2 ms embedding took 36.
+LOAD_SWITCH_INTERVAL = 0.0001
 # An index replaced is retired this long after: no question takes longer on it (retrieval is milliseconds).
 RETIRE_AFTER_S = 30.0
 
@@ -118,8 +120,8 @@ def collector_paused(fn, *args):
     to half a second) hold the GIL, so every call of a gevent worker stalls though the load runs
     in a thread of its own; frozen (gc.freeze), the loaded index is never scanned by a later
     collection either (gunicorn.conf.py freezes the index loaded at start for the same reason).
-    Meanwhile the GIL changes hands every millisecond, not every 5: the hub takes it back after
-    each socket or SQLite call it makes, and each of those waited a full interval."""
+    Meanwhile the GIL changes hands every 0.1 ms, not every 5: the hub takes it back after each
+    socket, SQLite or numpy call it makes, and each of those waited a full interval."""
     import gc
     import sys
 
