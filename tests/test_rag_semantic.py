@@ -127,3 +127,36 @@ def test_stored_chunks_round_trip_and_a_broken_one_is_refused():
     assert np.array_equal(back.of(doc), matrix[1234])
     with pytest.raises(ValueError):
         semantic.from_chunks([{**chunks[0], "ids": chunks[0]["ids"][:-1]}])
+
+
+def test_the_ranker_reads_each_candidates_cosine_and_its_gap_to_the_best(built):
+    from metrotest_bot.rag.ranking import RANK_FEATURES, candidates, rank_features
+
+    config, _ = built
+    store = open_store(config, "v1")
+    stats = KBStats(store.documents(), store.vectors())
+    docs = sorted(store.documents(), key=lambda d: d.meta["position"])
+    parsed = analyze_question("до которого часа открыт офис")
+    rows = rank_features(parsed, candidates(parsed, docs, stats), set(), stats)
+    cos = semantic.embed([parsed.question])[0] @ semantic.embed([d.meta["text"] for d in docs]).T
+    sem, gap = RANK_FEATURES.index("sem"), RANK_FEATURES.index("sem_gap")
+    assert [row[sem] for row in rows] == pytest.approx(list(cos), abs=3e-3)
+    assert [row[gap] for row in rows] == pytest.approx(list(cos - cos.max()), abs=3e-3)
+    assert max(row[gap] for row in rows) == 0.0
+
+
+def test_a_followup_is_compared_with_passages_together_with_the_topic_it_carried(built):
+    from metrotest_bot.rag.query import resolve
+
+    config, _ = built
+    store = open_store(config, "v1")
+    press = next(d for d in store.documents() if "920 000" in d.meta["text"])
+    previous = analyze_question("почём пресс пи две тысячи")
+    followup = resolve(analyze_question("а в другой город его отправите"), previous)
+    assert followup.carried
+    own, context = semantic.question_vector(followup), semantic.context_vector(followup)
+    assert context is semantic.context_vector(followup)  # embedded once
+    vector = semantic.embed([press.meta["text"]])[0]
+    assert context @ vector > own @ vector + 0.05  # the topic's words bring the press passage nearer
+    lone = analyze_question("до которого часа открыт офис")
+    assert semantic.context_vector(lone) is semantic.question_vector(lone)  # no second embedding

@@ -91,6 +91,8 @@ class Query:
     kind_unsure: bool = False
     # The question's sentence embedding (rag/semantic.py), computed when the gate first needs it.
     embedding: Any = field(default=None, compare=False, repr=False)
+    # A follow-up's embedding with its carried topic's words (what the ranker compares passages with).
+    context_embedding: Any = field(default=None, compare=False, repr=False)
 
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}

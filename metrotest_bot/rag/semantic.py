@@ -7,8 +7,10 @@ earlier sessions: the same dense recall on eval_dev, a fifth of the time per tex
 
 Its cosine alone does not tell an unanswerable question from an answerable one (AUROC 0.88-0.95):
 it is three more features of the learned gate (scoring.features), which moved the gate the right
-way on the KBs it never saw (BENCHMARKS.md, the semantic side). Passages are embedded when their
-index is built and stored with it (stores.py); a question is embedded once, on the call path.
+way on the KBs it never saw (BENCHMARKS.md, the semantic side), and two of the ranker (each
+candidate's cosine and its gap to the best). Passages are embedded when their index is built and
+stored with it (stores.py); a question is embedded once on the call path (a follow-up twice: its
+own words for the gate, with its carried topic for the ranker).
 The model is loaded once per process, when an index is loaded.
 """
 from __future__ import annotations
@@ -101,10 +103,21 @@ def question_vector(parsed) -> np.ndarray:
     return parsed.embedding
 
 
-def cosines(parsed, docs, vectors: PassageVectors) -> list[float]:
+def context_vector(parsed) -> np.ndarray:
+    """A follow-up's vector with the words of the topic it carried («а гарантия на неё» + уим машина): which
+    passage it asks about. The gate keeps the question's own words (does the KB answer what was said?)."""
+    if not parsed.carried or parsed.own_slots is None:
+        return question_vector(parsed)
+    if parsed.context_embedding is None:
+        topic = " ".join(slot.lemmas[0] for slot in parsed.slots[parsed.own_slots:] if slot.lemmas)
+        parsed.context_embedding = embed([f"{analysis.written(parsed.question)} {topic}".strip()])[0]
+    return parsed.context_embedding
+
+
+def cosines(parsed, docs, vectors: PassageVectors, context: bool = False) -> list[float]:
     if not docs:
         return []
-    q = question_vector(parsed)
+    q = context_vector(parsed) if context else question_vector(parsed)
     return [float(q @ vectors.of(d).astype(np.float32)) for d in docs]
 
 
