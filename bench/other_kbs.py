@@ -72,6 +72,14 @@ FIRST_OTHER = [
     # tables, three heading styles), sealed until v12.12.
     ("termomehtest (plastics and rubber)", "v12.12", (0.812, 0.578, 0.156, 0.385), (0.34, 0.58, 0.27, 0.50)),
     ("termomehtest (plastics and rubber)", "v12.11, paired", (0.812, 0.562, 0.172, 0.385), (0.37, 0.58, 0.27, 0.50)),
+    # An eleventh tiny KB (a mobile building lab; UPPER CASE headings, a «Вопрос:/Ответ:» block, a dotted price list),
+    # sealed until v12.13.
+    ("tiny_k (mobile building lab)", "v12.13", (0.962, 0.654, 0.115, 0.700), None),
+    ("tiny_k (mobile building lab)", "v12.12, paired", (0.962, 0.731, 0.154, 0.700), None),
+    # A thirteenth KB (geotechnical and road-lab equipment; a 113,570-character dump of 31 pages, menus and footers on
+    # every page, three heading styles), sealed until v12.13.
+    ("dorgeopribor (geotechnical lab equipment)", "v12.13", (0.766, 0.516, 0.328, 0.615), (0.33, 0.56, 0.25, 0.75)),
+    ("dorgeopribor (geotechnical lab equipment)", "v12.12, paired", (0.750, 0.500, 0.297, 0.731), (0.33, 0.56, 0.25, 0.75)),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
