@@ -86,14 +86,22 @@ def test_an_index_built_before_vectors_still_answers(built):
     assert row["sem_top"] > 0.2  # the passage was embedded when first needed
 
 
-def test_semantic_features_and_the_shipped_gate_uses_them(built):
+@pytest.fixture
+def office_hours(built):
+    """The three-section KB's statistics, its passages in file order, a question about the office's hours and
+    that question's cosine to each passage, computed afresh."""
     config, _ = built
     store = open_store(config, "v1")
     stats = KBStats(store.documents(), store.vectors())
     docs = sorted(store.documents(), key=lambda d: d.meta["position"])
     parsed = analyze_question("до которого часа открыт офис")
-    row = features(parsed, [docs[2], docs[0], docs[1]], stats)
     cos = semantic.embed([parsed.question])[0] @ semantic.embed([d.meta["text"] for d in docs]).T
+    return stats, docs, parsed, cos
+
+
+def test_semantic_features_and_the_shipped_gate_uses_them(office_hours):
+    stats, docs, parsed, cos = office_hours
+    row = features(parsed, [docs[2], docs[0], docs[1]], stats)
     assert row["sem_top"] == pytest.approx(cos[2], abs=3e-3)
     assert row["sem_max3"] == pytest.approx(cos.max(), abs=3e-3)
     assert row["sem_gap"] == pytest.approx(cos[2] - max(cos[0], cos[1]), abs=3e-3)
@@ -129,16 +137,11 @@ def test_stored_chunks_round_trip_and_a_broken_one_is_refused():
         semantic.from_chunks([{**chunks[0], "ids": chunks[0]["ids"][:-1]}])
 
 
-def test_the_ranker_reads_each_candidates_cosine_and_its_gap_to_the_best(built):
+def test_the_ranker_reads_each_candidates_cosine_and_its_gap_to_the_best(office_hours):
     from metrotest_bot.rag.ranking import RANK_FEATURES, candidates, rank_features
 
-    config, _ = built
-    store = open_store(config, "v1")
-    stats = KBStats(store.documents(), store.vectors())
-    docs = sorted(store.documents(), key=lambda d: d.meta["position"])
-    parsed = analyze_question("до которого часа открыт офис")
+    stats, docs, parsed, cos = office_hours
     rows = rank_features(parsed, candidates(parsed, docs, stats), set(), stats)
-    cos = semantic.embed([parsed.question])[0] @ semantic.embed([d.meta["text"] for d in docs]).T
     sem, gap = RANK_FEATURES.index("sem"), RANK_FEATURES.index("sem_gap")
     assert [row[sem] for row in rows] == pytest.approx(list(cos), abs=3e-3)
     assert [row[gap] for row in rows] == pytest.approx(list(cos - cos.max()), abs=3e-3)
