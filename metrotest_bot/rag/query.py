@@ -94,6 +94,11 @@ class Query:
     # A follow-up's embedding with its carried topic's words (what the ranker compares passages with).
     context_embedding: Any = field(default=None, compare=False, repr=False)
 
+    @property
+    def carried_slots(self) -> list[Slot]:
+        """A follow-up's slots taken from the call's topic, not said now (none for a question of its own)."""
+        return self.slots[self.own_slots:] if self.carried and self.own_slots is not None else []
+
     def weights(self) -> dict[str, float]:
         out: dict[str, float] = {}
 

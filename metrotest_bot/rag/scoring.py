@@ -182,7 +182,7 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
     # A follow-up's carried topic counts for nothing in coverage (its words are not said): «а телефон их»
     # after a question about a dealer is covered by any sentence with a phone. carried_fact: the share of
     # the carried topic held by the best-covered sentence holding the asked fact (1.0 when none is carried).
-    carried = [s for s in parsed.slots[parsed.own_slots:] if not s.said] if parsed.carried and parsed.own_slots else []
+    carried = [s for s in parsed.carried_slots if not s.said]
     carried_fact, best = (0.0 if carried else 1.0), -1.0
     sent_cov = sent_fact_cov = 0.0
     for doc in top:

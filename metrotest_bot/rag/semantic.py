@@ -106,10 +106,10 @@ def question_vector(parsed) -> np.ndarray:
 def context_vector(parsed) -> np.ndarray:
     """A follow-up's vector with the words of the topic it carried («а гарантия на неё» + уим машина): which
     passage it asks about. The gate keeps the question's own words (does the KB answer what was said?)."""
-    if not parsed.carried or parsed.own_slots is None:
+    if not parsed.carried_slots:
         return question_vector(parsed)
     if parsed.context_embedding is None:
-        topic = " ".join(slot.lemmas[0] for slot in parsed.slots[parsed.own_slots:] if slot.lemmas)
+        topic = " ".join(slot.lemmas[0] for slot in parsed.carried_slots if slot.lemmas)
         parsed.context_embedding = embed([f"{analysis.written(parsed.question)} {topic}".strip()])[0]
     return parsed.context_embedding
 

@@ -44,7 +44,7 @@ def sentences_of(parsed: Query, passages: list[Passage], stats: KBStats) -> list
     scale = max_match(parsed, stats)
     said = [s for s in parsed.slots if s.said]
     named = {s.lemmas[0] for s in said if is_code(s) or s.lemmas[0].isdigit()}
-    carried = [s for s in parsed.slots[parsed.own_slots:] if not s.said] if parsed.carried and parsed.own_slots else []
+    carried = [s for s in parsed.carried_slots if not s.said]
     asks = bool(parsed.markers)
     out = []
     for rank, passage in enumerate(passages):
