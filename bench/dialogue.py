@@ -64,6 +64,21 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+# Why a follow-up's answer missed the fact: the first two are the gate and the answer's composition,
+# the last two retrieval (the fact's passage not among those the answer was made from).
+MISS_KINDS = {"gate": "refused, the fact among the passages read",
+              "compose": "answered from the fact's passage, the fact left out",
+              "refused_unfound": "refused, the fact not among the passages read",
+              "unfound": "answered without the fact's passage"}
+
+
+def miss_kind(stream, any_of) -> str:
+    found = r._hit(any_of, [p.text for p in stream.passages])
+    if not stream.answered:
+        return "gate" if found else "refused_unfound"
+    return "compose" if found else "unfound"
+
+
 def evaluate(conversations, memory: bool = True, kb: Path | None = None) -> dict:
     from metrotest_bot.bot_settings import BotSettings
     from metrotest_bot.rag import get_engine
@@ -94,7 +109,7 @@ def evaluate(conversations, memory: bool = True, kb: Path | None = None) -> dict
                         answerable += 1
                         held += ok
                         if not ok:
-                            misses.append((conv["id"], turn["question"]))
+                            misses.append((conv["id"], turn["question"], miss_kind(stream, turn.get("any_of", []))))
                     else:
                         unanswerable += 1
                         refused += not stream.answered
@@ -112,7 +127,7 @@ def run() -> str:
            "|---|---|---|---|---|"]
     for name, (engine, held, refused, held0, refused0) in FIRST.items():
         out.append(f"| {name} | {engine} | {held:.2f} | {refused:.2f} | {held0:.2f} / {refused0:.2f} |")
-    out += ["", "### Now (dialogues 1-24 trained on since v12.10, 25 not: only the first measurements above measure unseen conversations)", "",
+    out += ["", "### Now (dialogues 1-27 trained on since v12.13, 28 not: only the first measurements above measure unseen conversations)", "",
             "| set | conversations | follow-ups | follow-up holds the fact | unanswerable follow-ups refused | "
             "without memory | every answerable turn holds the fact |", "|---|---|---|---|---|---|---|"]
     newest = None
@@ -126,8 +141,11 @@ def run() -> str:
                    f"{bare['unanswerable follow-ups refused']:.2f} | {mem['every answerable turn holds the fact']:.2f} |")
         newest = (name, mem)
     if newest and newest[1]["misses"]:
-        out += ["", f"Follow-ups of {newest[0]} whose answer misses the fact:", ""]
-        out += [f"- {cid}: «{q}»" for cid, q in newest[1]["misses"]]
+        misses = newest[1]["misses"]
+        out += ["", f"Follow-ups of {newest[0]} whose answer misses the fact, by where it was lost (the passages read "
+                    "= those the answer was made from, what an LLM would read):", ""]
+        out += [f"- {text}: {sum(k == kind for *_, k in misses)}" for kind, text in MISS_KINDS.items()]
+        out += [""] + [f"- {cid}: «{q}» ({MISS_KINDS[k]})" for cid, q, k in misses]
     return "\n".join(out) + "\n"
 
 

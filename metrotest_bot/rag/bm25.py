@@ -17,6 +17,7 @@ from collections import Counter
 import numpy as np
 from haystack import Document, component
 
+from .pacing import give_way
 from .types import scored
 
 K1, B, DELTA = 1.5, 0.75, 1.0  # Haystack's defaults for BM25Plus
@@ -27,7 +28,10 @@ class IndexedBM25Retriever:
     def __init__(self, documents: list[Document], top_k: int = 10):
         self.top_k = top_k
         self.documents = [d for d in documents if d.content is not None]
-        counts = [Counter(d.content.lower().split()) for d in self.documents]
+        counts = []
+        for d in self.documents:
+            counts.append(Counter(d.content.lower().split()))
+            give_way(len(counts))
         lengths = np.array([sum(c.values()) for c in counts], dtype=np.float64)
         avg_len = float(lengths.mean()) if len(lengths) else 1.0
         damp = K1 * (1 - B + B * lengths / avg_len)
@@ -37,6 +41,7 @@ class IndexedBM25Retriever:
         # of objects on a big KB) it would hold the GIL for a quarter second while a KB loads aside.
         for i in range(len(counts)):
             c, counts[i] = counts[i], None
+            give_way(i)
             for term, tf in c.items():
                 rows.setdefault(term, []).append(i)
                 tfs.setdefault(term, []).append(tf)
@@ -44,7 +49,8 @@ class IndexedBM25Retriever:
         # term → (passages holding it, their BM25+ weight for it without the idf), and its idf
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.idfs: dict[str, float] = {}
-        for term in list(rows):
+        for j, term in enumerate(list(rows)):
+            give_way(j)
             idx = rows.pop(term)
             idx_a = np.array(idx, dtype=np.int64)
             tf = np.array(tfs.pop(term), dtype=np.float64)

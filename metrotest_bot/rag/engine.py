@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import analysis, semantic
+from . import analysis, pacing, semantic
 from .dialogue import Dialogue
 from .answer import Answer
 from .errors import KBError
@@ -131,7 +131,8 @@ def collector_paused(fn, *args):
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
     try:
-        return fn(*args)
+        with pacing.aside():
+            return fn(*args)
     finally:
         sys.setswitchinterval(interval)
         gc.freeze()
@@ -360,7 +361,8 @@ class Engine:
         question) and retrieve: (what was found, or None with no KB or no words; retrieval_ms)."""
         started = time.monotonic()
         index = self.current()
-        found = find(index.pipeline, question, previous) if index is not None else None
+        with pacing.question():
+            found = find(index.pipeline, question, previous) if index is not None else None
         return found, (time.monotonic() - started) * 1000
 
     def answer(self, question: str, settings, caller: CallerContext | None = None,

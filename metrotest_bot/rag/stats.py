@@ -13,6 +13,7 @@ from haystack import Document
 from razdel import sentenize
 
 from . import analysis
+from .pacing import give_way
 from .query import Query, Slot
 from .semantic import PassageVectors
 
@@ -30,8 +31,9 @@ class KBStats:
         # The passages' sentence embeddings, as stored with the index (the gate's semantic features).
         self.vectors = vectors if vectors is not None else PassageVectors()
         self.df: Counter = Counter()
-        for doc in documents:
+        for i, doc in enumerate(documents):
             self.df.update(set((doc.content or "").split()))
+            give_way(i)
         self._by_prefix: dict[str, list[str]] = {}  # KB words by their first four letters
         for t in self.df:
             if t.isalpha() and len(t) >= 4:
@@ -44,8 +46,10 @@ class KBStats:
         for doc in sorted(documents, key=lambda d: d.meta.get("position", 0)):
             self.leads.setdefault(doc.meta.get("section", ""), doc)
         self.leads.pop("", None)  # text before the first heading has no title to match
-        self.title_terms = {title: frozenset(analysis.index_terms(title) + analysis.section_markers(title))
-                            for title in self.leads}
+        self.title_terms: dict[str, frozenset[str]] = {}
+        for i, title in enumerate(self.leads):  # a big KB's thousands of titles analysed: ~0.1 ms each
+            self.title_terms[title] = frozenset(analysis.index_terms(title) + analysis.section_markers(title))
+            give_way(i)
         # Titles by the terms they hold (in file order): a big KB has thousands of sections.
         self._title_order = {title: i for i, title in enumerate(self.title_terms)}
         self._titles_by_term: dict[str, list[str]] = {}

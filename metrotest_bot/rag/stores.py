@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
+from .pacing import STEP, give_way
 from .semantic import PassageVectors, from_chunks, to_chunks
 
 MANIFEST_ID = "__manifest__"
@@ -80,6 +81,7 @@ def read_json_array(path: Path) -> list:
         while True:
             item, pos = raw_decode(text, pos)
             items.append(item)
+            give_way(len(items))
             pos = space(text, pos).end()
             if text.startswith(",", pos):
                 pos = space(text, pos + 1).end()
@@ -138,7 +140,10 @@ class EmbeddedStore:
                 docs = []
                 while raw:  # each dict freed as it is used: freeing 75,000 at once holds the GIL too
                     docs.append(Document.from_dict(raw.pop()))
-                store.write_documents(docs, policy=DuplicatePolicy.OVERWRITE)
+                    give_way(len(docs))
+                for start in range(0, len(docs), STEP):  # in steps, giving way to questions between them
+                    store.write_documents(docs[start:start + STEP], policy=DuplicatePolicy.OVERWRITE)
+                    give_way(start)
             self._store = store
         return self._store
 
