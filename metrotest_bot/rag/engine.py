@@ -126,7 +126,8 @@ def collector_paused(fn, *args):
     import sys
 
     if not gc.isenabled():  # paused by someone else (another load): leave it to them
-        return fn(*args)
+        with pacing.aside():
+            return fn(*args)
     gc.disable()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
