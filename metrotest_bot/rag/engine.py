@@ -121,23 +121,23 @@ def collector_paused(fn, *args):
     in a thread of its own; frozen (gc.freeze), the loaded index is never scanned by a later
     collection either (gunicorn.conf.py freezes the index loaded at start for the same reason).
     Meanwhile the GIL changes hands every 0.1 ms, not every 5: the hub takes it back after each
-    socket, SQLite or numpy call it makes, and each of those waited a full interval."""
+    socket, SQLite or numpy call it makes, and each of those waited a full interval. Either way the
+    load gives way to the questions answered meanwhile (rag/pacing.py)."""
     import gc
     import sys
 
-    if not gc.isenabled():  # paused by someone else (another load): leave it to them
-        with pacing.aside():
+    with pacing.aside():
+        if not gc.isenabled():  # paused by someone else (another load): leave it to them
             return fn(*args)
-    gc.disable()
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
-    try:
-        with pacing.aside():
+        gc.disable()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
+        try:
             return fn(*args)
-    finally:
-        sys.setswitchinterval(interval)
-        gc.freeze()
-        gc.enable()
+        finally:
+            sys.setswitchinterval(interval)
+            gc.freeze()
+            gc.enable()
 
 
 def active_version(app) -> tuple[int, str] | None:
