@@ -43,6 +43,23 @@ def test_a_follow_up_with_only_adverbs_of_its_own_is_about_the_calls_topic(app):
         assert not stream.answered or ("12 000" in text and "920 000" not in text)
 
 
+def test_a_follow_ups_reply_does_not_say_again_a_sentence_just_heard(app):
+    """After «Цена пресса ПИ-2000 — …» the verification follow-up's best sentence holds the verification
+    price; the press's price, just heard and holding none of the follow-up's own words, is not said again."""
+    from metrotest_bot.rag import offline
+
+    with app.app_context():
+        engine = get_engine()
+        first, _ = engine.search("сколько стоит пресс пи две тысячи", None)
+        heard = offline.compose(first.query, first.passages, engine.current().stats)
+        assert "920 000" in heard
+        found, _ = engine.search("а поверить его потом сколько будет стоить", first.query)
+        again = offline.compose(found.query, found.passages, engine.current().stats)
+        reply = offline.compose(found.query, found.passages, engine.current().stats, heard=heard)
+        assert "12 000" in again and "920 000" in again  # the sentence model's second pick, without the memory
+        assert "12 000" in reply and "920 000" not in reply
+
+
 def test_a_word_pointing_back_is_no_topic_of_its_own():
     """«туда» stands for the place just talked about (carried in by resolve), not for a word to find."""
     query = analyze_question("а сколько туда едет")

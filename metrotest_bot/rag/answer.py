@@ -197,7 +197,9 @@ class Answer:
     def offline_text(self) -> str:
         if not self.found:
             return self._settings.refusal
-        return self.found.compose(self._stats) or self._settings.refusal
+        # A follow-up's reply does not say again what the caller just heard (rag/offline.py).
+        heard = self._dialogue.exchanges[-1].answer if self._dialogue and self.found.query.carried else ""
+        return self.found.compose(self._stats, heard) or self._settings.refusal
 
     def _offline_pieces(self):
         for piece in split_text(self.offline_text()):

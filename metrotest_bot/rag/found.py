@@ -63,10 +63,13 @@ class Found:
                     out.append(passages[rank])
         return out[:TOP_K]
 
-    def compose(self, stats) -> str:
-        """The offline reply: the whole question's when it is answered, with what the answered parts add."""
-        whole = offline.compose(self.query, self.passages, stats) if self.retrieved.answered or not self.parts else ""
-        return join_replies(whole, [offline.compose(p.query, p.passages, stats) for p in self.parts if p.answered])
+    def compose(self, stats, heard: str = "") -> str:
+        """The offline reply: the whole question's when it is answered, with what the answered parts add;
+        heard: the call's last reply, which a follow-up's second sentence does not repeat."""
+        whole = (offline.compose(self.query, self.passages, stats, heard=heard)
+                 if self.retrieved.answered or not self.parts else "")
+        return join_replies(whole, [offline.compose(p.query, p.passages, stats, heard=heard)
+                                    for p in self.parts if p.answered])
 
 
 def join_replies(whole: str, parts: list[str]) -> str:

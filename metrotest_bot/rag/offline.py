@@ -20,7 +20,7 @@ from . import analysis, lexicon
 from .query import Query
 from .scoring import holds_asked_fact
 from .sentences import SentenceModel, load_sentence_model, sentences_of
-from .stats import KBStats
+from .stats import KBStats, slot_match
 from .types import Passage
 
 MAX_CHARS = 320
@@ -33,7 +33,7 @@ SECOND_CLOSE, SECOND_PART = 0.5, 0.3
 
 
 def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: int = MAX_CHARS,
-            model: SentenceModel | None = None) -> str:
+            model: SentenceModel | None = None, heard: str = "") -> str:
     """A short spoken reply from the best passages (empty when there are none).
 
     Each sentence of the top passages is scored by a learned model
@@ -41,7 +41,10 @@ def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: i
     more, the kind of fact asked for, its passage's rank). The best one is
     kept, with a second one when it scores almost as much, or when it holds
     a word of the question the first one lacks (a two-part question:
-    «сколько стоит и какая гарантия»).
+    «сколько стоит и какая гарантия»). A second sentence the caller has
+    just heard (`heard`, the call's last reply) is not said again: after
+    «Цена пресса ПИ-2000 — …», «а поверить его сколько стоит» gets the
+    verification price alone, not the press's price once more.
     """
     if not passages:
         return ""
@@ -51,18 +54,25 @@ def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: i
     model = model or load_sentence_model()
     found = sentences_of(parsed, passages[:3], stats)
     # (score, passage rank, position in passage, sentence, holds the kind of fact asked for, slots held,
-    # markers held); the score is a share of the best sentence's
+    # markers held, its terms); the score is a share of the best sentence's
     candidates = []
     for sentence, score in zip(found, model.scores([s.row for s in found])):
         terms = sentence.terms | sentence.section_terms
         candidates.append((score, sentence.rank, sentence.pos, sentence.text, holds_asked_fact(parsed, sentence.terms),
-                           _said_covered(parsed, terms), frozenset(m for m in parsed.markers if m in sentence.terms)))
+                           _said_covered(parsed, terms), frozenset(m for m in parsed.markers if m in sentence.terms),
+                           terms))
     if not candidates:
         return ""
     candidates.sort(key=lambda c: -c[0])
     best = candidates[0]
     chosen = [best]
+    repeated = {s.strip() for s in sentences(heard)} if heard else set()
+    own = [slot for slot in parsed.slots[:parsed.own_slots] if slot.said] if parsed.carried_slots else []
     for cand in candidates[1:]:
+        # Said again only when it holds a word of the follow-up's own («а в каком он городе»: the dealer's
+        # sentence just heard names the city).
+        if cand[3].strip() in repeated and not any(slot_match(slot, cand[7], stats)[0] > 0 for slot in own):
+            continue
         length = sum(len(c[3]) for c in chosen) + len(cand[3])
         # asked for a price and the best sentence names it: a sentence without one adds nothing
         adds_fact = cand[4] or not best[4]
