@@ -32,7 +32,7 @@ from . import train_compose, train_intent, train_ranker
 HERE = Path(__file__).resolve().parent
 # Every set is used for training only after its first (blind) measurement, recorded in BENCHMARKS.md.
 TRAINING_SETS = [r.EVAL, r.PARAPHRASES, r.PROBE, r.HOLDOUT, r.HOLDOUT2, r.HOLDOUT3, r.HOLDOUT4] + [
-    HERE / f"retrieval_holdout{n}.jsonl" for n in range(5, 53)]
+    HERE / f"retrieval_holdout{n}.jsonl" for n in range(5, 54)]
 MODEL_PATH = r.REPO / "metrotest_bot" / "rag" / "gate_model.json"
 FOLDS = 5
 SEED = 7
@@ -48,7 +48,7 @@ TRAINING_DIALOGUES = [HERE / "dialogues.jsonl", HERE / "dialogues2.jsonl", HERE 
                       HERE / "dialogues18.jsonl", HERE / "dialogues19.jsonl", HERE / "dialogues20.jsonl",
                       HERE / "dialogues21.jsonl", HERE / "dialogues22.jsonl", HERE / "dialogues23.jsonl",
                       HERE / "dialogues24.jsonl", HERE / "dialogues25.jsonl", HERE / "dialogues26.jsonl",
-                      HERE / "dialogues27.jsonl"]
+                      HERE / "dialogues27.jsonl", HERE / "dialogues28.jsonl"]
 
 
 def labelled() -> list[dict]:
@@ -81,20 +81,23 @@ def collect(questions: list[dict], intents=None) -> tuple[list[dict], list[dict]
     from metrotest_bot.rag.scoring import features
 
     rows, found = [None] * len(questions), [None] * len(questions)
+    last = ""  # the reply composed for the turn before, in a conversation (what a follow-up does not repeat)
     for i, index, _, result in r.asked(questions, intents):
         if result is None:
-            found[i] = {"texts": [], "answer": ""}
+            found[i], last = {"texts": [], "answer": ""}, ""
             continue
         docs = result.retrieved.documents
         rows[i] = features(result.query, docs, index.stats)
+        heard = last if questions[i].get("turn") and result.query.carried else ""
         # A two-part question's parts are judged by the same model, each alone (rag/found.py). "screen": the
         # lexical screen's verdict; with the judging model's probability below PLAINLY it refuses (judge()).
         parts = [{"row": features(p.query, p.retrieved.documents, index.stats),
                   "screen": _screen(p.query, p.retrieved.documents, index.stats),
-                  "answer": compose(p.query, p.passages, index.stats)}
+                  "answer": compose(p.query, p.passages, index.stats, heard=heard)}
                  for p in result.parts]
+        last = compose(result.query, result.passages, index.stats, heard=heard)
         found[i] = {"texts": [p.text for p in result.passages],
-                    "answer": compose(result.query, result.passages, index.stats),
+                    "answer": last,
                     "screen": _screen(result.query, docs, index.stats), "parts": parts}
     return rows, found
 
