@@ -61,6 +61,12 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
      (0.753, 0.753, 0.849)),
     ("termomehtest (plastics and rubber), 90 lone + 22 dialogues", "v12.12 (v12.11 alike)", (0.875, 0.000, 0.000),
      (0.716, 0.716, 0.776)),
+    ("demo held-out 54 + dialogues 29", "v12.14 (v12.13 alike)", (0.979, 0.000, 0.045), (0.896, 0.896, 0.948)),
+    ("tiny_l (scales and manometers workshop), 36 lone", "v12.14 (v12.13 alike)", (0.962, 0.000, 0.100), (None, None, None)),
+    ("tkanemetrika (textiles, paper, films), 90 lone + 22 dialogues", "v12.14", (0.859, 0.000, 0.038),
+     (0.781, 0.781, 0.808)),
+    ("tkanemetrika (textiles, paper, films), 90 lone + 22 dialogues", "v12.13, paired", (0.859, 0.000, 0.038),
+     (0.795, 0.795, 0.808)),
 ]
 
 

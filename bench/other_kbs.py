@@ -80,6 +80,13 @@ FIRST_OTHER = [
     # every page, three heading styles), sealed until v12.13.
     ("dorgeopribor (geotechnical lab equipment)", "v12.13", (0.766, 0.516, 0.328, 0.615), (0.33, 0.56, 0.25, 0.75)),
     ("dorgeopribor (geotechnical lab equipment)", "v12.12, paired", (0.750, 0.500, 0.297, 0.731), (0.33, 0.56, 0.25, 0.75)),
+    # A twelfth tiny KB (a scales and manometers workshop), sealed until v12.14.
+    ("tiny_l (scales and manometers workshop)", "v12.14", (0.923, 0.423, 0.462, 0.700), None),
+    ("tiny_l (scales and manometers workshop)", "v12.13, paired", (0.923, 0.423, 0.423, 0.700), None),
+    # A fourteenth KB (testing equipment for textiles, paper and films; a 91,798-character dump of 26 pages), sealed
+    # until v12.14.
+    ("tkanemetrika (textiles, paper, films)", "v12.14", (0.781, 0.406, 0.391, 0.731), (0.32, 0.88, 0.27, 0.81)),
+    ("tkanemetrika (textiles, paper, films)", "v12.13, paired", (0.781, 0.438, 0.344, 0.731), (0.29, 0.88, 0.26, 0.75)),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
