@@ -95,9 +95,12 @@ def collect(questions: list[dict], intents=None) -> tuple[list[dict], list[dict]
                   "screen": _screen(p.query, p.retrieved.documents, index.stats),
                   "answer": compose(p.query, p.passages, index.stats, heard=heard)}
                  for p in result.parts]
-        last = compose(result.query, result.passages, index.stats, heard=heard)
+        # What the next turn does not repeat: the reply as the engine composes it, parts joined (rag/found.py);
+        # nothing when the shipped gate refused the turn (the caller heard the refusal). The gate fitted here may
+        # judge that turn otherwise: a few follow-ups' second sentences, no more.
+        last = result.compose(index.stats, heard) if result.answered else ""
         found[i] = {"texts": [p.text for p in result.passages],
-                    "answer": last,
+                    "answer": compose(result.query, result.passages, index.stats, heard=heard),
                     "screen": _screen(result.query, docs, index.stats), "parts": parts}
     return rows, found
 

@@ -162,6 +162,19 @@ def test_interrupt_after_the_answer_was_sent_records_what_was_played(server, cal
     assert snap.n_interrupted == 1
 
 
+def test_an_answer_cut_after_it_was_sent_is_remembered_as_heard(server, call, fake_openai):
+    """The next turn's model gets what the caller heard of the answer, not what was planned."""
+    fake_openai.answer = "Мы работаем с понедельника по пятницу. В субботу и воскресенье выходной."
+    frames = call.ask("когда вы работаете")
+    answer_id = frames[0]["answerId"]
+    answer_turn(server, call, answer_id)  # all sent, over and remembered
+    call.interrupt(answer_id, "Мы работаем с понедельника")
+    eventually(lambda: (r := answer_turn(server, call, answer_id)) and r[1].interrupted and r)
+    call.ask("а до скольки")
+    assert {"role": "assistant", "content": "Мы работаем с понедельника"} in fake_openai.requests[-1]["messages"]
+    assert fake_openai.answer not in str(fake_openai.requests[-1]["messages"][1:])
+
+
 def test_many_interrupts_in_a_row_leave_one_answer_at_a_time(server, call, slow_llm):
     ids = []
     for _ in range(4):

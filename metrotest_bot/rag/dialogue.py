@@ -22,14 +22,22 @@ class Exchange:
     answer: str  # what the caller heard (the part spoken, when interrupted)
     query: object | None  # the analysed question (rag.query.Query), follow-up resolved
     passages: tuple = ()  # what the answer read (rag.types.Passage)
+    answer_id: str | None = None
 
 
 class Dialogue:
     def __init__(self, max_exchanges: int = MAX_EXCHANGES):
         self.exchanges: deque[Exchange] = deque(maxlen=max_exchanges)
 
-    def add(self, question: str, answer: str, query=None, passages=()) -> None:
-        self.exchanges.append(Exchange(question, answer, query, tuple(passages)))
+    def add(self, question: str, answer: str, query=None, passages=(), answer_id: str | None = None) -> None:
+        self.exchanges.append(Exchange(question, answer, query, tuple(passages), answer_id))
+
+    def cut(self, answer_id: str, heard: str) -> None:
+        """An answer all sent, cut while its speech still played: the call remembers what was heard of it
+        (the LLM's view of the call, and what a follow-up's reply may say again)."""
+        for ex in self.exchanges:
+            if ex.answer_id == answer_id:
+                ex.answer = heard
 
     @property
     def last_query(self):

@@ -67,7 +67,7 @@ def compose(parsed: Query, passages: list[Passage], stats: KBStats, max_chars: i
     best = candidates[0]
     chosen = [best]
     repeated = {s.strip() for s in sentences(heard)} if heard else set()
-    own = [slot for slot in parsed.slots[:parsed.own_slots] if slot.said] if parsed.carried_slots else []
+    own = [slot for slot in parsed.slots[:parsed.own_slots] if slot.said] if parsed.carried else []
     for cand in candidates[1:]:
         # Said again only when it holds a word of the follow-up's own («а в каком он городе»: the dealer's
         # sentence just heard names the city).

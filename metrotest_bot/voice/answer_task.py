@@ -146,7 +146,7 @@ class AnswerTask:
             # Everything was sent; let its log write finish, then record the barge-in over it.
             self.greenlet.join(timeout=KILL_WAIT_S)
             if heard is not None:
-                self.call.recorder.barged_in(self.record.turn, heard)
+                self.call.barged_in(self.record.turn, heard)
 
     # -- the answer's greenlet -------------------------------------------------------
 
@@ -237,7 +237,7 @@ class AnswerTask:
         recorder.answer_ended(self.record, stream, cut=cut, heard=self.heard, total_ms=ms_since(self.received_at))
         if stream is not None:
             self.call.dialogue.add(self.question, self.record.turn.spoken_text, getattr(stream, "query", None),
-                                   getattr(stream, "passages", ()))
+                                   getattr(stream, "passages", ()), self.record.turn.answer_id)
         self.call.answer_over(self)
         try:
             recorder.save_answer(self.record)

@@ -293,7 +293,13 @@ class CallSession:
             self.send_error("unknown_answer", f"no answer {event.answer_id[:40]!r} on this call")
             return
         # The answer was all sent, but its speech was still playing when the caller spoke.
-        self.recorder.barged_in(turn, event.utterance)
+        self.barged_in(turn, event.utterance)
+
+    def barged_in(self, turn, utterance: str) -> None:
+        """The caller spoke over an answer all sent: the log and the call's memory keep what was heard."""
+        self.recorder.barged_in(turn, utterance)
+        if turn.answer_id:
+            self.dialogue.cut(turn.answer_id, turn.spoken_text or "")
 
     def on_dtmf(self, event: frames.Dtmf) -> None:
         self.silences = 0
