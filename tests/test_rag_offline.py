@@ -194,3 +194,37 @@ def test_site_price_and_term_lists(site_app, question, expected, not_expected):
 def test_site_off_topic_is_refused(site_app, question):
     stream, _ = ask(site_app, question)
     assert stream.answered is False
+
+
+SCALES_KB = """=== Ремонт ===
+Ремонтируем лабораторные и торговые весы любых марок. Гарантия на ремонт весов — 6 месяцев.
+
+=== Поверка ===
+Поверка весов занимает 3 рабочих дня, свидетельство выдаём в день готовности.
+"""
+
+
+@pytest.fixture(scope="module")
+def scales_app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scales_kb")
+    kb = tmp / "kb.txt"
+    kb.write_text(SCALES_KB, encoding="utf-8")
+    with fresh_database(tmp) as url:
+        app = make_app(tmp / "data", url, KB_PATH=kb)
+        yield app
+        dispose(app)
+
+
+@pytest.mark.parametrize("question, unit_needed", [
+    ("какая гарантия после ремонта весов", False),  # «весов»: of «весы», the instrument, or of «вес»
+    ("сколько весят весы", True),  # «весить» asks a weight: a passage must give it in кг or граммах
+    ("какой вес у весов", True),
+])
+def test_only_a_quantity_asked_needs_its_unit_in_a_passage(scales_app, question, unit_needed):
+    from metrotest_bot.rag.scoring import features
+
+    with scales_app.app_context():
+        engine = get_engine()
+        found, _ = engine.search(question)
+        values = features(found.query, found.retrieved.documents, engine.current().stats)
+    assert values["quantity_ok"] == (0.0 if unit_needed else 1.0), question

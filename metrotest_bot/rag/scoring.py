@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis, semantic
-from .query import W_MARKER, W_SYNONYM, Query, is_code
+from .query import QUERY_SYNONYMS, W_MARKER, W_SYNONYM, Query, is_code
 from .stats import KBStats, slot_match
 
 # Weight in the gate's coverage of a question's verb or adverb that no KB passage uses.
@@ -151,6 +151,10 @@ def topic_of(parsed: Query, docs: list, stats: KBStats) -> list:
     return held or [s for s in subject if stats.knows(s)]
 
 
+def _names_unit(lemma: str) -> bool:
+    return any(u in analysis.UNITS for u in QUERY_SYNONYMS.get(lemma, ()))
+
+
 # --- the gate's features ------------------------------------------------------------
 
 FEATURES = (
@@ -200,8 +204,10 @@ def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
                     held = sum(slot_match(s, sentence, stats)[0] > 0 for s in carried) / len(carried)
                     if (c, held) > (best, carried_fact):
                         best, carried_fact = c, held
-    # «сколько весит ПИ-2000»: the unit of the asked quantity (кг, кВт…) must be in a passage.
-    units = {u for s in parsed.slots for u in s.expansions if u in analysis.UNITS}
+    # «сколько весит ПИ-2000»: the unit of the asked quantity (кг, кВт…) must be in a passage. Not for a word
+    # read two ways, one of them no quantity («ремонт весов»: of «вес», or of «весы», the instrument).
+    units = {u for s in parsed.slots if all(_names_unit(lemma) for lemma in s.lemmas)
+             for u in s.expansions if u in analysis.UNITS}
     quantity_ok = float(not units or any(units & t for t in terms))
     # How near the question's meaning is to its passages' (rag/semantic.py): a caller's own words the KB
     # never uses («куда заявку скинуть») can still mean what a passage says.
