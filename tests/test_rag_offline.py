@@ -102,15 +102,20 @@ OWN_KB = """=== О нас ===
 """
 
 
-@pytest.fixture(scope="module")
-def own_kb_app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("own_kb")
+def kb_app(tmp_path_factory, name, text):
+    """An app answering from a KB written here (a generator: the fixtures yield from it)."""
+    tmp = tmp_path_factory.mktemp(name)
     kb = tmp / "kb.txt"
-    kb.write_text(OWN_KB, encoding="utf-8")
+    kb.write_text(text, encoding="utf-8")
     with fresh_database(tmp) as url:
         app = make_app(tmp / "data", url, KB_PATH=kb)
         yield app
         dispose(app)
+
+
+@pytest.fixture(scope="module")
+def own_kb_app(tmp_path_factory):
+    yield from kb_app(tmp_path_factory, "own_kb", OWN_KB)
 
 
 def ask(app, question):
@@ -206,13 +211,7 @@ SCALES_KB = """=== Ремонт ===
 
 @pytest.fixture(scope="module")
 def scales_app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("scales_kb")
-    kb = tmp / "kb.txt"
-    kb.write_text(SCALES_KB, encoding="utf-8")
-    with fresh_database(tmp) as url:
-        app = make_app(tmp / "data", url, KB_PATH=kb)
-        yield app
-        dispose(app)
+    yield from kb_app(tmp_path_factory, "scales_kb", SCALES_KB)
 
 
 @pytest.mark.parametrize("question, unit_needed", [
