@@ -198,7 +198,7 @@ class Answer:
         if not self.found:
             return self._settings.refusal
         # A follow-up's reply does not say again what the caller just heard (rag/offline.py).
-        heard = self._dialogue.exchanges[-1].answer if self._dialogue and self.found.query.carried else ""
+        heard = self._dialogue.last_answer if self._dialogue is not None and self.found.query.carried else ""
         return self.found.compose(self._stats, heard) or self._settings.refusal
 
     def _offline_pieces(self):

@@ -43,6 +43,11 @@ class Dialogue:
     def last_query(self):
         return self.exchanges[-1].query if self.exchanges else None
 
+    @property
+    def last_answer(self) -> str:
+        """What the caller heard last ("" before the first answer)."""
+        return self.exchanges[-1].answer if self.exchanges else ""
+
     def context(self, query, passages: list) -> list:
         """The passages a model reads for this question: its own, then, for a follow-up (it carried the
         call's topic), those read for the last turn that it does not have, MAX_CONTEXT in all."""
