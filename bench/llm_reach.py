@@ -67,6 +67,12 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
      (0.781, 0.781, 0.808)),
     ("tkanemetrika (textiles, paper, films), 90 lone + 22 dialogues", "v12.13, paired", (0.859, 0.000, 0.038),
      (0.795, 0.795, 0.808)),
+    ("demo held-out 55 + dialogues 30", "v12.14", (1.000, 0.000, 0.000), (0.918, 0.918, 0.959)),
+    ("demo held-out 55 + dialogues 30", "v12.15, paired, not shipped", (1.000, 0.000, 0.000), (0.932, 0.932, 0.973)),
+    ("tiny_m (concrete and asphalt testing lab), 37 lone", "v12.14 (v12.15 alike)", (0.889, 0.037, 0.000), (None, None, None)),
+    ("tverdomer (hardness testers), 90 lone + 20 dialogues", "v12.14", (0.831, 0.000, 0.000), (0.778, 0.778, 0.790)),
+    ("tverdomer (hardness testers), 90 lone + 20 dialogues", "v12.15, paired, not shipped", (0.815, 0.000, 0.000),
+     (0.778, 0.778, 0.790)),
 ]
 
 

@@ -65,7 +65,7 @@ OTHER_KBS = Path(__file__).resolve().parent / "kbs"
 
 # KBs whose sets were measured first on the shipped engine and are not trained on yet (their first measurement
 # is the figure for it): the next engine change trains on them.
-NOT_TRAINED_KBS: tuple[str, ...] = ("tiny_l", "tkanemetrika")
+NOT_TRAINED_KBS: tuple[str, ...] = ("tiny_l", "tkanemetrika", "tiny_m", "tverdomer")
 
 
 def other_kb_sets(training: bool = False) -> list[tuple[Path, Path]]:
@@ -387,7 +387,7 @@ def _fmt(v):
 
 HERE = Path(__file__).resolve().parent
 OWN_SETS = [("paraphrases", PARAPHRASES), ("probe", PROBE)] + [
-    (f"held-out {n}", HERE / f"retrieval_holdout{'' if n == 1 else n}.jsonl") for n in range(1, 55)]
+    (f"held-out {n}", HERE / f"retrieval_holdout{'' if n == 1 else n}.jsonl") for n in range(1, 56)]
 ROWS = [("recall@3", "≥ 0.95"), ("answer holds the fact", "≥ 0.85"), ("false refusals", "≤ 0.08"),
         ("unanswerable refused", "≥ 0.85")]
 KEYS = [k for k, _ in ROWS]
@@ -448,7 +448,11 @@ KEYS = [k for k, _ in ROWS]
 # of its own words (held-out 54, dialogues 29, a twelfth tiny KB and a fourteenth company's KB: measured first on
 # the retrain, v12.13 paired; the reply change, made after for a pinned test, moved none of their figures; after
 # those first measurements, a word read two ways, one of them no quantity, asks for no unit: «ремонт весов» was
-# refused for want of «кг», on every KB about scales).
+# refused for want of «кг», on every KB about scales);
+# v12.15 = v12.14 retrained on every set measured before it (10,123 in 126 sets), the same code: held-out 55,
+# dialogues 30, a thirteenth tiny KB and a fifteenth company's KB were measured first on it and on v12.14 side by
+# side; v12.15 answered 7 of ~290 answerable questions fewer and refused 1 more of ~100 unanswerable, so it was not
+# shipped, and their first figures below are v12.14's (the engine shipped; v12.15's in PAIRED_41).
 FIRST = [
     ("held-out 1", "v0", (0.96, 0.66, 0.32, 0.67)), ("held-out 2", "v0", (1.00, 0.73, 0.20, 0.75)),
     ("held-out 3", "v0", (0.98, 0.76, 0.18, 0.69)), ("held-out 4", "v0", (0.98, 0.79, 0.17, 0.58)),
@@ -484,6 +488,7 @@ FIRST = [
     ("held-out 52", "v12.12", (0.958, 0.875, 0.083, 0.909)),
     ("held-out 53", "v12.13", (0.958, 0.833, 0.125, 0.909)),
     ("held-out 54", "v12.14", (0.979, 0.875, 0.125, 1.000)),
+    ("held-out 55", "v12.14", (0.941, 0.824, 0.137, 0.850)),
 ]
 # Earlier engines on the newest sets, run after their first measurement (every engine blind to them).
 PAIRED_41 = (" (paired: v11.1 on held-out 41-42 fact 0.83/0.80, false refusals 0.12/0.13, unanswerable refused "
@@ -497,7 +502,8 @@ PAIRED_41 = (" (paired: v11.1 on held-out 41-42 fact 0.83/0.80, false refusals 0
              "dialogues 26 follow-ups 0.63, their unanswerable refused 0.71; v12.11 on held-out 52: 0.96, 0.88, 0.08, 0.95, "
              "dialogues 27 follow-ups 0.58, their unanswerable refused 0.72; v12.12 on held-out 53: 0.96, 0.81, 0.13, 0.95, "
              "dialogues 28 follow-ups 0.64, their unanswerable refused 0.71; v12.13 on held-out 54: 0.98, 0.90, 0.10, 1.00, "
-             "dialogues 29 follow-ups 0.60, their unanswerable refused 0.85)")
+             "dialogues 29 follow-ups 0.60, their unanswerable refused 0.85; v12.15 (v12.14 retrained on every set measured before it, "
+             "not shipped) on held-out 55: 0.96, 0.78, 0.16, 0.85, dialogues 30 follow-ups 0.73, their unanswerable refused 0.92)")
 # Hand-written vocabulary and rules of the answer engine, before (commit 8b3bcbd) and now; counted by
 # bench/retrieval.py's rule_counts() on each tree (entries: words and mapping keys; regex alternatives
 # in the engine's patterns; tuned numeric constants).
@@ -539,13 +545,41 @@ def big_kb_timing(copies: int) -> dict:
             t0 = time.perf_counter()
             index, _ = engine.reindex()
             build_s = time.perf_counter() - t0
-            engine.retrieve("прогрев")
-            times = []
-            for q in load_eval():
-                t0 = time.perf_counter()
-                engine.retrieve(q["question"])
-                times.append((time.perf_counter() - t0) * 1000)
-    return {"passages": index.count, "build_s": build_s, "p50": _pct(times, 50), "p95": _pct(times, 95)}
+            return {"passages": index.count, "build_s": build_s, **timed(engine)}
+
+
+def demo_speed() -> dict:
+    """Retrieval + gate time per eval_dev question on the demo KB (its own process state, as big_kb_timing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = make_app(Path(tmp))
+        with app.app_context():
+            from metrotest_bot.rag import get_engine
+
+            engine = get_engine()
+            t0 = time.perf_counter()
+            index, _ = engine.reindex()
+            build_s = time.perf_counter() - t0
+            return {"passages": index.count, "build_s": build_s, **timed(engine)}
+
+
+def timed(engine, passes: int = 4) -> dict:
+    """p50/p95 of engine.retrieve over eval_dev: one pass whose words are new to the process (the lemma
+    caches cold), then `passes` more, warm. One pass of 44 questions puts p95 on its third-slowest
+    question: runs of the same engine read 6-23 ms on the demo KB. The warm passes give 176 samples."""
+    engine.retrieve("прогрев")
+    questions = load_eval()
+
+    def one_pass() -> list[float]:
+        times = []
+        for q in questions:
+            t0 = time.perf_counter()
+            engine.retrieve(q["question"])
+            times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    first = one_pass()
+    warm = [t for _ in range(passes) for t in one_pass()]
+    return {"p50": _pct(warm, 50), "p95": _pct(warm, 95), "p95_first": _pct(first, 95)}
 
 
 def run(compare: bool = True) -> str:
@@ -616,7 +650,9 @@ def run(compare: bool = True) -> str:
             "candidate's cosine to the question in the ranker, retrained on every set measured before it; v12.14 "
             "(shipped): v12.13 retrained on every set measured before it (held-out 53, dialogues 28, two more other KBs), "
             "a follow-up's reply not saying again a sentence just heard — held-out 54 "
-            "is not trained on: its first measurement is the figure for the shipped engine" + PAIRED_41 + ". Held-out 13 and 14 were written "
+            "and 55 are not trained on: their first measurements are the figures for the shipped engine; v12.15 "
+            "(v12.14 retrained on every set measured before it) was measured first beside v12.14 on held-out 55 and "
+            "not shipped" + PAIRED_41 + ". Held-out 13 and 14 were written "
             "with near-topic unanswerable questions closer to the KB than before (a price of a model the KB does not "
             "price, the phone of a department it does not list). **The newest sets are the figures for the engine "
             "as shipped**; sets of ~80 questions move by ±0.05 between one another, so read them together with the "
@@ -630,15 +666,18 @@ def run(compare: bool = True) -> str:
         out.append(f"| {name} | {r['n']} | " + " | ".join(_fmt(r[k]) for k in KEYS)
                    + f" | {r['p50 ms']:.1f} / {r['p95 ms']:.1f} |")
 
-    five, big = big_kb_timing(62), big_kb_timing(925)
-    out += ["", "### Speed (offline, retrieval + gate, per question, warm)", "",
-            "| KB | passages | index build | p50 ms | p95 ms | target p95 |", "|---|---|---|---|---|---|",
-            f"| demo | {ours['passages']} | {ours['index_s']:.2f} s | {ours['p50 ms']:.1f} | {ours['p95 ms']:.1f} | 15 |",
-            f"| synthetic (demo sections × 63) | {five['passages']} | {five['build_s']:.1f} s | {five['p50']:.1f} | "
-            f"{five['p95']:.1f} | 50 |",
-            f"| synthetic (demo sections × 926) | {big['passages']} | {big['build_s']:.1f} s | {big['p50']:.1f} | "
-            f"{big['p95']:.1f} | 50 |",
-            "", "The embedded store's BM25 runs over an inverted index (`rag/bm25.py`, Haystack's BM25+ scores, "
+    demo, five, big = demo_speed(), big_kb_timing(62), big_kb_timing(925)
+    out += ["", "### Speed (offline, retrieval + gate, per question)", "",
+            "eval_dev's 44 questions: one pass with the words new to the process (its lemma caches cold), then four "
+            "passes warm (176 samples; one pass's p95 is its third-slowest question, and runs of one engine read 6-23 "
+            "ms on the demo KB that way). The per-set p50 / p95 above are single passes.", "",
+            "| KB | passages | index build | p50 ms (warm) | p95 ms (warm) | p95 ms (first pass) | target p95 |",
+            "|---|---|---|---|---|---|---|"]
+    for name, t, target in (("demo", demo, 15), ("synthetic (demo sections × 63)", five, 50),
+                            ("synthetic (demo sections × 926)", big, 50)):
+        out.append(f"| {name} | {t['passages']} | {t['build_s']:.1f} s | {t['p50']:.1f} | {t['p95']:.1f} | "
+                   f"{t['p95_first']:.1f} | {target} |")
+    out += ["", "The embedded store's BM25 runs over an inverted index (`rag/bm25.py`, Haystack's BM25+ scores, "
             "held to them by a test); Haystack's InMemoryBM25Retriever, which scores every passage, took "
             "p95 46 ms at 5,434 passages and 340 ms at 80,746 here. Resident memory of this process: "
             f"{rss_mb():.0f} MB."]
