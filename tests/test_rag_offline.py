@@ -227,3 +227,31 @@ def test_only_a_quantity_asked_needs_its_unit_in_a_passage(scales_app, question,
         found, _ = engine.search(question)
         values = features(found.query, found.retrieved.documents, engine.current().stats)
     assert values["quantity_ok"] == (0.0 if unit_needed else 1.0), question
+
+
+SIGNS_KB = """=== Климатическая камера КК-800 ===
+Объём 800 литров, температура от −40 до +100 °C, влажность от 20 до 98 %.
+
+=== Твердомер ТРС-45 ===
+Испытательные нагрузки: 15, 30, 45 кгс. Твердомер поставляется с комплектом наконечников.
+"""
+
+
+@pytest.fixture(scope="module")
+def signs_app(tmp_path_factory):
+    yield from kb_app(tmp_path_factory, "signs_kb", SIGNS_KB)
+
+
+@pytest.mark.parametrize("question, unit_held", [
+    ("до какой температуры греет камера", True),  # «+100 °C»: the sign is the unit
+    ("какие нагрузки у твердомера", True),  # a force in кгс, not only in кН
+    ("какая мощность у камеры", False),  # no passage gives a power: кВт, Вт
+])
+def test_a_unit_written_as_a_sign_or_in_kgf_is_held(signs_app, question, unit_held):
+    from metrotest_bot.rag.scoring import features
+
+    with signs_app.app_context():
+        engine = get_engine()
+        found, _ = engine.search(question)
+        values = features(found.query, found.retrieved.documents, engine.current().stats)
+    assert values["quantity_ok"] == (1.0 if unit_held else 0.0), question

@@ -18,8 +18,9 @@ from . import lexicon
 from .numbers import number_runs
 
 # Bump when the analysis (or what an index stores) changes: persisted indexes
-# built with another version are rebuilt on load. 18: passages' embeddings.
-ANALYZER_VERSION = "18"
+# built with another version are rebuilt on load. 18: passages' embeddings; 19: the unit signs ° and %
+# read as words (градус, процент).
+ANALYZER_VERSION = "19"
 
 
 @lru_cache(maxsize=200_000)
@@ -83,7 +84,7 @@ STOP = lexicon.words("stop.txt")
 # Units and spelling variants written both ways: one canonical term.
 CANONICAL = {k: v[0] for k, v in lexicon.mapping("canonical.txt").items()}
 # Units of the measurable quantities a caller asks about (see synonyms: вес → кг).
-UNITS = frozenset({"кн", "мн", "н", "мм", "см", "м", "кг", "грамм", "дж", "квт", "вт", "°", "%"})
+UNITS = frozenset({"кн", "мн", "н", "кгс", "мм", "см", "м", "кг", "грамм", "дж", "квт", "вт", "°", "%"})
 COMPOUNDS = lexicon.mapping("compounds.txt")
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")
@@ -140,7 +141,13 @@ def normalize(text: str) -> str:
     # «1 250 000» → «1250000»: one term however the digits are grouped
     text = _NUM_GROUPS.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
     text = re.sub(r"[–—]", " ", text)
+    # «+100 °C», «98 %»: the unit signs are no word characters, so a temperature or a share written with them
+    # held no unit term, and a question asking «до какой температуры» was refused on every KB that writes °C.
+    text = _DEGREES.sub(" градус ", text).replace("%", " процент ")
     return text
+
+
+_DEGREES = re.compile(r"°\s*[cс]?(?![a-zа-яё])")
 
 
 class Code(tuple):
