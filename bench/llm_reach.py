@@ -73,6 +73,12 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("tverdomer (hardness testers), 90 lone + 20 dialogues", "v12.14", (0.831, 0.000, 0.000), (0.778, 0.778, 0.790)),
     ("tverdomer (hardness testers), 90 lone + 20 dialogues", "v12.15, paired, not shipped", (0.815, 0.000, 0.000),
      (0.778, 0.778, 0.790)),
+    ("demo held-out 56 + dialogues 31", "v12.16 (v12.14 alike)", (1.000, 0.000, 0.050), (0.955, 0.955, 0.978)),
+    ("tiny_n (lab ovens repair workshop), 38 lone", "v12.16 (v12.14 alike)", (0.929, 0.000, 0.000), (None, None, None)),
+    ("asfaltpribor (asphalt and bitumen lab equipment), 92 lone + 20 dialogues", "v12.16", (0.881, 0.000, 0.040),
+     (0.684, 0.684, 0.747)),
+    ("asfaltpribor (asphalt and bitumen lab equipment), 92 lone + 20 dialogues", "v12.14, paired", (0.881, 0.000, 0.040),
+     (0.684, 0.684, 0.734)),
 ]
 
 
