@@ -541,30 +541,27 @@ def big_kb_timing(copies: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         kb = write_big_kb(KB, Path(tmp) / "big.txt", copies)
-        app = make_app(Path(tmp), KB_PATH=kb, KB_MAX_UPLOAD_BYTES=500_000_000, KB_MAX_TEXT_CHARS=500_000_000,
-                       KB_INDEX_TIMEOUT=3600)
-        with app.app_context():
-            from metrotest_bot.rag import get_engine
-
-            engine = get_engine()
-            t0 = time.perf_counter()
-            index, _ = engine.reindex()
-            build_s = time.perf_counter() - t0
-            return {"passages": index.count, "build_s": build_s, **timed(engine)}
+        return _speed(Path(tmp), KB_PATH=kb, KB_MAX_UPLOAD_BYTES=500_000_000, KB_MAX_TEXT_CHARS=500_000_000,
+                      KB_INDEX_TIMEOUT=3600)
 
 
 def demo_speed() -> dict:
     """Retrieval + gate time per eval_dev question on the demo KB (its own process state, as big_kb_timing)."""
     with tempfile.TemporaryDirectory() as tmp:
-        app = make_app(Path(tmp))
-        with app.app_context():
-            from metrotest_bot.rag import get_engine
+        return _speed(Path(tmp))
 
-            engine = get_engine()
-            t0 = time.perf_counter()
-            index, _ = engine.reindex()
-            build_s = time.perf_counter() - t0
-            return {"passages": index.count, "build_s": build_s, **timed(engine)}
+
+def _speed(data_dir: Path, **overrides) -> dict:
+    """Index the app's KB (timed), then time eval_dev's questions on it."""
+    app = make_app(data_dir, **overrides)
+    with app.app_context():
+        from metrotest_bot.rag import get_engine
+
+        engine = get_engine()
+        t0 = time.perf_counter()
+        index, _ = engine.reindex()
+        build_s = time.perf_counter() - t0
+        return {"passages": index.count, "build_s": build_s, **timed(engine)}
 
 
 def timed(engine, passes: int = 4) -> dict:

@@ -220,13 +220,17 @@ def scales_app(tmp_path_factory):
     ("какой вес у весов", True),
 ])
 def test_only_a_quantity_asked_needs_its_unit_in_a_passage(scales_app, question, unit_needed):
+    assert quantity_ok(scales_app, question) == (0.0 if unit_needed else 1.0), question
+
+
+def quantity_ok(app, question) -> float:
+    """The gate's unit check for the question: 1.0 when no unit is asked or a top passage holds it."""
     from metrotest_bot.rag.scoring import features
 
-    with scales_app.app_context():
+    with app.app_context():
         engine = get_engine()
         found, _ = engine.search(question)
-        values = features(found.query, found.retrieved.documents, engine.current().stats)
-    assert values["quantity_ok"] == (0.0 if unit_needed else 1.0), question
+        return features(found.query, found.retrieved.documents, engine.current().stats)["quantity_ok"]
 
 
 SIGNS_KB = """=== Климатическая камера КК-800 ===
@@ -248,10 +252,4 @@ def signs_app(tmp_path_factory):
     ("какая мощность у камеры", False),  # no passage gives a power: кВт, Вт
 ])
 def test_a_unit_written_as_a_sign_or_in_kgf_is_held(signs_app, question, unit_held):
-    from metrotest_bot.rag.scoring import features
-
-    with signs_app.app_context():
-        engine = get_engine()
-        found, _ = engine.search(question)
-        values = features(found.query, found.retrieved.documents, engine.current().stats)
-    assert values["quantity_ok"] == (1.0 if unit_held else 0.0), question
+    assert quantity_ok(signs_app, question) == (1.0 if unit_held else 0.0), question
