@@ -108,7 +108,7 @@ FIRST_OTHER = [
 
 def run() -> str:
     """First measurements over other companies' KBs, and every such set now (trained on: not a measurement)."""
-    folders = [p.name for p in r.OTHER_KBS.iterdir() if p.is_dir()] if r.OTHER_KBS.is_dir() else []
+    folders = [p.name for p in r.kb_folders()]
     tiny = sum(name.startswith("tiny_") for name in folders)
     full = sum(not name.startswith("tiny_") and name != "sample" for name in folders)
     out = [f"The customer's KB is not the demo's. {full} KBs of other makers and labs (`bench/kbs/`: furnaces, soil "

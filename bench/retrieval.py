@@ -68,11 +68,16 @@ OTHER_KBS = Path(__file__).resolve().parent / "kbs"
 NOT_TRAINED_KBS: tuple[str, ...] = ("tiny_l", "tkanemetrika", "tiny_m", "tverdomer", "tiny_n", "asfaltpribor")
 
 
+def kb_folders() -> list[Path]:
+    """The other KBs' folders under bench/kbs/, by name."""
+    return sorted(p for p in OTHER_KBS.iterdir() if p.is_dir()) if OTHER_KBS.is_dir() else []
+
+
 def other_kb_sets(training: bool = False) -> list[tuple[Path, Path]]:
     """(KB text, question set) for every set over another KB, lone questions and dialogues alike (those
     trained on only, with `training`)."""
     out = []
-    for folder in sorted(p for p in OTHER_KBS.iterdir() if p.is_dir()) if OTHER_KBS.is_dir() else []:
+    for folder in kb_folders():
         if training and folder.name in NOT_TRAINED_KBS:
             continue
         kb = next(folder.glob("*.txt"))

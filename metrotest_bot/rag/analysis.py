@@ -89,6 +89,7 @@ COMPOUNDS = lexicon.mapping("compounds.txt")
 
 _NUM_GROUPS = re.compile(r"(?<![\d,.])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\d])")
 _TOKEN = re.compile(r"[a-zа-яё0-9]+(?:[-:][a-zа-яё0-9]+)*")
+_DEGREES = re.compile(r"°\s*[cс]?(?![a-zа-яё])")  # «°C», «° С», «°»: read as «градус»
 
 STEM_LEN = 6
 
@@ -145,9 +146,6 @@ def normalize(text: str) -> str:
     # held no unit term, and a question asking «до какой температуры» was refused on every KB that writes °C.
     text = _DEGREES.sub(" градус ", text).replace("%", " процент ")
     return text
-
-
-_DEGREES = re.compile(r"°\s*[cс]?(?![a-zа-яё])")
 
 
 class Code(tuple):
