@@ -197,3 +197,19 @@ def test_a_table_with_outer_pipes_in_a_txt_dump_is_read_row_by_row_and_a_menu_ba
     assert ("Ультразвуковой дефектоскоп с фазированной решёткой и двумя датчиками: поверка — 16 500 ₽, "
             "срок — 7 рабочих дней.") in text
     assert "|" not in text and "Главная" not in text and "Прибор" not in text
+
+
+def test_a_title_several_pages_share_takes_its_parents_and_a_title_of_its_own_does_not():
+    dump = ("# Твердомер ТР-150\n\nЦена: 184 000 ₽.\n\n"
+            "Описание\n\nНастольный твердомер с механическим нагружением грузами.\n\n"
+            "[Купить] [Запросить КП] [Добавить к сравнению]\n\n----------\n\n"
+            "# Твердомер ТБ-3000\n\nЦена: 342 000 ₽.\n\n"
+            "Описание\n\nСтационарный твердомер Бринелля с электромеханическим нагружением.\n\n----------\n\n"
+            # A page without a title of its own: nothing of the page before is carried over the rule.
+            "Описание\n\nПортативный твердомер для измерений на месте эксплуатации.\n\n"
+            "Доставка\n\nОтгружаем транспортной компанией в течение трёх рабочих дней.\n")
+    kb = parse_bytes(dump.encode("utf-8"), "site.txt")
+    assert [s.title for s in kb.sections] == ["Твердомер ТР-150", "Твердомер ТР-150 / Описание", "Твердомер ТБ-3000",
+                                              "Твердомер ТБ-3000 / Описание", "Описание", "Доставка"]
+    # A row of a page's buttons is furniture, neither a title nor text.
+    assert not any("Купить" in p.text or "Купить" in p.section for p in kb.passages)

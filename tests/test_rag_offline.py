@@ -253,3 +253,40 @@ def signs_app(tmp_path_factory):
 ])
 def test_a_unit_written_as_a_sign_or_in_kgf_is_held(signs_app, question, unit_held):
     assert quantity_ok(signs_app, question) == (1.0 if unit_held else 0.0), question
+
+
+# Two product pages of a site dump, each with its own «Описание»: the specs passage names no product itself.
+PAGES_KB = """# Твердомер Роквелла ТР-150
+
+Цена: 184 000 ₽ с НДС. Гарантия — 24 месяца.
+
+Описание
+
+ТР-150 — настольный твердомер с механическим нагружением грузами, прост в обслуживании и подходит для цехов.
+
+Габариты — 520×220×720 мм. Масса — 65 кг. Электропитание не требуется.
+
+# Твердомер Бринелля ТБ-3000
+
+Цена: 342 000 ₽ с НДС. Гарантия — 24 месяца.
+
+Описание
+
+ТБ-3000 — стационарный твердомер Бринелля с электромеханическим нагружением для чёрных и цветных металлов.
+
+Габариты — 700×270×850 мм. Масса — 135 кг. Потребляемая мощность — 180 Вт.
+"""
+
+
+@pytest.fixture(scope="module")
+def pages_app(tmp_path_factory):
+    yield from kb_app(tmp_path_factory, "pages_kb", PAGES_KB)
+
+
+@pytest.mark.parametrize("question, mass, other", [
+    ("сколько весит тэ бэ три тысячи", "135 кг", "65 кг"),
+    ("сколько весит тэ эр сто пятьдесят", "65 кг", "135 кг"),
+])
+def test_a_sub_section_shared_by_pages_answers_for_its_own_page(pages_app, question, mass, other):
+    stream, text = ask(pages_app, question)
+    assert stream.answered and mass in text and other not in text, text

@@ -20,7 +20,7 @@ from .numbers import number_runs
 # Bump when the analysis (or what an index stores) changes: persisted indexes
 # built with another version are rebuilt on load. 18: passages' embeddings; 19: the unit signs ° and %
 # read as words (градус, процент).
-ANALYZER_VERSION = "19"
+ANALYZER_VERSION = "20"
 
 
 @lru_cache(maxsize=200_000)

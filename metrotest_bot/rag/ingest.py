@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,8 @@ _FURNITURE = re.compile(
 _PAGE_NUMBER = re.compile(r"^(стр(аница)?\.?\s*)?[-–—]*\s*\d{1,4}\s*([-–—]+|из\s+\d+)?\s*[-–—]*$", re.IGNORECASE)
 
 
+# A row of a page's buttons or form fields: «[Купить] [Запросить КП] [Добавить к сравнению]».
+_BUTTONS = re.compile(r"^(\[[^\[\]]{0,60}\]\s*){2,}$")
 _BREADCRUMB = re.compile(r"^(вы здесь|вы находитесь|главная|home)\b.{0,40}\s[>»›/]\s", re.IGNORECASE)
 
 
@@ -124,26 +127,56 @@ def is_furniture(line: str) -> bool:
         return False
     if is_menu_line(s) or _PAGE_NUMBER.match(s) or not re.search(r"\w", s):  # «-----», «* * *»: a rule
         return True
+    if _BUTTONS.match(s):
+        return True
     # Short lines only: a real sentence that mentions cookies or copyright stays.
     return len(s) <= 120 and bool(_FURNITURE.search(s))
 
 
 # --- structure -----------------------------------------------------------------
 
+# (pattern, level): a page's title is level 1, a sub-heading deeper (for «## Title», the number of #).
 _HEADING_MARKED = [
-    re.compile(r"^\s*={2,}\s*(.+?)\s*={2,}\s*$"),  # === Title ===
-    re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$"),  # ## Title (also in .txt dumps)
-    re.compile(r"^\s*\[\s*(.+?)\s*\]\s*$"),  # [Title]
-    re.compile(r"^\s*-{2,}\s*([^-].*?)\s*-{2,}\s*$"),  # --- Subtitle --- (a page's sub-heading in a dump)
+    (re.compile(r"^\s*={2,}\s*(.+?)\s*={2,}\s*$"), 1),  # === Title ===
+    (re.compile(r"^\s*(#{1,6})\s+(.+?)\s*#*\s*$"), 0),  # ## Title (also in .txt dumps)
+    (re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*$"), 1),  # [Title] («[Купить] [В корзину]» is a row of buttons)
+    (re.compile(r"^\s*-{2,}\s*([^-].*?)\s*-{2,}\s*$"), 2),  # --- Subtitle --- (a page's sub-heading in a dump)
 ]
+UNMARKED_LEVEL = 9  # an unmarked title («Описание» on a product's page) is below every marked one
+_URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 
 
-def _marked_heading(line: str) -> str | None:
-    for pattern in _HEADING_MARKED:
+def _marked_heading(line: str) -> tuple[str, int] | None:
+    """(title, level) of a marked heading line."""
+    for pattern, level in _HEADING_MARKED:
         m = pattern.match(line)
-        if m and re.search(r"[^\W\d_]", m.group(1)):  # a title has a letter («---- 1 ----» is a rule)
-            return m.group(1).strip()
+        if m and re.search(r"[^\W\d_]", m.group(m.lastindex)):  # a title has a letter («---- 1 ----» is a rule)
+            return m.group(m.lastindex).strip(), level or len(m.group(1))
     return None
+
+
+_PAGE_START = re.compile(r"^\W*(\w+:\s*)?(https?://|www\.)\S*\W*$", re.IGNORECASE)  # «URL: https://…»
+
+
+def _parent(parents: list[tuple[int, str]], title: str, level: int) -> str:
+    """The title of the heading this one sits under («# Твердомер Роквелла ТР-150» for an «Описание» below
+    it), or "" — a URL is no title. Pops the headings this one closes and pushes it."""
+    while parents and parents[-1][0] >= level:
+        parents.pop()
+    parent = parents[-1][1] if parents else ""
+    parents.append((level, title))
+    return "" if _URL.search(parent) else parent
+
+
+def _told_apart(sections: list[Section], parents: list[str]) -> None:
+    """A title several sections share takes its parent's: each product page of a site dump has its
+    «Описание» and «Технические характеристики», and a passage of one must say which product it is about
+    (a section's title is indexed with its passages and read by the LLM). A title of its own stays as
+    written: a parent's words on every child would pull its neighbours into its questions."""
+    shared = Counter(s.title for s in sections)
+    for section, parent in zip(sections, parents):
+        if parent and shared[section.title] > 1:
+            section.title = f"{parent} / {section.title}"
 
 
 def _looks_like_heading(line: str, next_line: str | None) -> bool:
@@ -190,9 +223,13 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
             continue
         clean.append(line)
     nonblank = [i for i, line in enumerate(clean) if line.strip()]
+    open_headings: list[tuple[int, str]] = []  # (level, title) of the headings above this line
+    parents = [""]  # each section's parent title
     for k, i in enumerate(nonblank):
         line = clean[i]
-        title = _marked_heading(line)
+        if not re.search(r"\w", line) or _PAGE_START.match(line):
+            open_headings.clear()  # a rule or a page's address: a dump's next page, whose headings are its own
+        title, level = _marked_heading(line) or (None, UNMARKED_LEVEL)
         if title is None and not markdown:
             nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else None
             prev_blank = i == 0 or not clean[i - 1].strip()
@@ -201,6 +238,7 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         if title is not None:
             title = strip_markdown(title).strip()
             if not is_furniture(title):
+                parents.append(_parent(open_headings, title, level))
                 sections.append(Section(title=title))
             continue
         if is_furniture(line):
@@ -209,7 +247,9 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         text = re.sub(r"\s+", " ", text).strip()
         if text and not is_furniture(text):
             sections[-1].paragraphs.append(text)
-    return [s for s in sections if s.paragraphs]
+    kept = [(s, p) for s, p in zip(sections, parents) if s.paragraphs]
+    _told_apart([s for s, _ in kept], [p for _, p in kept])
+    return [s for s, _ in kept]
 
 
 # --- passages ------------------------------------------------------------------
