@@ -31,7 +31,7 @@ SETS = [("dialogues 1", HERE / "dialogues.jsonl"), ("dialogues 2", HERE / "dialo
         ("dialogues 25", HERE / "dialogues25.jsonl"), ("dialogues 26", HERE / "dialogues26.jsonl"),
         ("dialogues 27", HERE / "dialogues27.jsonl"), ("dialogues 28", HERE / "dialogues28.jsonl"),
         ("dialogues 29", HERE / "dialogues29.jsonl"), ("dialogues 30", HERE / "dialogues30.jsonl"),
-        ("dialogues 31", HERE / "dialogues31.jsonl")]
+        ("dialogues 31", HERE / "dialogues31.jsonl"), ("dialogues 32", HERE / "dialogues32.jsonl")]
 TARGET = 0.9
 # Each blind set's first measurement, before any change it prompted: (engine, follow-up holds the fact,
 # unanswerable follow-ups refused; the same two without the call's memory). Engines as in bench/retrieval.py.
@@ -62,7 +62,8 @@ FIRST = {"dialogues 1": ("v1", 0.56, 0.75, 0.54, 0.25), "dialogues 2": ("v2", 0.
          "dialogues 28": ("v12.13", 0.64, 0.71, 0.53, 0.62),
          "dialogues 29": ("v12.14", 0.68, 0.80, 0.52, 0.85),
          "dialogues 30": ("v12.14", 0.75, 0.92, 0.52, 0.83),
-         "dialogues 31": ("v12.16", 0.64, 0.81, 0.52, 0.81)}
+         "dialogues 31": ("v12.16", 0.64, 0.81, 0.52, 0.81),
+         "dialogues 32": ("v12.16", 0.63, 0.73, 0.53, 0.77)}
 
 
 def load(path: Path) -> list[dict]:
@@ -132,7 +133,7 @@ def run() -> str:
            "|---|---|---|---|---|"]
     for name, (engine, held, refused, held0, refused0) in FIRST.items():
         out.append(f"| {name} | {engine} | {held:.2f} | {refused:.2f} | {held0:.2f} / {refused0:.2f} |")
-    out += ["", "### Now (dialogues 1-28 trained on since v12.14, 29-31 not: only the first measurements above measure unseen conversations)", "",
+    out += ["", "### Now (dialogues 1-28 trained on since v12.14, 29-32 not: only the first measurements above measure unseen conversations)", "",
             "| set | conversations | follow-ups | follow-up holds the fact | unanswerable follow-ups refused | "
             "without memory | every answerable turn holds the fact |", "|---|---|---|---|---|---|---|"]
     newest = None

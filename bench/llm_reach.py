@@ -79,6 +79,10 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
      (0.684, 0.684, 0.747)),
     ("asfaltpribor (asphalt and bitumen lab equipment), 92 lone + 20 dialogues", "v12.14, paired", (0.881, 0.000, 0.040),
      (0.684, 0.684, 0.734)),
+    ("demo held-out 57 + dialogues 32", "v12.16 (v12.17 alike)", (1.000, 0.000, 0.050), (0.924, 0.924, 0.935)),
+    ("tiny_o (torque wrenches and force gauges), 39 lone", "v12.16 (v12.17 alike)", (1.000, 0.000, 0.100), (None, None, None)),
+    ("metallokontrol (metallography equipment), 91 lone + 20 dialogues", "v12.16 (v12.17 alike)", (0.909, 0.000, 0.040),
+     (0.795, 0.795, 0.795)),
 ]
 
 
