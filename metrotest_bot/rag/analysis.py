@@ -19,7 +19,7 @@ from .numbers import number_runs
 
 # Bump when the analysis (or what an index stores) changes: persisted indexes
 # built with another version are rebuilt on load. 18: passages' embeddings; 19: the unit signs ° and %
-# read as words (градус, процент).
+# read as words (градус, процент); 20: a section title several sections share takes its parent's (indexed).
 ANALYZER_VERSION = "20"
 
 
