@@ -37,6 +37,7 @@ MIN_PASSAGE_CHARS = 60
 class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)
+    parent: str = ""  # the title of the heading it sits under (see _told_apart)
 
 
 @dataclass
@@ -168,15 +169,15 @@ def _parent(parents: list[tuple[int, str]], title: str, level: int) -> str:
     return "" if _URL.search(parent) else parent
 
 
-def _told_apart(sections: list[Section], parents: list[str]) -> None:
+def _told_apart(sections: list[Section]) -> None:
     """A title several sections share takes its parent's: each product page of a site dump has its
     «Описание» and «Технические характеристики», and a passage of one must say which product it is about
     (a section's title is indexed with its passages and read by the LLM). A title of its own stays as
     written: a parent's words on every child would pull its neighbours into its questions."""
     shared = Counter(s.title for s in sections)
-    for section, parent in zip(sections, parents):
-        if parent and shared[section.title] > 1:
-            section.title = f"{parent} / {section.title}"
+    for section in sections:
+        if section.parent and shared[section.title] > 1:
+            section.title = f"{section.parent} / {section.title}"
 
 
 def _looks_like_heading(line: str, next_line: str | None) -> bool:
@@ -224,7 +225,6 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         clean.append(line)
     nonblank = [i for i, line in enumerate(clean) if line.strip()]
     open_headings: list[tuple[int, str]] = []  # (level, title) of the headings above this line
-    parents = [""]  # each section's parent title
     for k, i in enumerate(nonblank):
         line = clean[i]
         if not re.search(r"\w", line) or _PAGE_START.match(line):
@@ -238,8 +238,7 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         if title is not None:
             title = strip_markdown(title).strip()
             if not is_furniture(title):
-                parents.append(_parent(open_headings, title, level))
-                sections.append(Section(title=title))
+                sections.append(Section(title=title, parent=_parent(open_headings, title, level)))
             continue
         if is_furniture(line):
             continue
@@ -247,9 +246,9 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         text = re.sub(r"\s+", " ", text).strip()
         if text and not is_furniture(text):
             sections[-1].paragraphs.append(text)
-    kept = [(s, p) for s, p in zip(sections, parents) if s.paragraphs]
-    _told_apart([s for s, _ in kept], [p for _, p in kept])
-    return [s for s, _ in kept]
+    kept = [s for s in sections if s.paragraphs]
+    _told_apart(kept)
+    return kept
 
 
 # --- passages ------------------------------------------------------------------
