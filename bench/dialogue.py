@@ -31,7 +31,8 @@ SETS = [("dialogues 1", HERE / "dialogues.jsonl"), ("dialogues 2", HERE / "dialo
         ("dialogues 25", HERE / "dialogues25.jsonl"), ("dialogues 26", HERE / "dialogues26.jsonl"),
         ("dialogues 27", HERE / "dialogues27.jsonl"), ("dialogues 28", HERE / "dialogues28.jsonl"),
         ("dialogues 29", HERE / "dialogues29.jsonl"), ("dialogues 30", HERE / "dialogues30.jsonl"),
-        ("dialogues 31", HERE / "dialogues31.jsonl"), ("dialogues 32", HERE / "dialogues32.jsonl")]
+        ("dialogues 31", HERE / "dialogues31.jsonl"), ("dialogues 32", HERE / "dialogues32.jsonl"),
+        ("dialogues 33", HERE / "dialogues33.jsonl")]
 TARGET = 0.9
 # Each blind set's first measurement, before any change it prompted: (engine, follow-up holds the fact,
 # unanswerable follow-ups refused; the same two without the call's memory). Engines as in bench/retrieval.py.
@@ -63,7 +64,8 @@ FIRST = {"dialogues 1": ("v1", 0.56, 0.75, 0.54, 0.25), "dialogues 2": ("v2", 0.
          "dialogues 29": ("v12.14", 0.68, 0.80, 0.52, 0.85),
          "dialogues 30": ("v12.14", 0.75, 0.92, 0.52, 0.83),
          "dialogues 31": ("v12.16", 0.64, 0.81, 0.52, 0.81),
-         "dialogues 32": ("v12.16", 0.63, 0.73, 0.53, 0.77)}
+         "dialogues 32": ("v12.16", 0.63, 0.73, 0.53, 0.77),
+         "dialogues 33": ("v12.17", 0.66, 0.96, 0.54, 0.83)}
 
 
 def load(path: Path) -> list[dict]:

@@ -83,6 +83,13 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
     ("tiny_o (torque wrenches and force gauges), 39 lone", "v12.16 (v12.17 alike)", (1.000, 0.000, 0.100), (None, None, None)),
     ("metallokontrol (metallography equipment), 91 lone + 20 dialogues", "v12.16 (v12.17 alike)", (0.909, 0.000, 0.040),
      (0.795, 0.795, 0.795)),
+    ("demo held-out 58 + dialogues 33", "v12.17", (1.000, 0.000, 0.000), (0.937, 0.937, 0.979)),
+    ("demo held-out 58 + dialogues 33", "v12.18, paired, not shipped", (1.000, 0.000, 0.000), (0.937, 0.937, 0.968)),
+    ("tiny_p (lab-equipment rental), 38 lone", "v12.17 (v12.18 alike)", (0.786, 0.000, 0.100), (None, None, None)),
+    ("laktest (paint and coatings testing), 90 lone + 20 dialogues", "v12.17", (0.769, 0.000, 0.000),
+     (0.636, 0.636, 0.667)),
+    ("laktest (paint and coatings testing), 90 lone + 20 dialogues", "v12.18, paired, not shipped", (0.785, 0.000, 0.000),
+     (0.626, 0.626, 0.667)),
 ]
 
 

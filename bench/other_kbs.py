@@ -106,6 +106,14 @@ FIRST_OTHER = [
     ("tiny_o (torque wrenches and force gauges)", "v12.16 (v12.17 alike)", (0.897, 0.724, 0.241, 0.800), None),
     ("metallokontrol (metallography equipment)", "v12.16 (v12.17 alike)", (0.818, 0.591, 0.152, 0.840),
      (0.28, 0.68, 0.29, 0.76)),
+    # A sixteenth tiny KB (a lab-equipment rental company) and an eighteenth KB (paint and coatings test instruments and
+    # corrosion chambers; a 70,003-character dump of 36 pages), sealed until 2026-12-02: measured first on the shipped
+    # v12.17 and on v12.18 (every model retrained on every set measured before it, not shipped) side by side.
+    ("tiny_p (lab-equipment rental)", "v12.17", (0.714, 0.321, 0.536, 0.800), None),
+    ("tiny_p (lab-equipment rental)", "v12.18, paired, not shipped", (0.750, 0.357, 0.536, 0.900), None),
+    ("laktest (paint and coatings testing)", "v12.17", (0.615, 0.323, 0.338, 0.680), (0.23, 0.62, 0.25, 0.86)),
+    ("laktest (paint and coatings testing)", "v12.18, paired, not shipped", (0.615, 0.308, 0.354, 0.840),
+     (0.24, 0.72, 0.26, 0.90)),
     # The project's own small sample KB (metrotest_bot/rag/sample_kb/, what a first start answers from):
     # 50 lone questions and 10 dialogues.
     ("sample (the shipped sample KB)", "v12.2", (0.973, 0.811, 0.189, 0.615), (0.68, 0.67, 0.73, 0.50)),
@@ -120,7 +128,7 @@ def run() -> str:
     out = [f"The customer's KB is not the demo's. {full} KBs of other makers and labs (`bench/kbs/`: furnaces, soil "
            "testing, scales, water testing, vibration stands, a construction testing lab, NDT devices, metrology, "
            "hydraulic presses, road materials testing, plastics and rubber testing, geotechnical equipment, textiles, "
-           "hardness testers, asphalt and bitumen testing, metallography), each written by a helper from nothing but the demo KB's genre, "
+           "hardness testers, asphalt and bitumen testing, metallography, paint and coatings testing), each written by a helper from nothing but the demo KB's genre, "
            "and for each 90-92 lone questions and 20-22 dialogues written blind by other helpers who read only that KB (the newest by the same "
            f"helper, blind to the engine); {tiny} tiny KBs (a small company's first paste, 3,100-8,400 characters) "
            "with 36-39 questions each, written the same way; and 50 questions and 10 dialogues over the project's own "
