@@ -213,3 +213,26 @@ def test_a_title_several_pages_share_takes_its_parents_and_a_title_of_its_own_do
                                               "Твердомер ТБ-3000 / Описание", "Описание", "Доставка"]
     # A row of a page's buttons is furniture, neither a title nor text.
     assert not any("Купить" in p.text or "Купить" in p.section for p in kb.passages)
+
+
+def test_a_dump_pages_first_line_under_its_menu_and_breadcrumbs_is_its_title():
+    menu = "ЛакТест | Главная | О компании | Каталог | Услуги | Контакты | ☎ 8-800-350-27-14\n"
+    page = ("================\nURL: https://laktest.example/catalog/{slug}/\n" + menu
+            + "Главная / Каталог / Адгезиметры / {code}\n{title}\nАртикул: LT-01{n}\n\n{about}\n\n"
+            "Технические характеристики\nДиапазон измерения и погрешность приведены в паспорте прибора: {spec}.\n\n"
+            "[В корзину] [Запросить КП] [Сравнить]\n")
+    dump = (page.format(slug="an-6", code="АН-6", title="Адгезиметр решётчатого надреза АН-6", n=1,
+                        about="Нож наносит шесть параллельных надрезов.", spec="ресурс ножа около 1 500 надрезов")
+            + page.format(slug="tms-2000", code="ТМС-2000", title="Толщиномер мокрого слоя ТМС-2000 (гребёнка)", n=2,
+                          about="Гребёнку ставят перпендикулярно поверхности.", spec="от 25 до 2000 мкм")
+            # A page opening with data (a price), not a title: its text stays untitled.
+            + "================\nURL: https://laktest.example/price/\n" + menu
+            + "Цена комплекта — 24 600 ₽ с НДС, срок поставки два дня\n\nДоставка по России транспортной компанией.\n")
+    kb = parse_bytes(dump.encode("utf-8"), "site.txt")
+    assert [s.title for s in kb.sections] == [
+        "Адгезиметр решётчатого надреза АН-6", "Адгезиметр решётчатого надреза АН-6 / Технические характеристики",
+        "Толщиномер мокрого слоя ТМС-2000 (гребёнка)",
+        "Толщиномер мокрого слоя ТМС-2000 (гребёнка) / Технические характеристики", ""]
+    assert not any("https" in p.text or "https" in p.section for p in kb.passages)  # an address is not said
+    spec = next(p for p in kb.passages if "1 500 надрезов" in p.text)
+    assert spec.section.startswith("Адгезиметр решётчатого надреза АН-6")  # which product the figure is of

@@ -19,8 +19,9 @@ from .numbers import number_runs
 
 # Bump when the analysis (or what an index stores) changes: persisted indexes
 # built with another version are rebuilt on load. 18: passages' embeddings; 19: the unit signs ° and %
-# read as words (градус, процент); 20: a section title several sections share takes its parent's (indexed).
-ANALYZER_VERSION = "20"
+# read as words (градус, процент); 20: a section title several sections share takes its parent's (indexed); 21: a
+# dump's page opens with its title (its first line under the menu and breadcrumbs).
+ANALYZER_VERSION = "21"
 
 
 @lru_cache(maxsize=200_000)

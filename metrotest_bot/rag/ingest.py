@@ -1,8 +1,10 @@
 """KB files → clean sections → passages.
 
 A KB is often a website dump: navigation menus, breadcrumbs, copyright and
-cookie lines, page numbers. That furniture is dropped here so it never
-reaches an answer. Each passage keeps the title of its section.
+cookie lines, page numbers, page addresses. That furniture is dropped here so it never
+reaches an answer. Each passage keeps the title of its section; a dump's page opens with its
+title (its first line under the menu), which names the sections it shares with other pages
+(«Адгезиметр ОА-20 / Технические характеристики»).
 
 Supported: .txt (UTF-8, UTF-8 with BOM, cp1251 and other Cyrillic code
 pages — detected, not assumed), .md (headings are sections; tables and lists
@@ -190,6 +192,13 @@ def _looks_like_heading(line: str, next_line: str | None) -> bool:
     return next_line is not None and len(next_line.strip()) > len(s)
 
 
+def _page_title(line: str) -> bool:
+    """The first line of a dump's page reads as its title: short, no final punctuation, no data in it."""
+    s = line.strip()
+    return (len(s) <= 90 and s[:1].isupper() and not re.search(r"[.,;:!?…]$", s)
+            and not re.search(r"\d[\d ()-]{8,}\d|\d{3} \d{3}|@|₽|руб", s))  # a phone, a price; not a code (КСТ-1000)
+
+
 _MD_INLINE = [
     (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links → their text
@@ -225,11 +234,23 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         clean.append(line)
     nonblank = [i for i, line in enumerate(clean) if line.strip()]
     open_headings: list[tuple[int, str]] = []  # (level, title) of the headings above this line
+    page_top = False  # after a page's boundary, before its first line of content (menus and breadcrumbs aside)
     for k, i in enumerate(nonblank):
         line = clean[i]
-        if not re.search(r"\w", line) or _PAGE_START.match(line):
+        boundary = not re.search(r"\w", line) or _PAGE_START.match(line)
+        if boundary:
             open_headings.clear()  # a rule or a page's address: a dump's next page, whose headings are its own
+            page_top = True
+            if _PAGE_START.match(line):  # its address is no text to say: the page starts untitled, until its title
+                sections.append(Section(title=""))
+                continue
         title, level = _marked_heading(line) or (None, UNMARKED_LEVEL)
+        if page_top and not boundary and not is_furniture(line):
+            page_top = False
+            if title is None and _page_title(line):
+                # A dump's page opens with its title, under the site's menu and breadcrumbs, with no blank line
+                # and no mark («Адгезиметр отрывной цифровой ОА-20», then «Артикул: …»).
+                title, level = line.strip(), 1
         if title is None and not markdown:
             nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else None
             prev_blank = i == 0 or not clean[i - 1].strip()
