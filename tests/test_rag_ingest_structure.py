@@ -236,3 +236,23 @@ def test_a_dump_pages_first_line_under_its_menu_and_breadcrumbs_is_its_title():
     assert not any("https" in p.text or "https" in p.section for p in kb.passages)  # an address is not said
     spec = next(p for p in kb.passages if "1 500 надрезов" in p.text)
     assert spec.section.startswith("Адгезиметр решётчатого надреза АН-6")  # which product the figure is of
+
+
+def test_a_title_above_its_pages_address_titles_that_page():
+    dump = ("# ТВП-20 — аппарат для определения температуры вспышки в закрытом тигле\n"
+            "URL: https://neftelab.example/catalog/tvp-20/\nГлавная | Каталог | Услуги | О компании | Контакты\n\n"
+            "Цена: 412 000 ₽ с НДС (включая первичную поверку)\n\nОписание\nАппарат сам нагревает пробу и фиксирует "
+            "вспышку.\n\n[Купить] [Запросить КП]\n© 2024 НефтеЛаб\n\n\n"
+            # Unmarked, and read as the text of the page before until its address comes.
+            "ТВО-12 — аппарат для определения температуры вспышки в открытом тигле\n"
+            "URL: https://neftelab.example/catalog/tvo-12/\nГлавная | Каталог | Услуги | О компании | Контакты\n\n"
+            "Цена: 356 000 ₽ с НДС (включая первичную поверку)\n\nОписание\nАппарат для нефтяных масел и битумов "
+            "с температурой вспышки выше 79 °C.\n")
+    kb = parse_bytes(dump.encode("utf-8"), "site.txt")
+    assert [s.title for s in kb.sections] == [
+        "ТВП-20 — аппарат для определения температуры вспышки в закрытом тигле",
+        "ТВП-20 — аппарат для определения температуры вспышки в закрытом тигле / Описание",
+        "ТВО-12 — аппарат для определения температуры вспышки в открытом тигле",
+        "ТВО-12 — аппарат для определения температуры вспышки в открытом тигле / Описание"]
+    price = next(p for p in kb.passages if "356 000" in p.text)
+    assert price.section.startswith("ТВО-12") and "ТВП-20" not in price.text

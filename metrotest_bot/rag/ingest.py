@@ -235,14 +235,28 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
     nonblank = [i for i, line in enumerate(clean) if line.strip()]
     open_headings: list[tuple[int, str]] = []  # (level, title) of the headings above this line
     page_top = False  # after a page's boundary, before its first line of content (menus and breadcrumbs aside)
+    titled = False  # the line before opened a section
     for k, i in enumerate(nonblank):
         line = clean[i]
-        boundary = not re.search(r"\w", line) or _PAGE_START.match(line)
+        address = bool(_PAGE_START.match(line))
+        if address and titled:
+            continue  # «# Title», then the page's address: the page has its title, and an address is no text to say
+        boundary = address or not re.search(r"\w", line)
+        titled = False
         if boundary:
             open_headings.clear()  # a rule or a page's address: a dump's next page, whose headings are its own
             page_top = True
-            if _PAGE_START.match(line):  # its address is no text to say: the page starts untitled, until its title
-                sections.append(Section(title=""))
+            if address:
+                # The line above the address, taken for the page before's text, is this page's title when it reads
+                # as one («ТВО-12 — аппарат для определения температуры вспышки…», then «URL: …»).
+                above = re.sub(r"\s+", " ", clean[nonblank[k - 1]]).strip() if k else ""
+                last = sections[-1].paragraphs
+                if last and last[-1] == above and _page_title(above):
+                    last.pop()
+                    sections.append(Section(title=above, parent=_parent(open_headings, above, 1)))
+                    page_top, titled = False, True
+                else:
+                    sections.append(Section(title=""))  # the page starts untitled, until its title
                 continue
         title, level = _marked_heading(line) or (None, UNMARKED_LEVEL)
         if page_top and not boundary and not is_furniture(line):
@@ -260,6 +274,7 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
             title = strip_markdown(title).strip()
             if not is_furniture(title):
                 sections.append(Section(title=title, parent=_parent(open_headings, title, level)))
+                titled = True
             continue
         if is_furniture(line):
             continue
