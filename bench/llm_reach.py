@@ -90,6 +90,14 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
      (0.636, 0.636, 0.667)),
     ("laktest (paint and coatings testing), 90 lone + 20 dialogues", "v12.18, paired, not shipped", (0.785, 0.000, 0.000),
      (0.626, 0.626, 0.667)),
+    ("demo held-out 59 + dialogues 34", "v12.19 (v12.17, v12.20 alike)", (0.981, 0.019, 0.100), (0.970, 0.970, 0.980)),
+    ("tiny_q (calibration weights), 38 lone", "v12.19 (v12.17, v12.20 alike)", (0.964, 0.000, 0.100), (None, None, None)),
+    ("neftelab (petroleum-products analysers), 90 lone + 20 dialogues", "v12.19", (0.908, 0.000, 0.000),
+     (0.590, 0.590, 0.660)),
+    ("neftelab (petroleum-products analysers), 90 lone + 20 dialogues", "v12.17, paired", (0.938, 0.000, 0.000),
+     (0.660, 0.660, 0.730)),
+    ("neftelab (petroleum-products analysers), 90 lone + 20 dialogues", "v12.20, after reading v12.19's misses",
+     (0.985, 0.000, 0.000), (0.640, 0.640, 0.700)),
 ]
 
 
