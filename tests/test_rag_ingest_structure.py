@@ -229,11 +229,12 @@ def test_a_dump_pages_first_line_under_its_menu_and_breadcrumbs_is_its_title():
             + "================\nURL: https://laktest.example/price/\n" + menu
             + "Цена комплекта — 24 600 ₽ с НДС, срок поставки два дня\n\nДоставка по России транспортной компанией.\n")
     kb = parse_bytes(dump.encode("utf-8"), "site.txt")
-    assert [s.title for s in kb.sections] == [
+    titles = [s.title for s in kb.sections if s.title]
+    assert titles == [
         "Адгезиметр решётчатого надреза АН-6", "Адгезиметр решётчатого надреза АН-6 / Технические характеристики",
         "Толщиномер мокрого слоя ТМС-2000 (гребёнка)",
-        "Толщиномер мокрого слоя ТМС-2000 (гребёнка) / Технические характеристики", ""]
-    assert not any("https" in p.text or "https" in p.section for p in kb.passages)  # an address is not said
+        "Толщиномер мокрого слоя ТМС-2000 (гребёнка) / Технические характеристики"]
+    assert any("24 600 ₽" in p.text for p in kb.passages)  # data, not a title
     spec = next(p for p in kb.passages if "1 500 надрезов" in p.text)
     assert spec.section.startswith("Адгезиметр решётчатого надреза АН-6")  # which product the figure is of
 
@@ -256,3 +257,24 @@ def test_a_title_above_its_pages_address_titles_that_page():
         "ТВО-12 — аппарат для определения температуры вспышки в открытом тигле / Описание"]
     price = next(p for p in kb.passages if "356 000" in p.text)
     assert price.section.startswith("ТВО-12") and "ТВП-20" not in price.text
+
+
+def test_a_line_taken_for_a_pages_title_is_never_lost_nor_a_menu_item_or_a_value_a_title():
+    plain = ("Гарантия на все приборы 24 месяца\n-----\nПоверка проводится в аккредитованной лаборатории\n-----\n"
+             "Доставка по России транспортной компанией в течение трёх дней.\n")
+    kb = parse_bytes(plain.encode("utf-8"), "kb.txt")
+    text = " ".join(p.text for p in kb.passages)
+    assert "Гарантия на все приборы 24 месяца" in text and "Поверка проводится в аккредитованной лаборатории" in text
+    # A menu written one item per line opens every page: the site's, not a page's title.
+    page = ("-----\nГлавная\nО компании\nКаталог\n{title}\n\nОписание\n{about}\n\n")
+    dump = (page.format(title="Весы лабораторные ВК-300", about="Весы с дискретностью 0,001 г для лабораторий.")
+            + page.format(title="Весы лабораторные ВК-600", about="Весы с дискретностью 0,01 г для склада."))
+    kb = parse_bytes(dump.encode("utf-8"), "site.txt")
+    assert not any(s.title.startswith("О компании") for s in kb.sections)
+    # A spec line above the next page's address stays the spec of its own product.
+    dump = ("Тестер УЗП-2\nОписание\nТестер измеряет прочность бетона ультразвуком.\nМасса: 0,9 кг\n"
+            "URL: https://firma.example/pgi-1000/\nГлавная | Каталог | Услуги | Контакты\n"
+            "Пресс гидравлический ПГИ-1000\nОписание\nПресс для испытаний бетонных образцов на сжатие.\n")
+    kb = parse_bytes(dump.encode("utf-8"), "site.txt")
+    mass = next(p for p in kb.passages if "0,9 кг" in p.text)
+    assert "ПГИ-1000" not in mass.section

@@ -1,10 +1,10 @@
 """KB files → clean sections → passages.
 
 A KB is often a website dump: navigation menus, breadcrumbs, copyright and
-cookie lines, page numbers, page addresses. That furniture is dropped here so it never
+cookie lines, page numbers. That furniture is dropped here so it never
 reaches an answer. Each passage keeps the title of its section; a dump's page opens with its
-title (its first line under the menu), which names the sections it shares with other pages
-(«Адгезиметр ОА-20 / Технические характеристики»).
+title (its first line under the menu, or the line above its address), which names the sections
+it shares with other pages («Адгезиметр ОА-20 / Технические характеристики»).
 
 Supported: .txt (UTF-8, UTF-8 with BOM, cp1251 and other Cyrillic code
 pages — detected, not assumed), .md (headings are sections; tables and lists
@@ -40,6 +40,7 @@ class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)
     parent: str = ""  # the title of the heading it sits under (see _told_apart)
+    opening: bool = False  # a dump page's title read from a line of its text (given back if no text follows)
 
 
 @dataclass
@@ -196,7 +197,8 @@ def _page_title(line: str) -> bool:
     """The first line of a dump's page reads as its title: short, no final punctuation, no data in it."""
     s = line.strip()
     return (len(s) <= 90 and s[:1].isupper() and not re.search(r"[.,;:!?…]$", s)
-            and not re.search(r"\d[\d ()-]{8,}\d|\d{3} \d{3}|@|₽|руб", s))  # a phone, a price; not a code (КСТ-1000)
+            # a phone, a price, a «label: value» line («Масса: 0,9 кг»); not a code (КСТ-1000)
+            and not re.search(r"\d[\d ()-]{8,}\d|\d{3} \d{3}|@|₽|руб|:\s", s))
 
 
 _MD_INLINE = [
@@ -233,38 +235,42 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
             continue
         clean.append(line)
     nonblank = [i for i, line in enumerate(clean) if line.strip()]
+    # A line the file repeats (a menu item written one per line, «Назад в каталог») is the site's, no page's title.
+    repeated = Counter(_squash(clean[i]) for i in nonblank)
     open_headings: list[tuple[int, str]] = []  # (level, title) of the headings above this line
     page_top = False  # after a page's boundary, before its first line of content (menus and breadcrumbs aside)
-    titled = False  # the line before opened a section
+    page_titled = False  # the line before opened a page («# Title»): an address under it is that page's
     for k, i in enumerate(nonblank):
         line = clean[i]
         address = bool(_PAGE_START.match(line))
-        if address and titled:
-            continue  # «# Title», then the page's address: the page has its title, and an address is no text to say
-        boundary = address or not re.search(r"\w", line)
-        titled = False
-        if boundary:
+        if address and not page_titled and _title_above(sections[-1], clean, nonblank, k, repeated, opened=True):
+            # «Пенетрометр ПН-10» (read as a sub-heading), then «URL: …»: that title is this page's.
+            sections[-1].parent = ""
+            open_headings[:] = [(1, sections[-1].title)]
+            page_titled = True
+        if (address or not re.search(r"\w", line)) and not (address and page_titled):
             open_headings.clear()  # a rule or a page's address: a dump's next page, whose headings are its own
-            page_top = True
-            if address:
-                # The line above the address, taken for the page before's text, is this page's title when it reads
-                # as one («ТВО-12 — аппарат для определения температуры вспышки…», then «URL: …»).
-                above = re.sub(r"\s+", " ", clean[nonblank[k - 1]]).strip() if k else ""
-                last = sections[-1].paragraphs
-                if last and last[-1] == above and _page_title(above):
-                    last.pop()
-                    sections.append(Section(title=above, parent=_parent(open_headings, above, 1)))
-                    page_top, titled = False, True
-                else:
-                    sections.append(Section(title=""))  # the page starts untitled, until its title
-                continue
+            page_top = not markdown
+            if address and not markdown and _title_above(sections[-1], clean, nonblank, k, repeated):
+                # «ТВО-12 — аппарат для определения температуры вспышки…», then «URL: …»: taken for the page
+                # before's last line, it is this page's title.
+                above = sections[-1].paragraphs.pop()
+                sections.append(Section(title=above, parent=_parent(open_headings, above, 1), opening=True))
+                page_top = False
+        page_titled = False
         title, level = _marked_heading(line) or (None, UNMARKED_LEVEL)
-        if page_top and not boundary and not is_furniture(line):
+        # A page's marked title («# Title», «=== Title ===»; not a button «[Купить]»): its address may follow.
+        root = title is not None and level <= 1 and not line.lstrip().startswith("[")
+        opening = False
+        if page_top and not address and re.search(r"\w", line) and not is_furniture(line):
             page_top = False
-            if title is None and _page_title(line):
+            nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else ""
+            # Its page follows it: not another rule or address (a line between rules is a line of text).
+            page = bool(re.search(r"\w", nxt)) and not _PAGE_START.match(nxt)
+            if title is None and page and _page_title(line) and repeated[_squash(line)] == 1:
                 # A dump's page opens with its title, under the site's menu and breadcrumbs, with no blank line
                 # and no mark («Адгезиметр отрывной цифровой ОА-20», then «Артикул: …»).
-                title, level = line.strip(), 1
+                title, level, root, opening = line.strip(), 1, True, True
         if title is None and not markdown:
             nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else None
             prev_blank = i == 0 or not clean[i - 1].strip()
@@ -273,8 +279,8 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         if title is not None:
             title = strip_markdown(title).strip()
             if not is_furniture(title):
-                sections.append(Section(title=title, parent=_parent(open_headings, title, level)))
-                titled = True
+                sections.append(Section(title=title, parent=_parent(open_headings, title, level), opening=opening))
+                page_titled = root
             continue
         if is_furniture(line):
             continue
@@ -282,9 +288,32 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         text = re.sub(r"\s+", " ", text).strip()
         if text and not is_furniture(text):
             sections[-1].paragraphs.append(text)
+    for before, section in zip(sections, sections[1:]):
+        if section.opening and not section.paragraphs:
+            before.paragraphs.append(section.title)  # a page title with no page under it was a line of text
     kept = [s for s in sections if s.paragraphs]
     _told_apart(kept)
     return kept
+
+
+def _squash(line: str) -> str:
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def _title_above(section: Section, clean: list[str], nonblank: list[int], k: int, repeated: Counter,
+                 opened: bool = False) -> bool:
+    """Is the line above a page's address that page's title — read as the page before's last line, or (opened)
+    as a section's title? It stands alone (a blank line or the file's start above it), reads as a page's title
+    and is said once in the file."""
+    if k == 0:
+        return False
+    i = nonblank[k - 1]
+    above = _squash(clean[i])
+    if opened:
+        held = not section.paragraphs and section.title == above
+    else:
+        held = bool(section.paragraphs) and section.paragraphs[-1] == above
+    return held and (i == 0 or not clean[i - 1].strip()) and _page_title(above) and repeated[above] == 1
 
 
 # --- passages ------------------------------------------------------------------
