@@ -278,3 +278,12 @@ def test_a_line_taken_for_a_pages_title_is_never_lost_nor_a_menu_item_or_a_value
     kb = parse_bytes(dump.encode("utf-8"), "site.txt")
     mass = next(p for p in kb.passages if "0,9 кг" in p.text)
     assert "ПГИ-1000" not in mass.section
+
+
+def test_a_page_title_with_only_sub_sections_under_it_stays_a_title_not_text_of_the_page_before():
+    page = "-----\nГлавная\n{title}\n\nОписание\n{about}\n\n"
+    dump = (page.format(title="Весы лабораторные ВК-300", about="Весы с дискретностью 0,001 г для лабораторий.")
+            + page.format(title="Весы лабораторные ВК-600", about="Весы с дискретностью 0,01 г для склада."))
+    kb = parse_bytes(dump.encode("utf-8"), "site.txt")
+    assert [s.title for s in kb.sections] == ["Весы лабораторные ВК-300 / Описание", "Весы лабораторные ВК-600 / Описание"]
+    assert not any("ВК-600" in p.text for p in kb.passages)  # the next page's title is not this page's text

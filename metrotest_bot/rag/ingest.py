@@ -288,9 +288,11 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         text = re.sub(r"\s+", " ", text).strip()
         if text and not is_furniture(text):
             sections[-1].paragraphs.append(text)
+    parents = {section.parent for section in sections}
     for before, section in zip(sections, sections[1:]):
-        if section.opening and not section.paragraphs:
-            before.paragraphs.append(section.title)  # a page title with no page under it was a line of text
+        # A page title with no page under it (no text, no sub-section) was a line of text.
+        if section.opening and not section.paragraphs and section.title not in parents:
+            before.paragraphs.append(section.title)
     kept = [s for s in sections if s.paragraphs]
     _told_apart(kept)
     return kept
