@@ -255,7 +255,16 @@ def test_upload_cut_by_a_worker_restart_leaves_the_kb_in_force(server, admin_pag
 
     status = eventually(failed, timeout=STALE * 4, interval=0.5)
     assert "Индексация прервалась" in status["error"]
-    page.goto(f"{server.url}/logs-ui/kb?upload={vid}")
+    for attempt in range(3):
+        try:
+            page.goto(f"{server.url}/logs-ui/kb?upload={vid}")
+            break
+        except PlaywrightError as exc:
+            # The page follows the job (static/admin/kb.js) and reloads itself once it has ended: that reload
+            # may cut this navigation short. Navigate again once it is done.
+            if "interrupted by another navigation" not in str(exc) or attempt == 2:
+                raise
+            page.wait_for_load_state()
     assert "Индексация прервалась" in page.inner_text(".upload-error")
     assert page.locator(f"tr[data-version-id='{vid}'] button:has-text('Повторить')").count() == 1
     assert active_version_id(server) == in_force
