@@ -242,13 +242,14 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
     page_titled = False  # the line before opened a page («# Title»): an address under it is that page's
     for k, i in enumerate(nonblank):
         line = clean[i]
+        nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else None
         address = bool(_PAGE_START.match(line))
         if address and not page_titled and _title_above(sections[-1], clean, nonblank, k, repeated, opened=True):
             # «Пенетрометр ПН-10» (read as a sub-heading), then «URL: …»: that title is this page's.
             sections[-1].parent = ""
             open_headings[:] = [(1, sections[-1].title)]
             page_titled = True
-        if (address or not re.search(r"\w", line)) and not (address and page_titled):
+        if _boundary(line) and not (address and page_titled):
             open_headings.clear()  # a rule or a page's address: a dump's next page, whose headings are its own
             page_top = not markdown
             if address and not markdown and _title_above(sections[-1], clean, nonblank, k, repeated):
@@ -262,17 +263,15 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         # A page's marked title («# Title», «=== Title ===»; not a button «[Купить]»): its address may follow.
         root = title is not None and level <= 1 and not line.lstrip().startswith("[")
         opening = False
-        if page_top and not address and re.search(r"\w", line) and not is_furniture(line):
+        if page_top and not _boundary(line) and not is_furniture(line):
             page_top = False
-            nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else ""
             # Its page follows it: not another rule or address (a line between rules is a line of text).
-            page = bool(re.search(r"\w", nxt)) and not _PAGE_START.match(nxt)
+            page = nxt is not None and not _boundary(nxt)
             if title is None and page and _page_title(line) and repeated[_squash(line)] == 1:
                 # A dump's page opens with its title, under the site's menu and breadcrumbs, with no blank line
                 # and no mark («Адгезиметр отрывной цифровой ОА-20», then «Артикул: …»).
                 title, level, root, opening = line.strip(), 1, True, True
         if title is None and not markdown:
-            nxt = clean[nonblank[k + 1]] if k + 1 < len(nonblank) else None
             prev_blank = i == 0 or not clean[i - 1].strip()
             if prev_blank and _looks_like_heading(line, nxt) and not is_furniture(line):
                 title = line.strip()
@@ -285,7 +284,7 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
         if is_furniture(line):
             continue
         text = strip_markdown(line) if markdown else line
-        text = re.sub(r"\s+", " ", text).strip()
+        text = _squash(text)
         if text and not is_furniture(text):
             sections[-1].paragraphs.append(text)
     parents = {section.parent for section in sections}
@@ -300,6 +299,11 @@ def split_sections(lines: list[str], markdown: bool = False) -> list[Section]:
 
 def _squash(line: str) -> str:
     return re.sub(r"\s+", " ", line).strip()
+
+
+def _boundary(line: str) -> bool:
+    """A dump's page boundary: a rule (a line with no word in it) or a page's address line."""
+    return not re.search(r"\w", line) or bool(_PAGE_START.match(line))
 
 
 def _title_above(section: Section, clean: list[str], nonblank: list[int], k: int, repeated: Counter,
