@@ -32,7 +32,8 @@ SETS = [("dialogues 1", HERE / "dialogues.jsonl"), ("dialogues 2", HERE / "dialo
         ("dialogues 27", HERE / "dialogues27.jsonl"), ("dialogues 28", HERE / "dialogues28.jsonl"),
         ("dialogues 29", HERE / "dialogues29.jsonl"), ("dialogues 30", HERE / "dialogues30.jsonl"),
         ("dialogues 31", HERE / "dialogues31.jsonl"), ("dialogues 32", HERE / "dialogues32.jsonl"),
-        ("dialogues 33", HERE / "dialogues33.jsonl"), ("dialogues 34", HERE / "dialogues34.jsonl")]
+        ("dialogues 33", HERE / "dialogues33.jsonl"), ("dialogues 34", HERE / "dialogues34.jsonl"),
+        ("dialogues 35", HERE / "dialogues35.jsonl")]
 TARGET = 0.9
 # Each blind set's first measurement, before any change it prompted: (engine, follow-up holds the fact,
 # unanswerable follow-ups refused; the same two without the call's memory). Engines as in bench/retrieval.py.
@@ -66,7 +67,8 @@ FIRST = {"dialogues 1": ("v1", 0.56, 0.75, 0.54, 0.25), "dialogues 2": ("v2", 0.
          "dialogues 31": ("v12.16", 0.64, 0.81, 0.52, 0.81),
          "dialogues 32": ("v12.16", 0.63, 0.73, 0.53, 0.77),
          "dialogues 33": ("v12.17", 0.66, 0.96, 0.54, 0.83),
-         "dialogues 34": ("v12.19", 0.60, 0.76, 0.50, 0.80)}
+         "dialogues 34": ("v12.19", 0.60, 0.76, 0.50, 0.80),
+         "dialogues 35": ("v12.21", 0.58, 0.88, 0.52, 0.72)}
 
 
 def load(path: Path) -> list[dict]:

@@ -98,6 +98,13 @@ FIRST_LLM: list[tuple[str, str, tuple, tuple]] = [
      (0.660, 0.660, 0.730)),
     ("neftelab (petroleum-products analysers), 90 lone + 20 dialogues", "v12.20, after reading v12.19's misses",
      (0.985, 0.000, 0.000), (0.640, 0.640, 0.700)),
+    ("demo held-out 60 + dialogues 35", "v12.21 (v12.23 alike)", (1.000, 0.000, 0.050), (0.910, 0.910, 0.950)),
+    ("demo held-out 60 + dialogues 35", "v12.22, paired, not shipped", (1.000, 0.000, 0.050), (0.920, 0.920, 0.960)),
+    ("tiny_r (laboratory sieves), 38 lone", "v12.21 (v12.22, v12.23 alike)", (0.929, 0.000, 0.000), (None, None, None)),
+    ("kabeltest (cable and insulation testing), 90 lone + 20 dialogues", "v12.21 (v12.23 alike)", (0.908, 0.000, 0.000),
+     (0.673, 0.673, 0.723)),
+    ("kabeltest (cable and insulation testing), 90 lone + 20 dialogues", "v12.22, paired, not shipped",
+     (0.908, 0.000, 0.000), (0.703, 0.703, 0.733)),
 ]
 
 

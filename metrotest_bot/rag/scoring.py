@@ -163,6 +163,10 @@ FEATURES = (
     "context_share", "code_asked", "code_top", "followup", "same_section_top", "named_fact", "carried_fact",
     "kind_unsure", "sem_top", "sem_max3", "sem_gap",
 )
+# Features whose rise never counts against answering (the gate's trees are fitted under that constraint):
+# the top passage standing apart from the next in meaning (sem_gap) or in score (margin). Only a KB of a few
+# passages reaches the highest values, too rarely in training for unconstrained trees to learn them right.
+MONOTONE = ("sem_gap", "margin")
 
 
 def features(parsed: Query, docs: list, stats: KBStats) -> dict[str, float]:
@@ -259,13 +263,15 @@ class GateModel:
     rate: float
     trees: tuple[tuple[tuple[int, float, int, int, float], ...], ...]
     threshold: float = 0.5
+    # sklearn's GradientBoostingClassifier compares features as float32, its histogram boosting as float64.
+    float32: bool = True
 
     @classmethod
     def from_dict(cls, data: dict) -> "GateModel":
         trees = tuple(tuple((int(f), float(t), int(lft), int(rgt), float(v)) for f, t, lft, rgt, v in tree)
                       for tree in data["trees"])
         return cls(tuple(data["features"]), float(data["base"]), float(data["rate"]), trees,
-                   float(data.get("threshold", 0.5)))
+                   float(data.get("threshold", 0.5)), bool(data.get("float32", True)))
 
     def __post_init__(self):
         width = max(len(tree) for tree in self.trees)
@@ -289,9 +295,10 @@ class GateModel:
 
     def raw(self, values: dict[str, float]) -> float:
         roots, feature, threshold, left, right, value, depth = self._walk
-        # sklearn compares features as float32: rounded the same way, a value a hair above a split
+        # Rounded as the model that trained them compares (float32): a value a hair above a split
         # (0.30000001 vs 0.3) goes down the same branch here as in training.
-        x = np.array([values.get(name, 0.0) for name in self.features], np.float32).astype(np.float64)
+        x = np.array([values.get(name, 0.0) for name in self.features], np.float32 if self.float32 else np.float64)
+        x = x.astype(np.float64)
         node = roots
         for _ in range(depth):
             node = np.where(x[feature[node]] <= threshold[node], left[node], right[node])
