@@ -138,7 +138,7 @@ def run() -> str:
            "|---|---|---|---|---|"]
     for name, (engine, held, refused, held0, refused0) in FIRST.items():
         out.append(f"| {name} | {engine} | {held:.2f} | {refused:.2f} | {held0:.2f} / {refused0:.2f} |")
-    out += ["", "### Now (dialogues 1-28 trained on since v12.14, 29-32 not: only the first measurements above measure unseen conversations)", "",
+    out += ["", "### Now (dialogues 1-28 trained on since v12.14, 29-35 not: only the first measurements above measure unseen conversations)", "",
             "| set | conversations | follow-ups | follow-up holds the fact | unanswerable follow-ups refused | "
             "without memory | every answerable turn holds the fact |", "|---|---|---|---|---|---|---|"]
     newest = None

@@ -536,7 +536,7 @@ PAIRED_41 = (" (paired: v11.1 on held-out 41-42 fact 0.83/0.80, false refusals 0
              "1.00, 0.85, 0.13, 1.00, dialogues 33 follow-ups 0.70, their unanswerable refused 0.92; v12.17 and v12.20 on held-out "
              "59 and dialogues 34: the same figures as v12.19; v12.22 (v12.21's code, every model retrained on every set measured "
              "before it, the gate's trees never counting a rise of sem_gap or margin against answering; not shipped: it refused "
-             "three pinned questions) on held-out 60: 0.96, 0.90, 0.06, 0.95, dialogues 35 follow-ups 0.60, their unanswerable "
+             "two pinned questions and spoke a neighbour's fact for a third) on held-out 60: 0.96, 0.90, 0.06, 0.95, dialogues 35 follow-ups 0.60, their unanswerable "
              "refused 0.92; v12.23 (shipped; v12.21's models, the gate refitted on v12.21's sets under v12.22's constraint), "
              "measured after them on held-out 60: 0.96, 0.92, 0.04, 0.90, dialogues 35 follow-ups 0.57, their unanswerable "
              "refused 0.88)")

@@ -56,3 +56,13 @@ def test_trees_of_unequal_depth_and_a_lone_leaf():
         assert math.isclose(model.raw(values), -0.25 + 0.5 * leaves), (a, b)
         assert math.isclose(model.raw(values), reference_raw(model, values))
     assert model.answers({"a": 0.8, "b": 0.95}) and not model.answers({"a": 0.2, "b": 0.0})
+
+
+def test_features_compared_as_the_trees_were_trained():
+    """GradientBoosting's trees compare float32 (0.30000001 rounds to above 0.3), histogram boosting's float64."""
+    tree = [[0, 0.30000001, 1, 2, 0.0], [0, 0.0, -1, -1, -1.0], [0, 0.0, -1, -1, 1.0]]
+    x = {"a": 0.30000001}
+    as32 = GateModel.from_dict({"features": ["a"], "base": 0.0, "rate": 1.0, "trees": [tree]})
+    as64 = GateModel.from_dict({"features": ["a"], "base": 0.0, "rate": 1.0, "trees": [tree], "float32": False})
+    assert as64.raw(x) == -1.0  # 0.30000001 <= 0.30000001: left
+    assert as32.raw(x) == 1.0  # float32(0.30000001) = 0.30000001192…: right

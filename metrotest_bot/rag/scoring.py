@@ -295,8 +295,8 @@ class GateModel:
 
     def raw(self, values: dict[str, float]) -> float:
         roots, feature, threshold, left, right, value, depth = self._walk
-        # Rounded as the model that trained them compares (float32): a value a hair above a split
-        # (0.30000001 vs 0.3) goes down the same branch here as in training.
+        # Rounded as the model that trained them compares (float32 for sklearn's GradientBoosting, float64 for
+        # its histogram boosting): a value a hair above a split goes down the same branch here as in training.
         x = np.array([values.get(name, 0.0) for name in self.features], np.float32 if self.float32 else np.float64)
         x = x.astype(np.float64)
         node = roots
